@@ -1,0 +1,99 @@
+//! Precompiled modules on disk, so a restart does not recompile.
+//!
+//! A file is named by the module's SHA-256 and the engine's compatibility hash, written
+//! to a temporary name and renamed into place, and ends with the SHA-256 of its own
+//! contents. A file whose checksum does not match (torn write, bit rot, tampering) or that
+//! wasmtime refuses (another engine's build or settings) is deleted and rebuilt: nothing
+//! is ever loaded blindly.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Precompiled};
+
+use crate::runtime::Artifact;
+
+/// Length of the checksum trailer.
+const CHECKSUM_LEN: usize = 32;
+
+/// A directory of precompiled modules for one engine configuration.
+#[derive(Debug)]
+pub(crate) struct DiskCache {
+    dir: PathBuf,
+    engine_hash: String,
+}
+
+impl DiskCache {
+    pub(crate) fn open(dir: &Path, engine: &Engine) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating cache directory {}: {e}", dir.display()))?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(Self { dir: dir.to_path_buf(), engine_hash: format!("{:016x}", hasher.finish()) })
+    }
+
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}-{}.cwasm", self.engine_hash))
+    }
+
+    /// Loads a precompiled module, or `None` when there is no usable file.
+    pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<Artifact> {
+        let path = self.path(sha256);
+        let data = std::fs::read(&path).ok()?;
+        match verify_and_deserialize(engine, &data) {
+            Ok(artifact) => Some(artifact),
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "discarding unusable compiled-module cache file");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Writes a precompiled module atomically (temp file, fsync, rename).
+    pub(crate) fn store(&self, sha256: &str, artifact: &Artifact) -> anyhow::Result<()> {
+        let mut data = match artifact {
+            Artifact::Core(m) => m.serialize()?,
+            Artifact::Component(c) => c.serialize()?,
+        };
+        let checksum = Sha256::digest(&data);
+        data.extend_from_slice(&checksum);
+        let path = self.path(sha256);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+}
+
+fn verify_and_deserialize(engine: &Engine, data: &[u8]) -> Result<Artifact, String> {
+    let split = data.len().checked_sub(CHECKSUM_LEN).ok_or("file is truncated")?;
+    let (body, checksum) = data.split_at(split);
+    if Sha256::digest(body).as_slice() != checksum {
+        return Err("checksum mismatch".into());
+    }
+    match Engine::detect_precompiled(body) {
+        Some(Precompiled::Module) => deserialize_module(engine, body).map(Artifact::Core),
+        Some(Precompiled::Component) => deserialize_component(engine, body).map(Artifact::Component),
+        None => Err(wasmtime::Error::msg("not a wasmtime precompiled artifact")),
+    }
+    .map_err(|e| format!("{e:#}", e = anyhow::Error::from(e)))
+}
+
+#[expect(unsafe_code, reason = "the bytes were written by this cache and their checksum verified just before")]
+fn deserialize_module(engine: &Engine, body: &[u8]) -> wasmtime::Result<wasmtime::Module> {
+    // SAFETY: `body` passed the SHA-256 check against the trailer this cache wrote after
+    // `Module::serialize`, and wasmtime checks the engine compatibility header itself.
+    unsafe { wasmtime::Module::deserialize(engine, body) }
+}
+
+#[expect(unsafe_code, reason = "the bytes were written by this cache and their checksum verified just before")]
+fn deserialize_component(engine: &Engine, body: &[u8]) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: as for `deserialize_module`.
+    unsafe { wasmtime::component::Component::deserialize(engine, body) }
+}

@@ -1,0 +1,58 @@
+//! Runtime settings, each with a named default and the reason for its value.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Largest module accepted at upload: the seeds' 5 MiB keeps uploads and compile times
+/// bounded while fitting real-world components (a Rust wasi:http component is ~100 KB).
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 5 * 1024 * 1024;
+/// Compilation of a 5 MiB module takes a few seconds on 2 cores; 30 s stops pathological
+/// inputs without refusing large honest ones.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Compiled modules kept in memory; each holds its machine code (tens of KB for typical
+/// functions), so 512 costs little and covers a busy node's working set.
+pub const DEFAULT_MEMORY_CACHE_ENTRIES: usize = 512;
+/// Upper bound of any one instance's linear memory: the largest per-class limit of the
+/// seeds (admin, 500 MB) rounded up. Per-call limits are usually far lower.
+pub const DEFAULT_MAX_INSTANCE_MEMORY_BYTES: usize = 512 * 1024 * 1024;
+/// Instances that may run at once in this process (pooling allocator slots). Slots are
+/// virtual-address reservations, so a generous number costs no resident memory.
+pub const DEFAULT_MAX_CONCURRENT_INSTANCES: u32 = 1000;
+/// Guest stack: wasmtime's default; deep enough for real code, small enough that runaway
+/// recursion traps quickly with "call stack exhausted".
+pub const DEFAULT_MAX_WASM_STACK: usize = 512 * 1024;
+/// Epoch tick: the granularity of timeouts. 1 ms keeps a 100 ms timeout within ±2 ms.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Settings of a [`crate::Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Modules larger than this are refused at upload.
+    pub max_module_bytes: usize,
+    /// Compilation taking longer than this fails the upload.
+    pub compile_timeout: Duration,
+    /// Compiled modules kept in memory (LRU).
+    pub memory_cache_entries: usize,
+    /// Directory for precompiled modules; `None` keeps the cache in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Hard upper bound for any instance's linear memory.
+    pub max_instance_memory_bytes: usize,
+    /// Pooling allocator slots (instances alive at once).
+    pub max_concurrent_instances: u32,
+    /// Maximum guest stack size in bytes.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
+            compile_timeout: DEFAULT_COMPILE_TIMEOUT,
+            memory_cache_entries: DEFAULT_MEMORY_CACHE_ENTRIES,
+            cache_dir: None,
+            max_instance_memory_bytes: DEFAULT_MAX_INSTANCE_MEMORY_BYTES,
+            max_concurrent_instances: DEFAULT_MAX_CONCURRENT_INSTANCES,
+            max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+        }
+    }
+}

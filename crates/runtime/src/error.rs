@@ -1,0 +1,68 @@
+//! Errors a caller of the runtime can cause, with the context needed to explain them.
+
+/// Why an uploaded module was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The module is larger than the configured limit (HTTP 413).
+    #[error("module is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the upload.
+        size: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// The bytes are not a valid WebAssembly module or component (HTTP 400).
+    #[error("invalid WebAssembly: {0}")]
+    Invalid(String),
+    /// The module imports something this platform does not provide (HTTP 400).
+    #[error("module imports {import}, which is not available to functions on this platform")]
+    DisallowedImport {
+        /// The import, as `module::name` (core) or its WIT name (component).
+        import: String,
+    },
+    /// Compilation did not finish in time (HTTP 400).
+    #[error("compilation took longer than {limit_ms} ms")]
+    CompileTimeout {
+        /// The compile timeout in milliseconds.
+        limit_ms: u128,
+    },
+    /// A fault of the platform itself, not of the module (HTTP 500).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No exported function has this name (HTTP 400).
+    #[error("no exported function named `{name}`; exports: {available}")]
+    UnknownFunction {
+        /// The requested name.
+        name: String,
+        /// The signatures of every exported function.
+        available: String,
+    },
+    /// Arguments do not fit the function's parameters (HTTP 400).
+    #[error("{message}; expected {signature}")]
+    BadArguments {
+        /// What is wrong.
+        message: String,
+        /// The function's real signature.
+        signature: String,
+    },
+    /// The call ran past its deadline and was stopped (HTTP 504).
+    #[error("execution exceeded the timeout of {timeout_ms} ms")]
+    Timeout {
+        /// The timeout that applied.
+        timeout_ms: u64,
+    },
+    /// The guest trapped, ran out of memory or stack (HTTP 500).
+    #[error("{0}")]
+    Trap(String),
+    /// The result could not be turned into JSON as asked (HTTP 500: the guest broke the ABI).
+    #[error("bad result: {0}")]
+    BadResult(String),
+    /// A fault of the platform itself (HTTP 500).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}

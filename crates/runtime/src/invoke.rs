@@ -1,0 +1,231 @@
+//! Calling an exported function with JSON: a fresh store per call with its memory cap
+//! and deadline, instantiation from the pre-linked module, argument mapping, and trap
+//! classification (timeout, memory, trap).
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{ResourceTable, p1::WasiP1Ctx};
+
+use crate::component_json::{json_to_val, val_to_json};
+use crate::core_abi;
+use crate::error::InvokeError;
+use crate::component_json::type_name;
+use crate::inspect::{component_exports, component_function, core_function};
+use crate::limits::{MemoryLimitExceeded, MemoryLimiter};
+use crate::runtime::{Compiled, Inner};
+
+/// Timeout of a call when the caller gives none: the seeds' limit for user modules.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Memory cap of a call when the caller gives none: the seeds' 50 MB for user modules.
+pub const DEFAULT_MAX_MEMORY_BYTES: usize = 50 * 1024 * 1024;
+
+/// How to read a core function's result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultEncoding {
+    /// Plain numbers (the default).
+    #[default]
+    Values,
+    /// A UTF-8 string read from guest memory.
+    String,
+    /// Bytes read from guest memory, returned as `{"base64": …}`.
+    Bytes,
+    /// A JSON document read from guest memory.
+    Json,
+}
+
+/// One call.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// Exported function name (`interface#func` inside component interfaces).
+    pub function: String,
+    /// A JSON array of positional arguments; for components also an object by name.
+    pub args: Json,
+    /// Wall-clock limit for instantiation plus the call.
+    pub timeout: Duration,
+    /// Linear memory cap for the call.
+    pub max_memory_bytes: usize,
+    /// How to read a core function's result.
+    pub result: ResultEncoding,
+}
+
+impl InvokeRequest {
+    /// A call with default limits.
+    pub fn new(function: impl Into<String>, args: Json) -> Self {
+        Self {
+            function: function.into(),
+            args,
+            timeout: DEFAULT_TIMEOUT,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            result: ResultEncoding::Values,
+        }
+    }
+}
+
+/// What a successful call returned.
+#[derive(Debug, Clone)]
+pub struct InvokeOutput {
+    /// The result as JSON.
+    pub result: Json,
+    /// Peak linear memory of the instance.
+    pub memory_used_bytes: u64,
+    /// Time spent instantiating and running.
+    pub elapsed: Duration,
+}
+
+/// Store data for core modules.
+pub(crate) struct CoreHost {
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) wasi: WasiP1Ctx,
+}
+
+/// Store data for components.
+pub(crate) struct ComponentHost {
+    pub(crate) limiter: MemoryLimiter,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for ComponentHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Arms the store's deadline: the guest yields to the executor every epoch tick and is
+/// interrupted once `deadline` has passed.
+fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+    });
+}
+
+/// Sorts a wasmtime error into timeout, memory, trap or platform fault.
+fn classify(err: wasmtime::Error, timeout: Duration) -> InvokeError {
+    if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
+        return InvokeError::Timeout { timeout_ms: timeout.as_millis() as u64 };
+    }
+    if let Some(mem) = err.downcast_ref::<MemoryLimitExceeded>() {
+        return InvokeError::Trap(mem.to_string());
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        let place = err
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .and_then(|bt| bt.frames().first().and_then(|f| f.func_name().map(|n| format!(" in function `{n}`"))))
+            .unwrap_or_default();
+        return InvokeError::Trap(format!("{trap}{place}"));
+    }
+    InvokeError::Trap(format!("{:#}", anyhow::Error::from(err)))
+}
+
+pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeRequest) -> Result<InvokeOutput, InvokeError> {
+    let started = Instant::now();
+    let deadline = started + req.timeout;
+    let limiter = MemoryLimiter::new(req.max_memory_bytes);
+    let (result, peak) = match compiled {
+        Compiled::Core { pre, .. } => {
+            let mut store = Store::new(&inner.engine, CoreHost { limiter, wasi: WasiCtxBuilder::new().build_p1() });
+            store.limiter(|h| &mut h.limiter);
+            arm_deadline(&mut store, deadline);
+            let result = call_core(&mut store, pre, &req).await;
+            (result, store.data().limiter.peak_bytes())
+        }
+        Compiled::Component { component, pre } => {
+            let host = ComponentHost { limiter, wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() };
+            let mut store = Store::new(&inner.engine, host);
+            store.limiter(|h| &mut h.limiter);
+            arm_deadline(&mut store, deadline);
+            let result = call_component(&inner.engine, &mut store, component, pre, &req).await;
+            (result, store.data().limiter.peak_bytes())
+        }
+    };
+    Ok(InvokeOutput { result: result?, memory_used_bytes: peak as u64, elapsed: started.elapsed() })
+}
+
+fn positional(args: &Json, signature: &str) -> Result<Vec<Json>, InvokeError> {
+    match args {
+        Json::Array(items) => Ok(items.clone()),
+        Json::Null => Ok(vec![]),
+        _ => Err(InvokeError::BadArguments { message: "args must be a JSON array".into(), signature: signature.into() }),
+    }
+}
+
+async fn call_core(store: &mut Store<CoreHost>, pre: &wasmtime::InstancePre<CoreHost>, req: &InvokeRequest) -> Result<Json, InvokeError> {
+    let instance = pre.instantiate_async(&mut *store).await.map_err(|e| classify(e, req.timeout))?;
+    let Some(func) = instance.get_func(&mut *store, &req.function) else {
+        let available = pre
+            .module()
+            .exports()
+            .filter_map(|e| e.ty().func().map(|f| core_function(e.name(), f).signature))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(InvokeError::UnknownFunction { name: req.function.clone(), available });
+    };
+    let ty = func.ty(&*store);
+    let signature = core_function(&req.function, &ty).signature;
+    let args = positional(&req.args, &signature)?;
+    let params = core_abi::lower_args(&mut *store, &instance, &ty, &args, &signature).await?;
+    let mut results = vec![wasmtime::Val::I32(0); ty.results().len()];
+    func.call_async(&mut *store, &params, &mut results).await.map_err(|e| classify(e, req.timeout))?;
+    core_abi::lift_results(&mut *store, &instance, &results, req.result)
+}
+
+async fn call_component(
+    engine: &wasmtime::Engine,
+    store: &mut Store<ComponentHost>,
+    component: &wasmtime::component::Component,
+    pre: &wasmtime::component::InstancePre<ComponentHost>,
+    req: &InvokeRequest,
+) -> Result<Json, InvokeError> {
+    let unknown = || InvokeError::UnknownFunction {
+        name: req.function.clone(),
+        available: component_exports(engine, component)
+            .into_iter()
+            .map(|f| f.signature)
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let index = match req.function.split_once('#') {
+        Some((iface, func)) => {
+            let iface = component.get_export_index(None, iface).ok_or_else(unknown)?;
+            component.get_export_index(Some(&iface), func)
+        }
+        None => component.get_export_index(None, &req.function),
+    }
+    .ok_or_else(unknown)?;
+    let instance = pre.instantiate_async(&mut *store).await.map_err(|e| classify(e, req.timeout))?;
+    let func = instance.get_func(&mut *store, index).ok_or_else(unknown)?;
+    let ty = func.ty(&*store);
+    let signature = component_function(&req.function, &ty).signature;
+    let bad = |message: String| InvokeError::BadArguments { message, signature: signature.clone() };
+    let param_types: Vec<(String, wasmtime::component::types::Type)> = ty.params().map(|(n, t)| (n.to_string(), t)).collect();
+    let args: Vec<Json> = match &req.args {
+        Json::Object(obj) => {
+            if let Some(extra) = obj.keys().find(|k| !param_types.iter().any(|(n, _)| n == *k)) {
+                return Err(bad(format!("unknown parameter `{extra}`")));
+            }
+            param_types.iter().map(|(n, _)| obj.get(n).cloned().unwrap_or(Json::Null)).collect()
+        }
+        other => positional(other, &signature)?,
+    };
+    if args.len() != param_types.len() {
+        return Err(bad(format!("expected {} arguments, got {}", param_types.len(), args.len())));
+    }
+    let mut params = Vec::with_capacity(args.len());
+    for ((name, ty), arg) in param_types.iter().zip(&args) {
+        params.push(json_to_val(ty, arg).map_err(|m| bad(format!("parameter `{name}` ({}): {m}", type_name(ty))))?);
+    }
+    let mut results = vec![wasmtime::component::Val::Bool(false); ty.results().len()];
+    func.call_async(&mut *store, &params, &mut results).await.map_err(|e| classify(e, req.timeout))?;
+    Ok(match results.as_slice() {
+        [] => Json::Null,
+        [one] => val_to_json(one),
+        many => Json::Array(many.iter().map(val_to_json).collect()),
+    })
+}

@@ -1,0 +1,38 @@
+//! The edgefn sandbox: everything that touches wasmtime, and nothing that touches a
+//! socket or a database.
+//!
+//! [`Runtime`] validates and inspects uploaded modules ([`Runtime::prepare`]), keeps
+//! compiled code in a two-level cache (memory LRU, then precompiled files on disk keyed
+//! by SHA-256 and the engine's compatibility hash), and runs exported functions with
+//! JSON arguments under a wall-clock timeout and a memory cap ([`Runtime::invoke`]).
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use edgefn_runtime::{InvokeRequest, Runtime, RuntimeConfig};
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let wasm = std::fs::read("add.wasm")?;
+//! let prepared = runtime.prepare(&wasm).await?;
+//! let loaded = runtime.load(&prepared.sha256, || async { Ok(wasm.clone()) }).await?;
+//! let out = runtime
+//!     .invoke(&loaded.module, InvokeRequest::new("add", serde_json::json!([1, 2])))
+//!     .await?;
+//! assert_eq!(out.result, serde_json::json!(3));
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod component_json;
+mod config;
+mod core_abi;
+mod error;
+mod inspect;
+mod invoke;
+mod limits;
+mod runtime;
+
+pub use component_json::{json_to_val, type_name, val_to_json};
+pub use config::RuntimeConfig;
+pub use error::{InvokeError, PrepareError};
+pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
+pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding};
+pub use runtime::{Compiled, Loaded, Prepared, Runtime};

@@ -1,0 +1,287 @@
+//! The [`Runtime`]: one wasmtime engine configured as we promise (pooling allocator,
+//! copy-on-write memory images, epoch interruption), the linkers that define what a guest
+//! may import, and the compiled-module cache in front of the compiler.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+
+use crate::cache::DiskCache;
+use crate::config::{EPOCH_TICK, RuntimeConfig};
+use crate::error::{InvokeError, PrepareError};
+use crate::inspect::{self, ModuleInfo, ModuleKind};
+use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
+
+/// The WebAssembly magic number every binary starts with.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// Compiled code before it is linked.
+pub(crate) enum Artifact {
+    Core(Module),
+    Component(Component),
+}
+
+/// A module compiled and linked, ready to instantiate in microseconds.
+pub enum Compiled {
+    /// A core module.
+    #[allow(private_interfaces, reason = "the host state type is an implementation detail")]
+    Core {
+        /// The pre-linked module.
+        pre: wasmtime::InstancePre<CoreHost>,
+    },
+    /// A component.
+    #[allow(private_interfaces, reason = "the host state type is an implementation detail")]
+    Component {
+        /// The component, for export lookups.
+        component: Component,
+        /// The pre-linked component.
+        pre: wasmtime::component::InstancePre<ComponentHost>,
+    },
+}
+
+/// A module validated at upload.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// Kind, world, exports and memory.
+    pub info: ModuleInfo,
+}
+
+/// A compiled module from [`Runtime::load`].
+#[derive(Clone)]
+pub struct Loaded {
+    /// The compiled module.
+    pub module: Arc<Compiled>,
+    /// True when no compilation was needed (found in memory or on disk).
+    pub cache_hit: bool,
+}
+
+/// The sandbox. Cheap to clone; clones share the engine and caches.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    config: RuntimeConfig,
+    core_linker: wasmtime::Linker<CoreHost>,
+    component_linker: wasmtime::component::Linker<ComponentHost>,
+    memory: Mutex<LruCache<String, Arc<Compiled>>>,
+    disk: Option<DiskCache>,
+    compilations: AtomicU64,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Builds the engine, linkers and caches, and starts the epoch ticker thread.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(config.max_concurrent_instances)
+            .total_component_instances(config.max_concurrent_instances)
+            .total_memories(config.max_concurrent_instances)
+            .total_tables(config.max_concurrent_instances)
+            .total_stacks(config.max_concurrent_instances)
+            .max_memory_size(config.max_instance_memory_bytes);
+        let mut wasm = wasmtime::Config::new();
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // Instantiation maps the module's data image copy-on-write instead of copying it.
+            .memory_init_cow(true)
+            // Timeouts: a 1 ms ticker bumps the epoch; each store checks its own deadline.
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .wasm_component_model(true);
+        let engine = Engine::new(&wasm).map_err(anyhow::Error::from)?;
+
+        let mut core_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |h: &mut CoreHost| &mut h.wasi).map_err(anyhow::Error::from)?;
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
+
+        let disk = config.cache_dir.as_deref().map(|dir| DiskCache::open(dir, &engine)).transpose()?;
+        let capacity = NonZeroUsize::new(config.memory_cache_entries.max(1)).expect("max(1) is non-zero");
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), stop_ticker.clone())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                core_linker,
+                component_linker,
+                memory: Mutex::new(LruCache::new(capacity)),
+                disk,
+                compilations: AtomicU64::new(0),
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// The settings this runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// How many modules this runtime has compiled (cache misses), for tests and metrics.
+    pub fn compilations(&self) -> u64 {
+        self.inner.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Validates an upload fully (size, magic number, engine validation, imports), learns
+    /// its kind and exports, and leaves it compiled in the cache so the first call is hot.
+    pub async fn prepare(&self, bytes: &[u8]) -> Result<Prepared, PrepareError> {
+        let limit = self.inner.config.max_module_bytes;
+        if bytes.len() > limit {
+            return Err(PrepareError::TooLarge { size: bytes.len(), limit });
+        }
+        if !bytes.starts_with(WASM_MAGIC) {
+            return Err(PrepareError::Invalid("not a WebAssembly binary (it does not start with the \\0asm magic number)".into()));
+        }
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let artifact = self.compile(bytes).await?;
+        let compiled = self.link(artifact_ref(&artifact))?;
+        let info = match &artifact {
+            Artifact::Core(module) => {
+                let (memory_pages, max_memory_pages) = inspect::core_memory(module);
+                ModuleInfo { kind: ModuleKind::Core, world: None, exports: inspect::core_exports(module), memory_pages, max_memory_pages }
+            }
+            Artifact::Component(c) => ModuleInfo {
+                kind: ModuleKind::Component,
+                world: Some(inspect::component_world(&self.inner.engine, c)),
+                exports: inspect::component_exports(&self.inner.engine, c),
+                memory_pages: None,
+                max_memory_pages: None,
+            },
+        };
+        self.remember(&sha256, &artifact, Arc::new(compiled)).await;
+        Ok(Prepared { sha256, size: bytes.len(), info })
+    }
+
+    /// The compiled module for `sha256`: from memory, from the disk cache, or compiled
+    /// from the bytes `fetch` returns.
+    pub async fn load<F, Fut>(&self, sha256: &str, fetch: F) -> anyhow::Result<Loaded>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = anyhow::Result<Vec<u8>>>,
+    {
+        if let Some(hit) = self.inner.memory.lock().expect("cache lock").get(sha256).cloned() {
+            return Ok(Loaded { module: hit, cache_hit: true });
+        }
+        if self.inner.disk.is_some() {
+            let this = self.clone();
+            let key = sha256.to_string();
+            let from_disk = tokio::task::spawn_blocking(move || {
+                let disk = this.inner.disk.as_ref().expect("checked above");
+                disk.load(&this.inner.engine, &key).map(|a| this.link(artifact_ref(&a)))
+            })
+            .await?;
+            if let Some(compiled) = from_disk {
+                let compiled = Arc::new(compiled?);
+                self.inner.memory.lock().expect("cache lock").put(sha256.to_string(), compiled.clone());
+                return Ok(Loaded { module: compiled, cache_hit: true });
+            }
+        }
+        let bytes = fetch().await?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        anyhow::ensure!(actual == sha256, "artifact {sha256} has SHA-256 {actual}: refusing to run it");
+        let artifact = self.compile(&bytes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let compiled = Arc::new(self.link(artifact_ref(&artifact))?);
+        self.remember(sha256, &artifact, compiled.clone()).await;
+        Ok(Loaded { module: compiled, cache_hit: false })
+    }
+
+    /// Calls an exported function with JSON arguments under the request's limits.
+    pub async fn invoke(&self, compiled: &Compiled, req: InvokeRequest) -> Result<InvokeOutput, InvokeError> {
+        invoke::invoke(&self.inner, compiled, req).await
+    }
+
+    /// Compiles on a blocking thread, bounded by the compile timeout. A compilation that
+    /// overruns keeps its thread until cranelift finishes, but the caller is answered.
+    async fn compile(&self, bytes: &[u8]) -> Result<Artifact, PrepareError> {
+        let engine = self.inner.engine.clone();
+        let owned = bytes.to_vec();
+        let task = tokio::task::spawn_blocking(move || {
+            if wasmparser::Parser::is_component(&owned) {
+                Component::new(&engine, &owned).map(Artifact::Component)
+            } else {
+                Module::new(&engine, &owned).map(Artifact::Core)
+            }
+        });
+        let limit = self.inner.config.compile_timeout;
+        let result = tokio::time::timeout(limit, task)
+            .await
+            .map_err(|_| PrepareError::CompileTimeout { limit_ms: limit.as_millis() })?
+            .map_err(|e| PrepareError::Internal(e.into()))?;
+        self.inner.compilations.fetch_add(1, Ordering::Relaxed);
+        result.map_err(|e| PrepareError::Invalid(format!("{:#}", anyhow::Error::from(e))))
+    }
+
+    /// Links against what guests may import; an unknown import is named in the error.
+    fn link(&self, artifact: ArtifactRef<'_>) -> Result<Compiled, PrepareError> {
+        let refused = |e: wasmtime::Error| {
+            let text = format!("{:#}", anyhow::Error::from(e));
+            let import = text.split('`').nth(1).map(str::to_string).unwrap_or(text);
+            PrepareError::DisallowedImport { import }
+        };
+        Ok(match artifact {
+            ArtifactRef::Core(m) => Compiled::Core { pre: self.inner.core_linker.instantiate_pre(m).map_err(refused)? },
+            ArtifactRef::Component(c) => Compiled::Component {
+                component: c.clone(),
+                pre: self.inner.component_linker.instantiate_pre(c).map_err(refused)?,
+            },
+        })
+    }
+
+    async fn remember(&self, sha256: &str, artifact: &Artifact, compiled: Arc<Compiled>) {
+        self.inner.memory.lock().expect("cache lock").put(sha256.to_string(), compiled);
+        if self.inner.disk.is_some() {
+            let this = self.clone();
+            let key = sha256.to_string();
+            let owned = match artifact {
+                Artifact::Core(m) => Artifact::Core(m.clone()),
+                Artifact::Component(c) => Artifact::Component(c.clone()),
+            };
+            let written = tokio::task::spawn_blocking(move || this.inner.disk.as_ref().expect("checked above").store(&key, &owned)).await;
+            if let Err(e) = written.map_err(anyhow::Error::from).and_then(|r| r) {
+                tracing::warn!(sha256, error = %e, "could not write the compiled-module cache; it will be rebuilt on restart");
+            }
+        }
+    }
+}
+
+/// A borrowed [`Artifact`], so linking does not need ownership.
+enum ArtifactRef<'a> {
+    Core(&'a Module),
+    Component(&'a Component),
+}
+
+fn artifact_ref(a: &Artifact) -> ArtifactRef<'_> {
+    match a {
+        Artifact::Core(m) => ArtifactRef::Core(m),
+        Artifact::Component(c) => ArtifactRef::Component(c),
+    }
+}
+
+/// Bumps the engine epoch every tick until the runtime is dropped.
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    std::thread::Builder::new().name("edgefn-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(EPOCH_TICK);
+            engine.increment_epoch();
+        }
+    })?;
+    Ok(())
+}

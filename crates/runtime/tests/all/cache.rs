@@ -1,0 +1,74 @@
+//! The disk cache survives restarts and never loads a damaged or foreign file.
+
+use std::path::{Path, PathBuf};
+
+use edgefn_runtime::{InvokeRequest, Runtime, RuntimeConfig};
+use serde_json::json;
+
+use crate::example;
+
+fn with_disk(dir: &Path) -> Runtime {
+    Runtime::new(RuntimeConfig { cache_dir: Some(dir.to_path_buf()), ..Default::default() }).unwrap()
+}
+
+fn cache_file(dir: &Path) -> PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+async fn load_from_scratch(dir: &Path, bytes: Vec<u8>, sha: &str) -> (bool, u64) {
+    let rt = with_disk(dir);
+    let loaded = rt.load(sha, || async move { Ok(bytes) }).await.unwrap();
+    let out = rt.invoke(&loaded.module, InvokeRequest::new("add", json!([2, 3]))).await.unwrap();
+    assert_eq!(out.result, json!(5));
+    (loaded.cache_hit, rt.compilations())
+}
+
+#[tokio::test]
+async fn a_restart_reuses_compiled_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = example("add.wat");
+    let sha = with_disk(dir.path()).prepare(&bytes).await.unwrap().sha256;
+    assert_eq!(load_from_scratch(dir.path(), bytes, &sha).await, (true, 0));
+}
+
+#[tokio::test]
+async fn a_corrupt_cache_file_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = example("add.wat");
+    let sha = with_disk(dir.path()).prepare(&bytes).await.unwrap().sha256;
+    let file = cache_file(dir.path());
+    let mut data = std::fs::read(&file).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0xff;
+    std::fs::write(&file, &data).unwrap();
+
+    assert_eq!(load_from_scratch(dir.path(), bytes.clone(), &sha).await, (false, 1));
+    // The rebuilt file is good again.
+    assert_eq!(load_from_scratch(dir.path(), bytes, &sha).await, (true, 0));
+}
+
+#[tokio::test]
+async fn a_foreign_engines_file_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = example("add.wat");
+    let sha = with_disk(dir.path()).prepare(&bytes).await.unwrap().sha256;
+    // Precompiled by an engine with other settings, with a valid checksum trailer.
+    let foreign = wasmtime::Engine::default();
+    let mut data = wasmtime::Module::new(&foreign, &bytes).unwrap().serialize().unwrap();
+    let checksum = <sha2::Sha256 as sha2::Digest>::digest(&data);
+    data.extend_from_slice(&checksum);
+    std::fs::write(cache_file(dir.path()), &data).unwrap();
+
+    assert_eq!(load_from_scratch(dir.path(), bytes, &sha).await, (false, 1));
+}
+
+#[tokio::test]
+async fn fetched_bytes_must_match_their_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = with_disk(dir.path());
+    let wrong = "0".repeat(64);
+    let err = rt.load(&wrong, || async { Ok(example("add.wat")) }).await.err().unwrap();
+    assert!(err.to_string().contains("refusing to run it"), "{err}");
+}
