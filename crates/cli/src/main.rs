@@ -1,1 +1,57 @@
-fn main() {}
+//! `edgefn`: run the platform (`edgefn up`) and drive it from the terminal.
+
+mod client;
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// Run WebAssembly functions: upload a module, call its exports with JSON.
+#[derive(Parser)]
+#[command(name = "edgefn", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane API with local storage under ./.edgefn.
+    Up(commands::up::UpCommand),
+    /// Upload, list, show and delete modules.
+    #[command(subcommand)]
+    Module(commands::module::ModuleCommand),
+    /// Call an exported function: `edgefn invoke add add 1 2`.
+    Invoke(commands::invoke::InvokeCommand),
+    /// Show a module's execution history, newest first.
+    Executions(commands::history::ExecutionsCommand),
+    /// Show a module's call statistics.
+    Stats(commands::history::StatsCommand),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(c) => c.execute().await,
+        Command::Module(c) => c.execute().await,
+        Command::Invoke(c) => c.execute().await,
+        Command::Executions(c) => c.execute().await,
+        Command::Stats(c) => c.execute().await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,1 +1,138 @@
-//! placeholder
+//! The edgefn control plane: the REST API over the module registry, invoke and history.
+//!
+//! [`open`] prepares the data directory (database with migrations, artifacts, compiled
+//! cache, first admin token); [`app`] is the axum router, callable without a socket in
+//! tests; [`serve`] runs it on a listener until shutdown.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = edgefn_control::ControlConfig::default();
+//! let opened = edgefn_control::open(&config).await?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! edgefn_control::serve(listener, opened.state, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod body;
+mod config;
+mod error;
+mod executions;
+mod invoke;
+mod modules;
+mod recorder;
+mod state;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::{get, post};
+use edgefn_runtime::{Runtime, RuntimeConfig};
+use edgefn_store::{Artifacts, Database};
+
+pub use config::{ApiSettings, ControlConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_RECORDED_BYTES};
+pub use error::ApiError;
+pub use recorder::Recorder;
+pub use state::AppState;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// File in the data directory holding the first admin token (mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// A prepared control plane.
+pub struct Opened {
+    /// State for [`app`].
+    pub state: AppState,
+    /// The first admin's token, when it was created by this call (print it once).
+    pub new_admin_token: Option<String>,
+}
+
+/// Opens the data directory: database (migrated), artifacts (unreferenced ones removed),
+/// compiled-module cache, and the first admin with a token on first start.
+pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
+    let ControlConfig { listen: _, data_dir, max_module_bytes, execution_retention } = config;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let db_path = data_dir.join("edgefn.db");
+    let db = Database::open(&format!("sqlite://{}", db_path.display())).await.context("opening the database")?;
+    let artifacts = Artifacts::local(&data_dir.join("artifacts")).context("opening the artifact store")?;
+    let removed = artifacts.collect_garbage(&db.referenced_digests().await?).await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed artifacts left by interrupted uploads");
+    }
+    let runtime = Runtime::new(RuntimeConfig {
+        max_module_bytes: *max_module_bytes,
+        cache_dir: Some(data_dir.join("cache")),
+        ..RuntimeConfig::default()
+    })?;
+
+    let mut new_token = None;
+    let (_, created) = db
+        .ensure_admin(|| {
+            let token = auth::new_token();
+            let hash = auth::hash_token(&token);
+            new_token = Some(token);
+            hash
+        })
+        .await?;
+    let new_admin_token = if created {
+        let token = new_token.expect("token made when the admin was created");
+        write_secret(&data_dir.join(ADMIN_TOKEN_FILE), &token)?;
+        Some(token)
+    } else {
+        None
+    };
+
+    let recorder = Recorder::start(db.clone(), *execution_retention);
+    let settings = Arc::new(ApiSettings { max_module_bytes: *max_module_bytes, max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES });
+    Ok(Opened { state: AppState { db, artifacts, runtime, recorder, settings }, new_admin_token })
+}
+
+/// Writes a file only its owner can read.
+fn write_secret(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{content}")?;
+    Ok(())
+}
+
+/// The REST API.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/modules", post(modules::upload).get(modules::list))
+        .route("/api/v1/modules/{id}", get(modules::show).patch(modules::patch).delete(modules::delete))
+        .route("/api/v1/modules/{id}/versions", get(modules::versions))
+        .route("/api/v1/modules/{id}/invoke", post(invoke::invoke))
+        .route("/api/v1/modules/{id}/executions", get(executions::list))
+        .route("/api/v1/modules/{id}/stats", get(executions::stats))
+        .route("/functions/v1/wasm-executor", post(invoke::executor))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/api/v1/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        })
+        // Uploads enforce their own limit (413 in our format); lift axum's default of 2 MB.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let recorder = state.recorder.clone();
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    recorder.flush().await;
+    Ok(())
+}

@@ -1,1 +1,28 @@
-//! placeholder
+//! Where edgefn keeps things: metadata in SQL (sqlx, SQLite by default) with versioned
+//! migrations, and module bytes in an artifact store (object_store, a local directory by
+//! default) addressed by SHA-256.
+//!
+//! Writes that belong together happen in one transaction, and artifacts are written
+//! before the rows that reference them, so a crash at any moment leaves either a whole
+//! module or nothing; [`Artifacts::collect_garbage`] removes bytes no row references.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), edgefn_store::StoreError> {
+//! let db = edgefn_store::Database::open("sqlite://.edgefn/edgefn.db").await?;
+//! let modules = db.list_modules(&edgefn_store::ModuleFilter::default()).await?;
+//! # Ok(()) }
+//! ```
+
+mod artifacts;
+mod database;
+mod error;
+mod models;
+mod time;
+
+pub use artifacts::Artifacts;
+pub use database::Database;
+pub use error::StoreError;
+pub use models::{
+    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewVersion, User,
+};
+pub use time::now_ms;

@@ -1,0 +1,6 @@
+//! One file per subcommand, each with `execute(self)`.
+
+pub mod history;
+pub mod invoke;
+pub mod module;
+pub mod up;

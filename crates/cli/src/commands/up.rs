@@ -1,0 +1,95 @@
+//! `edgefn up`: everything on one machine — the control plane API with SQLite, artifacts
+//! and the compiled cache under the data directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `edgefn up`; each may also come from `EDGEFN_*` or a TOML file.
+#[derive(Args, Debug)]
+pub struct UpCommand {
+    /// Address of the REST API.
+    #[arg(long, env = "EDGEFN_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the database, artifacts, compiled cache and admin token live.
+    #[arg(long, env = "EDGEFN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Largest module accepted, in bytes.
+    #[arg(long, env = "EDGEFN_MAX_MODULE_BYTES")]
+    max_module_bytes: Option<usize>,
+    /// Executions kept per module.
+    #[arg(long, env = "EDGEFN_EXECUTION_RETENTION")]
+    execution_retention: Option<i64>,
+    /// A TOML file with any of the settings above (flags win).
+    #[arg(long, env = "EDGEFN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "EDGEFN_LOG_JSON")]
+    log_json: bool,
+}
+
+/// The optional TOML file; unknown keys are an error so typos do not pass silently.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    max_module_bytes: Option<usize>,
+    execution_retention: Option<i64>,
+}
+
+impl UpCommand {
+    /// The settings: flags, then the file, then defaults.
+    fn config(&self) -> anyhow::Result<edgefn_control::ControlConfig> {
+        let file: FileConfig = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let defaults = edgefn_control::ControlConfig::default();
+        Ok(edgefn_control::ControlConfig {
+            listen: self.listen.or(file.listen).unwrap_or(defaults.listen),
+            data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
+            max_module_bytes: self.max_module_bytes.or(file.max_module_bytes).unwrap_or(defaults.max_module_bytes),
+            execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
+        })
+    }
+
+    /// Runs until ctrl-c or SIGTERM.
+    pub async fn execute(self) -> anyhow::Result<()> {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEFN_LOG").unwrap_or_else(|_| "info".into());
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+        if self.log_json { logs.json().init() } else { logs.init() }
+
+        let config = self.config()?;
+        let opened = edgefn_control::open(&config).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        println!("edgefn is up");
+        println!("  API         http://{addr}  (OpenAPI: http://{addr}/api/v1/openapi.json)");
+        println!("  data        {}", config.data_dir.display());
+        let token_file = config.data_dir.join(edgefn_control::ADMIN_TOKEN_FILE);
+        match &opened.new_admin_token {
+            Some(token) => println!("  admin token {token}\n              (shown once; saved to {}, mode 0600)", token_file.display()),
+            None => println!("  admin token in {}", token_file.display()),
+        }
+        println!("listening on http://{addr}");
+        edgefn_control::serve(listener, opened.state, shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,52 @@
+//! Control-plane settings with named defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The API listens on loopback by default: exposing it is a deliberate choice.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Data lives beside the working directory, like `.git`.
+pub const DEFAULT_DATA_DIR: &str = ".edgefn";
+/// Executions kept per module: enough for meaningful percentiles, bounded disk use.
+pub const DEFAULT_EXECUTION_RETENTION: i64 = 10_000;
+/// Input and output kept per execution; larger values are cut with a marker.
+pub const DEFAULT_MAX_RECORDED_BYTES: usize = 4096;
+/// Timeout of a new module: the seeds' limit for user modules.
+pub const DEFAULT_MODULE_TIMEOUT_MS: i64 = 10_000;
+/// Memory cap of a new module: 800 pages = 50 MiB, the seeds' user limit.
+pub const DEFAULT_MODULE_MAX_MEMORY_PAGES: i64 = 800;
+/// Longest timeout a module may be given.
+pub const MAX_MODULE_TIMEOUT_MS: i64 = 600_000;
+
+/// Settings of the control plane.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Address of the REST API.
+    pub listen: SocketAddr,
+    /// Database, artifacts, compiled cache and the admin token live here.
+    pub data_dir: PathBuf,
+    /// Largest module accepted.
+    pub max_module_bytes: usize,
+    /// Executions kept per module.
+    pub execution_retention: i64,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            max_module_bytes: edgefn_runtime::RuntimeConfig::default().max_module_bytes,
+            execution_retention: DEFAULT_EXECUTION_RETENTION,
+        }
+    }
+}
+
+/// The settings handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest module accepted.
+    pub max_module_bytes: usize,
+    /// Input/output kept per execution.
+    pub max_recorded_bytes: usize,
+}

@@ -1,0 +1,93 @@
+//! The API's one error type: `{"error": {"code": …, "message": …}}` with the right status.
+//! 5xx faults of the platform are logged in full and answered without internals.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use edgefn_runtime::{InvokeError, PrepareError};
+use edgefn_store::StoreError;
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// Any status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    /// 400 `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    /// 500 `internal`: logs the detail, answers without it.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+    }
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<PrepareError> for ApiError {
+    fn from(err: PrepareError) -> Self {
+        match err {
+            PrepareError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string()),
+            PrepareError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_wasm", err.to_string()),
+            PrepareError::DisallowedImport { .. } => Self::new(StatusCode::BAD_REQUEST, "disallowed_import", err.to_string()),
+            PrepareError::CompileTimeout { .. } => Self::new(StatusCode::BAD_REQUEST, "compile_timeout", err.to_string()),
+            PrepareError::Internal(e) => Self::internal(format!("{e:#}")),
+        }
+    }
+}
+
+impl From<&InvokeError> for ApiError {
+    fn from(err: &InvokeError) -> Self {
+        match err {
+            InvokeError::UnknownFunction { .. } => Self::new(StatusCode::BAD_REQUEST, "unknown_function", err.to_string()),
+            InvokeError::BadArguments { .. } => Self::new(StatusCode::BAD_REQUEST, "bad_arguments", err.to_string()),
+            InvokeError::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", err.to_string()),
+            InvokeError::Trap(_) | InvokeError::BadResult(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "trap", err.to_string()),
+            InvokeError::Internal(e) => Self::internal(format!("{e:#}")),
+        }
+    }
+}

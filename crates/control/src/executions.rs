@@ -1,0 +1,43 @@
+//! Execution history and statistics of a module.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most rows in one page.
+const MAX_PAGE: i64 = 500;
+/// Rows in a page when the caller does not say.
+const DEFAULT_PAGE: i64 = 50;
+
+/// Paging of the history.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /api/v1/modules/{id}/executions?limit=&offset=`: newest first.
+pub async fn list(State(state): State<AppState>, Path(id): Path<String>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
+    let offset = page.offset.unwrap_or(0);
+    if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
+        return Err(ApiError::bad_request(format!("limit must be 1..={MAX_PAGE} and offset at least 0")));
+    }
+    let module = state.db.module_by_id_or_name(&id).await?;
+    state.recorder.flush().await;
+    let (executions, total) = state.db.executions(&module.id, limit, offset).await?;
+    Ok(Json(json!({"executions": executions, "total": total, "limit": limit, "offset": offset})))
+}
+
+/// `GET /api/v1/modules/{id}/stats`.
+pub async fn stats(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let module = state.db.module_by_id_or_name(&id).await?;
+    state.recorder.flush().await;
+    let stats = state.db.execution_stats(&module.id).await?;
+    Ok(Json(serde_json::to_value(stats).map_err(ApiError::internal)?))
+}

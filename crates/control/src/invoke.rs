@@ -1,0 +1,150 @@
+//! Calling functions: `POST /api/v1/modules/{id}/invoke` and the seeds' compatible
+//! `POST /functions/v1/wasm-executor`. Every call, failed or not, is recorded.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use edgefn_runtime::{InvokeRequest, ResultEncoding};
+use edgefn_store::{Execution, Module, ModuleVersion, User, now_ms};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Body of an invoke.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InvokeBody {
+    function: String,
+    #[serde(default)]
+    args: Value,
+    timeout_ms: Option<u64>,
+    version: Option<String>,
+    #[serde(default)]
+    result: ResultEncoding,
+}
+
+/// Body of the seeds' executor endpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecutorBody {
+    module_id: String,
+    function_name: String,
+    #[serde(default)]
+    args: Value,
+    timeout_ms: Option<u64>,
+    version: Option<String>,
+    #[serde(default)]
+    result: ResultEncoding,
+}
+
+/// `POST /api/v1/modules/{id}/invoke`.
+pub async fn invoke(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<User>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<InvokeBody>,
+) -> Result<Response, ApiError> {
+    run(&state, &user, &id, body).await
+}
+
+/// `POST /functions/v1/wasm-executor`.
+pub async fn executor(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<User>,
+    JsonBody(body): JsonBody<ExecutorBody>,
+) -> Result<Response, ApiError> {
+    let ExecutorBody { module_id, function_name, args, timeout_ms, version, result } = body;
+    run(&state, &user, &module_id, InvokeBody { function: function_name, args, timeout_ms, version, result }).await
+}
+
+async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Result<Response, ApiError> {
+    let module = state.db.module_by_id_or_name(id).await?;
+    if module.status != "active" {
+        return Err(ApiError::forbidden(format!("module {} is {} and cannot be run", module.name, module.status)));
+    }
+    if body.timeout_ms == Some(0) {
+        return Err(ApiError::bad_request("timeoutMs must be at least 1"));
+    }
+    let version = state.db.version(&module.id, body.version.as_deref()).await?;
+    let artifacts = state.artifacts.clone();
+    let sha = version.sha256.clone();
+    let loaded = state
+        .runtime
+        .load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) })
+        .await
+        .map_err(|e| ApiError::internal(format!("loading {}@{}: {e:#}", module.name, version.version)))?;
+
+    // A caller may ask for less time than the module allows, never more.
+    let timeout_ms = body.timeout_ms.map_or(module.timeout_ms as u64, |t| t.min(module.timeout_ms as u64));
+    let request = InvokeRequest {
+        function: body.function.clone(),
+        args: body.args.clone(),
+        timeout: Duration::from_millis(timeout_ms),
+        max_memory_bytes: module.max_memory_pages as usize * 65536,
+        result: body.result,
+    };
+    let started = std::time::Instant::now();
+    let outcome = state.runtime.invoke(&loaded.module, request).await;
+    let elapsed = started.elapsed();
+
+    let cap = state.settings.max_recorded_bytes;
+    let mut record = Execution {
+        id: uuid_v4(),
+        module_id: module.id.clone(),
+        version: version.version.clone(),
+        executor_id: Some(user.id.clone()),
+        function_name: body.function,
+        input: capped(body.args.to_string(), cap),
+        output: None,
+        execution_time_us: elapsed.as_micros() as i64,
+        memory_used_bytes: 0,
+        cache_hit: loaded.cache_hit,
+        status: "success".into(),
+        error: None,
+        node: None,
+        created_at: now_ms(),
+    };
+    match outcome {
+        Ok(out) => {
+            record.output = Some(capped(out.result.to_string(), cap));
+            record.memory_used_bytes = out.memory_used_bytes as i64;
+            state.recorder.record(record);
+            Ok(Json(success_body(out.result, elapsed, out.memory_used_bytes, loaded.cache_hit, &module, &version)).into_response())
+        }
+        Err(err) => {
+            record.status = if matches!(err, edgefn_runtime::InvokeError::Timeout { .. }) { "timeout" } else { "error" }.into();
+            record.error = Some(capped(err.to_string(), cap));
+            state.recorder.record(record);
+            Err(ApiError::from(&err))
+        }
+    }
+}
+
+fn success_body(result: Value, elapsed: Duration, memory: u64, cache_hit: bool, module: &Module, version: &ModuleVersion) -> Value {
+    json!({
+        "result": result,
+        "executionTimeMs": elapsed.as_secs_f64() * 1000.0,
+        "memoryUsedBytes": memory,
+        "cacheHit": cache_hit,
+        "module": {"id": module.id, "name": module.name, "version": version.version, "ownerType": module.owner_type},
+    })
+}
+
+/// Cuts `text` to `cap` bytes (on a character boundary), marking the cut.
+fn capped(mut text: String, cap: usize) -> String {
+    if text.len() > cap {
+        let total = text.len();
+        text.truncate(text.floor_char_boundary(cap));
+        text.push_str(&format!("…[truncated, {total} bytes]"));
+    }
+    text
+}
+
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

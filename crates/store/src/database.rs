@@ -1,0 +1,341 @@
+//! The metadata database: open (creating and migrating), and one method per query.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use crate::error::StoreError;
+use crate::models::{
+    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleRow, ModuleVersion, NewExecution, NewModule, NewVersion,
+    User, VersionRow,
+};
+use crate::time::now_ms;
+
+/// Connections kept open: SQLite serialises writers anyway; a few readers run alongside.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// Columns of a module plus its newest version's label.
+const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.owner_type, m.name, m.description, m.status, m.is_public, \
+    m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.created_at, m.updated_at, \
+    (SELECT v.version FROM module_versions v WHERE v.module_id = m.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS latest_version";
+
+/// The metadata database.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: SqlitePool,
+}
+
+impl Database {
+    /// Opens (creating if missing) the database at `url` and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a committed transaction survives a process crash; only an OS
+            // crash can lose the last moments, never corrupt the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The first admin, created with its token hash when the database is new. Returns the
+    /// admin and whether it was created now.
+    pub async fn ensure_admin(&self, token_hash: impl FnOnce() -> String) -> Result<(User, bool), StoreError> {
+        if let Some(admin) = sqlx::query_as::<_, User>("SELECT * FROM users WHERE role = 'admin' ORDER BY created_at LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            return Ok((admin, false));
+        }
+        let now = now_ms();
+        let user = User { id: uuid::Uuid::new_v4().to_string(), name: "admin".into(), role: "admin".into(), created_at: now };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO users (id, name, role, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&user.id)
+            .bind(&user.name)
+            .bind(&user.role)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?, ?, 'first admin token', ?, ?)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(&user.id)
+            .bind(token_hash())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((user, true))
+    }
+
+    /// The user owning the token with this hash.
+    pub async fn user_by_token_hash(&self, hash: &str) -> Result<Option<User>, StoreError> {
+        Ok(sqlx::query_as::<_, User>("SELECT u.* FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Adds a version, creating the module when the owner has none of that name, in one
+    /// transaction. A version label the module already has is a conflict.
+    pub async fn create_version(&self, module: &NewModule, version: &NewVersion) -> Result<(Module, ModuleVersion), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // Writing first takes the write lock at once, so concurrent uploads queue instead
+        // of failing on a lock upgrade.
+        sqlx::query(
+            "INSERT INTO modules (id, owner_id, owner_type, name, description, timeout_ms, max_memory_pages, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) DO NOTHING",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&module.owner_id)
+        .bind(&module.owner_type)
+        .bind(&module.name)
+        .bind(module.description.as_deref().unwrap_or(""))
+        .bind(module.timeout_ms)
+        .bind(module.max_memory_pages)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let module_id: String = sqlx::query_scalar("SELECT id FROM modules WHERE owner_id = ? AND name = ?")
+            .bind(&module.owner_id)
+            .bind(&module.name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if let Some(description) = &module.description {
+            sqlx::query("UPDATE modules SET description = ?, updated_at = ? WHERE id = ?")
+                .bind(description)
+                .bind(now)
+                .bind(&module_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let version_id = uuid::Uuid::new_v4().to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO module_versions (id, module_id, version, sha256, size_bytes, kind, world, exports, memory_pages, max_memory_pages, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&version_id)
+        .bind(&module_id)
+        .bind(&version.version)
+        .bind(&version.sha256)
+        .bind(version.size_bytes)
+        .bind(&version.kind)
+        .bind(&version.world)
+        .bind(version.exports.to_string())
+        .bind(version.memory_pages)
+        .bind(version.max_memory_pages)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("module {} already has version {}", module.name, version.version)));
+            }
+            other => other?,
+        };
+        tx.commit().await?;
+        let m = self.module(&module_id).await?;
+        let v = self.version(&module_id, Some(&version.version)).await?;
+        Ok((m, v))
+    }
+
+    /// Modules matching the filter, by name.
+    pub async fn list_modules(&self, filter: &ModuleFilter) -> Result<Vec<Module>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE 1 = 1"));
+        if let Some(t) = &filter.owner_type {
+            q.push(" AND m.owner_type = ").push_bind(t);
+        }
+        if let Some(s) = &filter.status {
+            q.push(" AND m.status = ").push_bind(s);
+        }
+        q.push(" ORDER BY m.name, m.id");
+        let rows: Vec<ModuleRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(|r| Module::try_from(r).map_err(StoreError::from)).collect()
+    }
+
+    /// The module with this id.
+    pub async fn module(&self, id: &str) -> Result<Module, StoreError> {
+        let row: Option<ModuleRow> = sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.ok_or_else(|| StoreError::NotFound(format!("module {id}")))?.try_into()?)
+    }
+
+    /// The module with this id, or else the one with this name (oldest first).
+    pub async fn module_by_id_or_name(&self, key: &str) -> Result<Module, StoreError> {
+        let row: Option<ModuleRow> =
+            sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ? OR m.name = ? ORDER BY m.id = ? DESC, m.created_at LIMIT 1"))
+                .bind(key)
+                .bind(key)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.ok_or_else(|| StoreError::NotFound(format!("module {key}")))?.try_into()?)
+    }
+
+    /// Applies a patch and returns the module as it now is.
+    pub async fn update_module(&self, id: &str, patch: &ModulePatch) -> Result<Module, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE modules SET updated_at = ");
+        q.push_bind(now_ms());
+        if let Some(v) = &patch.description {
+            q.push(", description = ").push_bind(v);
+        }
+        if let Some(v) = &patch.status {
+            q.push(", status = ").push_bind(v);
+        }
+        if let Some(v) = patch.is_public {
+            q.push(", is_public = ").push_bind(v);
+        }
+        if let Some(v) = patch.timeout_ms {
+            q.push(", timeout_ms = ").push_bind(v);
+        }
+        if let Some(v) = patch.max_memory_pages {
+            q.push(", max_memory_pages = ").push_bind(v);
+        }
+        q.push(" WHERE id = ").push_bind(id);
+        if q.build().execute(&self.pool).await?.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("module {id}")));
+        }
+        self.module(id).await
+    }
+
+    /// Deletes a module with its versions and executions. Returns the digests no longer
+    /// referenced by any version, whose artifacts the caller may delete.
+    pub async fn delete_module(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let digests: Vec<String> = sqlx::query_scalar("SELECT DISTINCT sha256 FROM module_versions WHERE module_id = ?")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM executions WHERE module_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM module_versions WHERE module_id = ?").bind(id).execute(&mut *tx).await?;
+        if sqlx::query("DELETE FROM modules WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("module {id}")));
+        }
+        let mut orphaned = Vec::new();
+        for sha in digests {
+            let still: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM module_versions WHERE sha256 = ?").bind(&sha).fetch_one(&mut *tx).await?;
+            if still == 0 {
+                orphaned.push(sha);
+            }
+        }
+        tx.commit().await?;
+        Ok(orphaned)
+    }
+
+    /// Versions of a module, newest first.
+    pub async fn versions(&self, module_id: &str) -> Result<Vec<ModuleVersion>, StoreError> {
+        let rows: Vec<VersionRow> = sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? ORDER BY created_at DESC, id DESC")
+            .bind(module_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| ModuleVersion::try_from(r).map_err(StoreError::from)).collect()
+    }
+
+    /// A version by label, or the newest when `version` is `None`.
+    pub async fn version(&self, module_id: &str, version: Option<&str>) -> Result<ModuleVersion, StoreError> {
+        let row: Option<VersionRow> = match version {
+            Some(v) => sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? AND version = ?").bind(module_id).bind(v),
+            None => sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT 1").bind(module_id),
+        }
+        .fetch_optional(&self.pool)
+        .await?;
+        let what = match version {
+            Some(v) => format!("version {v} of module {module_id}"),
+            None => format!("a version of module {module_id}"),
+        };
+        Ok(row.ok_or(StoreError::NotFound(what))?.try_into()?)
+    }
+
+    /// Every digest some version references.
+    pub async fn referenced_digests(&self) -> Result<HashSet<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT sha256 FROM module_versions").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Records executions in one transaction, then keeps only the newest `keep` per module.
+    pub async fn insert_executions(&self, batch: &[NewExecution], keep: i64) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for e in batch {
+            sqlx::query(
+                "INSERT INTO executions (id, module_id, version, executor_id, function_name, input, output, execution_time_us, \
+                 memory_used_bytes, cache_hit, status, error, node, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.id)
+            .bind(&e.module_id)
+            .bind(&e.version)
+            .bind(&e.executor_id)
+            .bind(&e.function_name)
+            .bind(&e.input)
+            .bind(&e.output)
+            .bind(e.execution_time_us)
+            .bind(e.memory_used_bytes)
+            .bind(e.cache_hit)
+            .bind(&e.status)
+            .bind(&e.error)
+            .bind(&e.node)
+            .bind(e.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let modules: HashSet<&str> = batch.iter().map(|e| e.module_id.as_str()).collect();
+        for module_id in modules {
+            sqlx::query(
+                "DELETE FROM executions WHERE module_id = ? AND id NOT IN \
+                 (SELECT id FROM executions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT ?)",
+            )
+            .bind(module_id)
+            .bind(module_id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A page of a module's executions, newest first, and the total count.
+    pub async fn executions(&self, module_id: &str, limit: i64, offset: i64) -> Result<(Vec<Execution>, i64), StoreError> {
+        let rows = sqlx::query_as::<_, Execution>("SELECT * FROM executions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?")
+            .bind(module_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE module_id = ?").bind(module_id).fetch_one(&self.pool).await?;
+        Ok((rows, total))
+    }
+
+    /// Count, success rate, mean and percentiles of a module's retained executions.
+    pub async fn execution_stats(&self, module_id: &str) -> Result<ExecutionStats, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT execution_time_us, status FROM executions WHERE module_id = ?")
+            .bind(module_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let total = rows.len();
+        let mut times: Vec<i64> = rows.iter().map(|(t, _)| *t).collect();
+        times.sort_unstable();
+        let ok = rows.iter().filter(|(_, s)| s == "success").count();
+        let ms = |us: i64| us as f64 / 1000.0;
+        // Nearest-rank percentile.
+        let pct = |p: f64| if total == 0 { 0.0 } else { ms(times[((p * total as f64).ceil() as usize).clamp(1, total) - 1]) };
+        Ok(ExecutionStats {
+            total_executions: total as i64,
+            success_rate: if total == 0 { 0.0 } else { ok as f64 / total as f64 },
+            avg_execution_time: if total == 0 { 0.0 } else { ms(times.iter().sum::<i64>()) / total as f64 },
+            p50: pct(0.50),
+            p95: pct(0.95),
+            p99: pct(0.99),
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! Store errors, sorted by what the API should answer.
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist (HTTP 404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness rule was broken (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The artifact store failed.
+    #[error("artifact store: {0}")]
+    Artifacts(#[from] object_store::Error),
+    /// A stored JSON column could not be read.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// True when the database reported a uniqueness violation.
+    pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(d) if d.is_unique_violation())
+    }
+}

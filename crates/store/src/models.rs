@@ -1,0 +1,278 @@
+//! Rows as the rest of edgefn sees them. JSON field names are camelCase (DESIGN §3).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::time::rfc3339;
+
+/// A user (the identity issue adds roles beyond the first admin).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// UUID.
+    pub id: String,
+    /// Unique login name.
+    pub name: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// Creation time.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+}
+
+/// A module: a name with versions, settings and access rules.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Module {
+    /// UUID.
+    pub id: String,
+    /// Owning user.
+    pub owner_id: String,
+    /// `system`, `admin` or `user`.
+    pub owner_type: String,
+    /// Name, unique per owner.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// `uploading`, `active`, `disabled` or `error`.
+    pub status: String,
+    /// Runnable by everyone.
+    pub is_public: bool,
+    /// Users allowed to run it besides the owner.
+    pub allowed_users: Vec<String>,
+    /// Free-form JSON.
+    pub metadata: Value,
+    /// Longest a call may run.
+    pub timeout_ms: i64,
+    /// Most 64 KiB pages of linear memory a call may use.
+    pub max_memory_pages: i64,
+    /// The newest version's label.
+    pub latest_version: Option<String>,
+    /// Creation time.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+    /// Last change.
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ModuleRow {
+    pub id: String,
+    pub owner_id: String,
+    pub owner_type: String,
+    pub name: String,
+    pub description: String,
+    pub status: String,
+    pub is_public: bool,
+    pub allowed_users: String,
+    pub metadata: String,
+    pub timeout_ms: i64,
+    pub max_memory_pages: i64,
+    pub latest_version: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<ModuleRow> for Module {
+    type Error = serde_json::Error;
+    fn try_from(r: ModuleRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: r.id,
+            owner_id: r.owner_id,
+            owner_type: r.owner_type,
+            name: r.name,
+            description: r.description,
+            status: r.status,
+            is_public: r.is_public,
+            allowed_users: serde_json::from_str(&r.allowed_users)?,
+            metadata: serde_json::from_str(&r.metadata)?,
+            timeout_ms: r.timeout_ms,
+            max_memory_pages: r.max_memory_pages,
+            latest_version: r.latest_version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// One uploaded version of a module.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleVersion {
+    /// UUID.
+    pub id: String,
+    /// The module.
+    pub module_id: String,
+    /// Label, unique per module (`1.2.0`).
+    pub version: String,
+    /// Hex SHA-256 of the bytes; the artifact's address.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// `core` or `component`.
+    pub kind: String,
+    /// For components, the world.
+    pub world: Option<String>,
+    /// Exported functions with signatures.
+    pub exports: Value,
+    /// Initial memory pages (core modules).
+    pub memory_pages: Option<i64>,
+    /// Declared maximum memory pages (core modules).
+    pub max_memory_pages: Option<i64>,
+    /// Upload time.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct VersionRow {
+    pub id: String,
+    pub module_id: String,
+    pub version: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub kind: String,
+    pub world: Option<String>,
+    pub exports: String,
+    pub memory_pages: Option<i64>,
+    pub max_memory_pages: Option<i64>,
+    pub created_at: i64,
+}
+
+impl TryFrom<VersionRow> for ModuleVersion {
+    type Error = serde_json::Error;
+    fn try_from(r: VersionRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: r.id,
+            module_id: r.module_id,
+            version: r.version,
+            sha256: r.sha256,
+            size_bytes: r.size_bytes,
+            kind: r.kind,
+            world: r.world,
+            exports: serde_json::from_str(&r.exports)?,
+            memory_pages: r.memory_pages,
+            max_memory_pages: r.max_memory_pages,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// What is needed to create a module (when the name is new) and its version.
+#[derive(Debug, Clone)]
+pub struct NewModule {
+    /// Owning user.
+    pub owner_id: String,
+    /// `system`, `admin` or `user`.
+    pub owner_type: String,
+    /// Module name.
+    pub name: String,
+    /// Description; replaces the module's when given.
+    pub description: Option<String>,
+    /// Default call timeout for a new module.
+    pub timeout_ms: i64,
+    /// Default memory cap for a new module.
+    pub max_memory_pages: i64,
+}
+
+/// A version to add.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// Label.
+    pub version: String,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// `core` or `component`.
+    pub kind: String,
+    /// World of a component.
+    pub world: Option<String>,
+    /// Exports with signatures.
+    pub exports: Value,
+    /// Initial memory pages.
+    pub memory_pages: Option<i64>,
+    /// Declared maximum memory pages.
+    pub max_memory_pages: Option<i64>,
+}
+
+/// Filters for listing modules.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleFilter {
+    /// Only this class.
+    pub owner_type: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+}
+
+/// Changes to a module; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ModulePatch {
+    /// New description.
+    pub description: Option<String>,
+    /// New status.
+    pub status: Option<String>,
+    /// New public flag.
+    pub is_public: Option<bool>,
+    /// New timeout.
+    pub timeout_ms: Option<i64>,
+    /// New memory cap.
+    pub max_memory_pages: Option<i64>,
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    /// UUID.
+    pub id: String,
+    /// The module.
+    pub module_id: String,
+    /// The version that ran.
+    pub version: String,
+    /// Who called.
+    pub executor_id: Option<String>,
+    /// The function.
+    pub function_name: String,
+    /// Arguments as JSON text, capped in size.
+    pub input: String,
+    /// Result as JSON text, capped in size.
+    pub output: Option<String>,
+    /// Wall-clock time in microseconds.
+    pub execution_time_us: i64,
+    /// Peak linear memory.
+    pub memory_used_bytes: i64,
+    /// No compilation was needed.
+    pub cache_hit: bool,
+    /// `success`, `error` or `timeout`.
+    pub status: String,
+    /// Error message.
+    pub error: Option<String>,
+    /// Node that ran it (edge nodes; empty for the control plane).
+    pub node: Option<String>,
+    /// When it ran.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+}
+
+/// A call to record (the id and time are filled in by the caller).
+pub type NewExecution = Execution;
+
+/// Aggregates over a module's retained executions.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStats {
+    /// Number of executions.
+    pub total_executions: i64,
+    /// Successful share, 0..1.
+    pub success_rate: f64,
+    /// Mean execution time in milliseconds.
+    pub avg_execution_time: f64,
+    /// Median execution time (ms).
+    pub p50: f64,
+    /// 95th percentile (ms).
+    pub p95: f64,
+    /// 99th percentile (ms).
+    pub p99: f64,
+}
