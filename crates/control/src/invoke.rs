@@ -95,6 +95,7 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
     let cap = state.settings.max_recorded_bytes;
     let mut record = Execution {
         id: uuid_v4(),
+        seq: 0,
         module_id: module.id.clone(),
         version: version.version.clone(),
         executor_id: Some(user.id.clone()),

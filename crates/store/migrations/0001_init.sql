@@ -51,6 +51,7 @@ CREATE INDEX module_versions_sha256 ON module_versions (sha256);
 
 CREATE TABLE executions (
     id                 TEXT PRIMARY KEY,
+    seq                BIGINT NOT NULL UNIQUE,
     module_id          TEXT NOT NULL REFERENCES modules (id) ON DELETE CASCADE,
     version            TEXT NOT NULL,
     executor_id        TEXT,
@@ -65,4 +66,5 @@ CREATE TABLE executions (
     node               TEXT,
     created_at         BIGINT NOT NULL
 );
-CREATE INDEX executions_module_time ON executions (module_id, created_at DESC);
+-- seq: order of recording, assigned by the history writer; newest first = seq DESC.
+CREATE INDEX executions_module_seq ON executions (module_id, seq DESC);

@@ -260,17 +260,20 @@ impl Database {
         Ok(rows.into_iter().collect())
     }
 
-    /// Records executions in one transaction, then keeps only the newest `keep` per module.
+    /// Records executions in one transaction, numbered in order after every earlier one,
+    /// then keeps only the newest `keep` per module. One writer at a time (the recorder).
     pub async fn insert_executions(&self, batch: &[NewExecution], keep: i64) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for e in batch {
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM executions").fetch_one(&mut *tx).await?;
+        for (seq, e) in (last + 1..).zip(batch) {
             sqlx::query(
-                "INSERT INTO executions (id, module_id, version, executor_id, function_name, input, output, execution_time_us, \
-                 memory_used_bytes, cache_hit, status, error, node, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO executions (seq, id, module_id, version, executor_id, function_name, input, output, execution_time_us, \
+                 memory_used_bytes, cache_hit, status, error, node, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
+            .bind(seq)
             .bind(&e.id)
             .bind(&e.module_id)
             .bind(&e.version)
@@ -292,7 +295,7 @@ impl Database {
         for module_id in modules {
             sqlx::query(
                 "DELETE FROM executions WHERE module_id = ? AND id NOT IN \
-                 (SELECT id FROM executions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT ?)",
+                 (SELECT id FROM executions WHERE module_id = ? ORDER BY seq DESC LIMIT ?)",
             )
             .bind(module_id)
             .bind(module_id)
@@ -306,7 +309,7 @@ impl Database {
 
     /// A page of a module's executions, newest first, and the total count.
     pub async fn executions(&self, module_id: &str, limit: i64, offset: i64) -> Result<(Vec<Execution>, i64), StoreError> {
-        let rows = sqlx::query_as::<_, Execution>("SELECT * FROM executions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?")
+        let rows = sqlx::query_as::<_, Execution>("SELECT * FROM executions WHERE module_id = ? ORDER BY seq DESC LIMIT ? OFFSET ?")
             .bind(module_id)
             .bind(limit)
             .bind(offset)

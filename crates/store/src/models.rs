@@ -227,6 +227,9 @@ pub struct ModulePatch {
 pub struct Execution {
     /// UUID.
     pub id: String,
+    /// Recording order (assigned when written; 0 before).
+    #[serde(skip)]
+    pub seq: i64,
     /// The module.
     pub module_id: String,
     /// The version that ran.

@@ -1,0 +1,138 @@
+//! End-to-end tests: the real `edgefn` binary on a real socket, driven over HTTP.
+
+mod crash;
+mod invoke;
+mod restart;
+mod upload;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// A running `edgefn up` in its own data directory.
+pub struct Server {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The admin token.
+    pub token: String,
+    /// The data directory.
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `edgefn up` on a free port with `dir` as its data directory.
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edgefn"))
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .env("EDGEFN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn edgefn");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines.next().expect("edgefn exited before listening").expect("read stdout");
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let token = std::fs::read_to_string(dir.join("admin-token")).expect("admin token").trim().to_string();
+        Self { child, url, token, dir: dir.to_path_buf() }
+    }
+
+    /// An HTTP client for this server.
+    pub fn client(&self) -> Api {
+        Api { http: reqwest::Client::new(), url: self.url.clone(), token: self.token.clone() }
+    }
+
+    /// Stops the server with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+
+    /// Stops the server with SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) {
+        Command::new("kill").arg(self.child.id().to_string()).status().expect("kill -TERM");
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "edgefn exited with {status}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A thin client that returns status and JSON body.
+#[derive(Clone)]
+pub struct Api {
+    /// The client.
+    pub http: reqwest::Client,
+    /// Base URL.
+    pub url: String,
+    /// Token.
+    pub token: String,
+}
+
+impl Api {
+    /// Sends a request with the token and returns (status, JSON body or Null).
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let res = req.bearer_auth(&self.token).send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+    /// GET.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(format!("{}{path}", self.url))).await
+    }
+    /// POST JSON.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(&body)).await
+    }
+    /// Uploads module bytes.
+    pub async fn upload(&self, name: &str, version: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let url = format!("{}/api/v1/modules?name={name}&version={version}", self.url);
+        self.send(self.http.post(url).header("content-type", "application/wasm").body(bytes)).await
+    }
+    /// Uploads an example and returns the module id.
+    pub async fn upload_example(&self, file: &str) -> String {
+        let name = file.trim_end_matches(".wat");
+        let (status, body) = self.upload(name, "1.0.0", example(file)).await;
+        assert_eq!(status, 201, "{body}");
+        body["module"]["id"].as_str().unwrap().to_string()
+    }
+    /// Invokes a function.
+    pub async fn invoke(&self, module: &str, body: Value) -> (u16, Value) {
+        self.post(&format!("/api/v1/modules/{module}/invoke"), body).await
+    }
+}
+
+/// Assembles an example from `examples/`.
+pub fn example(file: &str) -> Vec<u8> {
+    let path = format!("{}/../../examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+        }
+    }
+    out
+}
