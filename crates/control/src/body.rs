@@ -46,11 +46,7 @@ pub struct Upload {
 
 /// Reads a raw (`application/wasm`) or `multipart/form-data` upload (file field `file`).
 pub async fn read_upload(req: Request, limit: usize) -> Result<Upload, ApiError> {
-    let multipart = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let multipart = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
     if !multipart {
         // One byte over the limit is enough to know it is too large.
         let bytes = read_limited(req.into_body(), limit + 1).await?;

@@ -132,7 +132,11 @@ pub struct PatchBody {
 }
 
 /// `PATCH /api/v1/modules/{id}`.
-pub async fn patch(State(state): State<AppState>, Path(id): Path<String>, JsonBody(body): JsonBody<PatchBody>) -> Result<Json<Value>, ApiError> {
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<Json<Value>, ApiError> {
     if let Some(s) = body.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(format!("status `{s}` is not one of {}", STATUSES.join(", "))));
     }

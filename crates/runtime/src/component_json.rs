@@ -182,8 +182,15 @@ fn convert(ty: &Type, json: &Json) -> Result<Val, PathError> {
                 Json::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
                         match item.as_array().map(Vec::as_slice) {
-                            Some([k, v]) => pairs.push((at(format!("[{i}][0]"), convert(&kt, k))?, at(format!("[{i}][1]"), convert(&vt, v))?)),
-                            _ => return at(format!("[{i}]"), Err(PathError { path: vec![], message: "expected a [key, value] pair".into() })),
+                            Some([k, v]) => {
+                                pairs.push((at(format!("[{i}][0]"), convert(&kt, k))?, at(format!("[{i}][1]"), convert(&vt, v))?))
+                            }
+                            _ => {
+                                return at(
+                                    format!("[{i}]"),
+                                    Err(PathError { path: vec![], message: "expected a [key, value] pair".into() }),
+                                );
+                            }
                         }
                     }
                 }
@@ -198,7 +205,9 @@ fn convert(ty: &Type, json: &Json) -> Result<Val, PathError> {
                 let v = match (obj.get(f.name), &f.ty) {
                     (Some(v), t) => at(format!(".{}", f.name), convert(t, v))?,
                     (None, Type::Option(_)) => Val::Option(None),
-                    (None, _) => return Err(PathError { path: vec![], message: format!("missing field `{}` of {}", f.name, type_name(ty)) }),
+                    (None, _) => {
+                        return Err(PathError { path: vec![], message: format!("missing field `{}` of {}", f.name, type_name(ty)) });
+                    }
                 };
                 fields.push((f.name.to_string(), v));
             }

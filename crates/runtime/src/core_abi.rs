@@ -44,13 +44,19 @@ pub(crate) async fn lower_args<T: Send>(
             Json::String(s) if !matches!(param, ValType::I64) => Some(s.as_bytes().to_vec()),
             Json::Object(o) if o.len() == 1 && o.contains_key("base64") => {
                 let text = o["base64"].as_str().ok_or_else(|| bad(format!("argument {n}: base64 must be a string")))?;
-                Some(base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| bad(format!("argument {n}: invalid base64: {e}")))?)
+                Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text)
+                        .map_err(|e| bad(format!("argument {n}: invalid base64: {e}")))?,
+                )
             }
             _ => None,
         };
         if let Some(bytes) = bytes {
             if !(matches!(param, ValType::I32) && matches!(params.get(index + 1), Some(ValType::I32))) {
-                return Err(bad(format!("argument {n} is a string or bytes, which needs two i32 parameters (ptr, len) at position {index}")));
+                return Err(bad(format!(
+                    "argument {n} is a string or bytes, which needs two i32 parameters (ptr, len) at position {index}"
+                )));
             }
             decoded.push(Arg::Bytes(bytes));
             index += 2;
@@ -140,7 +146,8 @@ pub(crate) fn lift_results(
         [Val::I32(ptr), Val::I32(len)] => (*ptr as u32 as usize, *len as u32 as usize),
         _ => {
             return Err(InvokeError::BadResult(
-                "reading a string, bytes or JSON result needs the function to return one i64 (ptr << 32 | len) or two i32 (ptr, len)".into(),
+                "reading a string, bytes or JSON result needs the function to return one i64 (ptr << 32 | len) or two i32 (ptr, len)"
+                    .into(),
             ));
         }
     };
@@ -150,7 +157,9 @@ pub(crate) fn lift_results(
         .get(ptr..ptr.saturating_add(len))
         .ok_or_else(|| InvokeError::BadResult(format!("result ({ptr}, {len}) lies outside the module's memory")))?;
     match encoding {
-        ResultEncoding::String => std::str::from_utf8(bytes).map(|s| json!(s)).map_err(|e| InvokeError::BadResult(format!("result is not UTF-8: {e}"))),
+        ResultEncoding::String => {
+            std::str::from_utf8(bytes).map(|s| json!(s)).map_err(|e| InvokeError::BadResult(format!("result is not UTF-8: {e}")))
+        }
         ResultEncoding::Bytes => Ok(json!({"base64": base64::engine::general_purpose::STANDARD.encode(bytes)})),
         ResultEncoding::Json => serde_json::from_slice(bytes).map_err(|e| InvokeError::BadResult(format!("result is not JSON: {e}"))),
         ResultEncoding::Values => unreachable!("handled above"),

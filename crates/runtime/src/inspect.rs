@@ -81,11 +81,8 @@ pub(crate) fn core_exports(module: &wasmtime::Module) -> Vec<ExportedFunction> {
 }
 
 pub(crate) fn core_function(name: &str, ty: &FuncType) -> ExportedFunction {
-    let params: Vec<Param> = ty
-        .params()
-        .enumerate()
-        .map(|(i, t)| Param { name: format!("p{i}"), ty: val_type_name(&t).to_string() })
-        .collect();
+    let params: Vec<Param> =
+        ty.params().enumerate().map(|(i, t)| Param { name: format!("p{i}"), ty: val_type_name(&t).to_string() }).collect();
     let results: Vec<String> = ty.results().map(|t| val_type_name(&t).to_string()).collect();
     let args = params.iter().map(|p| p.ty.as_str()).collect::<Vec<_>>().join(", ");
     let signature = match results.len() {

@@ -8,13 +8,13 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi::{ResourceTable, p1::WasiP1Ctx};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::component_json::type_name;
 use crate::component_json::{json_to_val, val_to_json};
 use crate::core_abi;
 use crate::error::InvokeError;
-use crate::component_json::type_name;
 use crate::inspect::{component_exports, component_function, core_function};
 use crate::limits::{MemoryLimitExceeded, MemoryLimiter};
 use crate::runtime::{Compiled, Inner};
@@ -97,6 +97,14 @@ impl WasiView for ComponentHost {
     }
 }
 
+/// WASI with nothing granted: no files, environment or network; empty stdin, discarded
+/// output. (Sockets are already denied by default; saying so keeps it true if that changes.)
+fn sandbox() -> WasiCtxBuilder {
+    let mut b = WasiCtxBuilder::new();
+    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    b
+}
+
 /// Arms the store's deadline: the guest yields to the executor every epoch tick and is
 /// interrupted once `deadline` has passed.
 fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant) {
@@ -130,14 +138,14 @@ pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeReques
     let limiter = MemoryLimiter::new(req.max_memory_bytes);
     let (result, peak) = match compiled {
         Compiled::Core { pre, .. } => {
-            let mut store = Store::new(&inner.engine, CoreHost { limiter, wasi: WasiCtxBuilder::new().build_p1() });
+            let mut store = Store::new(&inner.engine, CoreHost { limiter, wasi: sandbox().build_p1() });
             store.limiter(|h| &mut h.limiter);
             arm_deadline(&mut store, deadline);
             let result = call_core(&mut store, pre, &req).await;
             (result, store.data().limiter.peak_bytes())
         }
         Compiled::Component { component, pre } => {
-            let host = ComponentHost { limiter, wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() };
+            let host = ComponentHost { limiter, wasi: sandbox().build(), table: ResourceTable::new() };
             let mut store = Store::new(&inner.engine, host);
             store.limiter(|h| &mut h.limiter);
             arm_deadline(&mut store, deadline);
@@ -185,11 +193,7 @@ async fn call_component(
 ) -> Result<Json, InvokeError> {
     let unknown = || InvokeError::UnknownFunction {
         name: req.function.clone(),
-        available: component_exports(engine, component)
-            .into_iter()
-            .map(|f| f.signature)
-            .collect::<Vec<_>>()
-            .join(", "),
+        available: component_exports(engine, component).into_iter().map(|f| f.signature).collect::<Vec<_>>().join(", "),
     };
     let index = match req.function.split_once('#') {
         Some((iface, func)) => {

@@ -238,10 +238,9 @@ impl Runtime {
         };
         Ok(match artifact {
             ArtifactRef::Core(m) => Compiled::Core { pre: self.inner.core_linker.instantiate_pre(m).map_err(refused)? },
-            ArtifactRef::Component(c) => Compiled::Component {
-                component: c.clone(),
-                pre: self.inner.component_linker.instantiate_pre(c).map_err(refused)?,
-            },
+            ArtifactRef::Component(c) => {
+                Compiled::Component { component: c.clone(), pre: self.inner.component_linker.instantiate_pre(c).map_err(refused)? }
+            }
         })
     }
 

@@ -23,7 +23,8 @@ pub struct Artifacts {
 impl Artifacts {
     /// Artifacts in a local directory (created if missing).
     pub fn local(dir: &std::path::Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Artifacts(object_store::Error::Generic { store: "local", source: Box::new(e) }))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Artifacts(object_store::Error::Generic { store: "local", source: Box::new(e) }))?;
         Ok(Self { store: Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true)) })
     }
 

@@ -8,8 +8,8 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
 use crate::models::{
-    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleRow, ModuleVersion, NewExecution, NewModule, NewVersion,
-    User, VersionRow,
+    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleRow, ModuleVersion, NewExecution, NewModule, NewVersion, User,
+    VersionRow,
 };
 use crate::time::now_ms;
 
@@ -161,22 +161,21 @@ impl Database {
 
     /// The module with this id.
     pub async fn module(&self, id: &str) -> Result<Module, StoreError> {
-        let row: Option<ModuleRow> = sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<ModuleRow> =
+            sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ?")).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.ok_or_else(|| StoreError::NotFound(format!("module {id}")))?.try_into()?)
     }
 
     /// The module with this id, or else the one with this name (oldest first).
     pub async fn module_by_id_or_name(&self, key: &str) -> Result<Module, StoreError> {
-        let row: Option<ModuleRow> =
-            sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ? OR m.name = ? ORDER BY m.id = ? DESC, m.created_at LIMIT 1"))
-                .bind(key)
-                .bind(key)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<ModuleRow> = sqlx::query_as(&format!(
+            "SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ? OR m.name = ? ORDER BY m.id = ? DESC, m.created_at LIMIT 1"
+        ))
+        .bind(key)
+        .bind(key)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.ok_or_else(|| StoreError::NotFound(format!("module {key}")))?.try_into()?)
     }
 
@@ -210,10 +209,8 @@ impl Database {
     /// referenced by any version, whose artifacts the caller may delete.
     pub async fn delete_module(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let digests: Vec<String> = sqlx::query_scalar("SELECT DISTINCT sha256 FROM module_versions WHERE module_id = ?")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let digests: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT sha256 FROM module_versions WHERE module_id = ?").bind(id).fetch_all(&mut *tx).await?;
         sqlx::query("DELETE FROM executions WHERE module_id = ?").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM module_versions WHERE module_id = ?").bind(id).execute(&mut *tx).await?;
         if sqlx::query("DELETE FROM modules WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
@@ -221,7 +218,8 @@ impl Database {
         }
         let mut orphaned = Vec::new();
         for sha in digests {
-            let still: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM module_versions WHERE sha256 = ?").bind(&sha).fetch_one(&mut *tx).await?;
+            let still: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM module_versions WHERE sha256 = ?").bind(&sha).fetch_one(&mut *tx).await?;
             if still == 0 {
                 orphaned.push(sha);
             }
@@ -243,7 +241,8 @@ impl Database {
     pub async fn version(&self, module_id: &str, version: Option<&str>) -> Result<ModuleVersion, StoreError> {
         let row: Option<VersionRow> = match version {
             Some(v) => sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? AND version = ?").bind(module_id).bind(v),
-            None => sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT 1").bind(module_id),
+            None => sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT 1")
+                .bind(module_id),
         }
         .fetch_optional(&self.pool)
         .await?;
@@ -315,7 +314,8 @@ impl Database {
             .bind(offset)
             .fetch_all(&self.pool)
             .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE module_id = ?").bind(module_id).fetch_one(&self.pool).await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE module_id = ?").bind(module_id).fetch_one(&self.pool).await?;
         Ok((rows, total))
     }
 

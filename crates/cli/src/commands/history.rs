@@ -50,11 +50,27 @@ impl ExecutionsCommand {
             return Ok(());
         }
         let mut table = Table::new();
-        table.load_preset(comfy_table::presets::NOTHING).set_header(["TIME", "FUNCTION", "VERSION", "STATUS", "MS", "INPUT", "OUTPUT / ERROR"]);
+        table.load_preset(comfy_table::presets::NOTHING).set_header([
+            "TIME",
+            "FUNCTION",
+            "VERSION",
+            "STATUS",
+            "MS",
+            "INPUT",
+            "OUTPUT / ERROR",
+        ]);
         for e in res["executions"].as_array().into_iter().flatten() {
             let out = if e["status"] == "success" { text(&e["output"]) } else { text(&e["error"]) };
             let ms = format!("{:.3}", e["executionTimeUs"].as_f64().unwrap_or(0.0) / 1000.0);
-            table.add_row([text(&e["createdAt"]), text(&e["functionName"]), text(&e["version"]), text(&e["status"]), ms, text(&e["input"]), out]);
+            table.add_row([
+                text(&e["createdAt"]),
+                text(&e["functionName"]),
+                text(&e["version"]),
+                text(&e["status"]),
+                ms,
+                text(&e["input"]),
+                out,
+            ]);
         }
         println!("{table}");
         println!("{} of {} executions", res["executions"].as_array().map_or(0, Vec::len), res["total"]);

@@ -105,7 +105,9 @@ fn read_module(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
         return Ok(bytes);
     }
     // Not a binary: assemble WebAssembly text here so examples upload as they are.
-    wat::parse_bytes(&bytes).map(|b| b.into_owned()).with_context(|| format!("{} is neither a .wasm binary nor valid WebAssembly text", path.display()))
+    wat::parse_bytes(&bytes)
+        .map(|b| b.into_owned())
+        .with_context(|| format!("{} is neither a .wasm binary nor valid WebAssembly text", path.display()))
 }
 
 async fn upload(a: UploadArgs) -> anyhow::Result<()> {
@@ -113,7 +115,9 @@ async fn upload(a: UploadArgs) -> anyhow::Result<()> {
     let bytes = read_module(&a.file)?;
     let name = match a.name {
         Some(n) => n,
-        None => a.file.file_stem().and_then(|s| s.to_str()).context("cannot take a module name from the file name; pass --name")?.to_string(),
+        None => {
+            a.file.file_stem().and_then(|s| s.to_str()).context("cannot take a module name from the file name; pass --name")?.to_string()
+        }
     };
     let bar = ProgressBar::new(bytes.len() as u64);
     bar.set_style(ProgressStyle::with_template("uploading {bar:30} {bytes}/{total_bytes} {msg}")?);
@@ -142,7 +146,13 @@ async fn upload(a: UploadArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let (m, v) = (&res["module"], &res["version"]);
-    println!("uploaded {}@{} ({}, {})", text(&m["name"]), text(&v["version"]), text(&v["kind"]), human_bytes(v["sizeBytes"].as_i64().unwrap_or(0)));
+    println!(
+        "uploaded {}@{} ({}, {})",
+        text(&m["name"]),
+        text(&v["version"]),
+        text(&v["kind"]),
+        human_bytes(v["sizeBytes"].as_i64().unwrap_or(0))
+    );
     println!("  id      {}", text(&m["id"]));
     println!("  sha256  {}", text(&v["sha256"]));
     for f in v["exports"].as_array().into_iter().flatten() {
@@ -189,7 +199,13 @@ async fn show(a: KeyArgs) -> anyhow::Result<()> {
         println!("  {}", text(&m["description"]));
     }
     for v in m["versions"].as_array().into_iter().flatten() {
-        println!("\n  version {} ({}, {}, {})", text(&v["version"]), text(&v["kind"]), human_bytes(v["sizeBytes"].as_i64().unwrap_or(0)), text(&v["createdAt"]));
+        println!(
+            "\n  version {} ({}, {}, {})",
+            text(&v["version"]),
+            text(&v["kind"]),
+            human_bytes(v["sizeBytes"].as_i64().unwrap_or(0)),
+            text(&v["createdAt"])
+        );
         for f in v["exports"].as_array().into_iter().flatten() {
             println!("    {}", text(&f["signature"]));
         }

@@ -65,7 +65,11 @@ impl UpCommand {
         let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEFN_LOG").unwrap_or_else(|_| "info".into());
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-        if self.log_json { logs.json().init() } else { logs.init() }
+        if self.log_json {
+            logs.json().init()
+        } else {
+            logs.init()
+        }
 
         let config = self.config()?;
         let opened = edgefn_control::open(&config).await?;

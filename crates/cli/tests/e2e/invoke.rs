@@ -21,7 +21,8 @@ async fn add_returns_the_result_with_timing_and_module() {
     assert_eq!(body["module"], json!({"id": id, "name": "add", "version": "1.0.0", "ownerType": "admin"}));
 
     // The seeds' executor endpoint answers the same way.
-    let (status, body) = api.post("/functions/v1/wasm-executor", json!({"moduleId": id, "functionName": "add", "args": [20, 22], "timeoutMs": 5000})).await;
+    let (status, body) =
+        api.post("/functions/v1/wasm-executor", json!({"moduleId": id, "functionName": "add", "args": [20, 22], "timeoutMs": 5000})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"], json!(42));
 }
@@ -35,7 +36,11 @@ async fn bad_calls_are_400_with_the_real_signature() {
     let cases = [
         (json!({"function": "add", "args": [1]}), "bad_arguments", "too few arguments: got 1; expected add(i32, i32) -> i32"),
         (json!({"function": "add", "args": [1, 2, 3]}), "bad_arguments", "too many arguments: got 3; expected add(i32, i32) -> i32"),
-        (json!({"function": "add", "args": [1, true]}), "bad_arguments", "argument 1: expected an integer for i32, got true; expected add(i32, i32) -> i32"),
+        (
+            json!({"function": "add", "args": [1, true]}),
+            "bad_arguments",
+            "argument 1: expected an integer for i32, got true; expected add(i32, i32) -> i32",
+        ),
         (json!({"function": "mul", "args": [1, 2]}), "unknown_function", "no exported function named `mul`; exports: add(i32, i32) -> i32"),
         (json!({"function": "add", "args": [1, 2], "version": "9.9.9"}), "not_found", "version 9.9.9 of module"),
         (json!({"fn": "add"}), "bad_request", "unknown field `fn`"),
@@ -91,7 +96,10 @@ async fn a_memory_bomb_is_stopped_with_a_clear_message() {
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["error"]["code"], json!("trap"));
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("memory limit exceeded: the function asked for 52494336 bytes of linear memory, its limit is 52428800 bytes"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit exceeded: the function asked for 52494336 bytes of linear memory, its limit is 52428800 bytes"),
         "{body}"
     );
 }
@@ -119,7 +127,9 @@ async fn components_take_and_return_wit_types_as_json() {
     assert_eq!(status, 400);
     assert_eq!(
         body["error"]["message"],
-        json!("parameter `p` (record { x: s32, y: s32 }): at .x: expected s32, got \"one\"; expected translate(p: record { x: s32, y: s32 }, dx: s32, dy: s32) -> record { x: s32, y: s32 }")
+        json!(
+            "parameter `p` (record { x: s32, y: s32 }): at .x: expected s32, got \"one\"; expected translate(p: record { x: s32, y: s32 }, dx: s32, dy: s32) -> record { x: s32, y: s32 }"
+        )
     );
 }
 

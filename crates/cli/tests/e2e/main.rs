@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `edgefn` binary on a real socket, driven over HTTP.
 
+mod cli;
 mod crash;
 mod invoke;
 mod restart;

@@ -16,7 +16,10 @@ async fn upload_reports_kind_digest_and_signatures() {
     assert_eq!(body["version"]["sha256"], json!(hex::encode(sha)));
     assert_eq!(body["version"]["kind"], json!("core"));
     assert_eq!(body["version"]["sizeBytes"], json!(bytes.len()));
-    assert_eq!(body["version"]["exports"], json!([{"name": "add", "params": [{"name": "p0", "type": "i32"}, {"name": "p1", "type": "i32"}], "results": ["i32"], "signature": "add(i32, i32) -> i32"}]));
+    assert_eq!(
+        body["version"]["exports"],
+        json!([{"name": "add", "params": [{"name": "p0", "type": "i32"}, {"name": "p1", "type": "i32"}], "results": ["i32"], "signature": "add(i32, i32) -> i32"}])
+    );
     assert_eq!(body["module"]["name"], json!("add"));
     assert_eq!(body["module"]["status"], json!("active"));
     assert_eq!(body["module"]["latestVersion"], json!("1.0.0"));
@@ -129,7 +132,10 @@ async fn list_show_patch_and_delete() {
     };
     let (status, m) = patch(json!({"description": "adds", "timeoutMs": 2000, "maxMemoryPages": 16, "isPublic": true})).await;
     assert_eq!(status, 200, "{m}");
-    assert_eq!((m["description"].clone(), m["timeoutMs"].clone(), m["maxMemoryPages"].clone(), m["isPublic"].clone()), (json!("adds"), json!(2000), json!(16), json!(true)));
+    assert_eq!(
+        (m["description"].clone(), m["timeoutMs"].clone(), m["maxMemoryPages"].clone(), m["isPublic"].clone()),
+        (json!("adds"), json!(2000), json!(16), json!(true))
+    );
     for (bad, message) in [
         (json!({"status": "gone"}), "status `gone` is not one of"),
         (json!({"ownerType": "system"}), "unknown field `ownerType`"),

@@ -19,10 +19,7 @@ async fn numbers_by_signature() {
     assert_eq!(call("add.wat", InvokeRequest::new("add", json!([-5, 2]))).await.unwrap(), json!(-3));
     assert_eq!(call("fibonacci.wat", InvokeRequest::new("fibonacci", json!([90]))).await.unwrap(), json!("2880067194370816120"));
     assert_eq!(call("fibonacci.wat", InvokeRequest::new("fibonacci", json!([10]))).await.unwrap(), json!(55));
-    assert_eq!(
-        call("multiply.wat", InvokeRequest::new("multiply", json!(["4294967296", 3]))).await.unwrap(),
-        json!(12884901888_i64)
-    );
+    assert_eq!(call("multiply.wat", InvokeRequest::new("multiply", json!(["4294967296", 3]))).await.unwrap(), json!(12884901888_i64));
 }
 
 #[tokio::test]

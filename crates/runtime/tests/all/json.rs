@@ -14,10 +14,10 @@ fn echo_types() -> Vec<(String, Type)> {
     let component = wasmtime::component::Component::new(&engine, example("typed.wat")).unwrap();
     let mut out = Vec::new();
     for (name, item) in component.component_type().exports(&engine) {
-        if let ComponentItem::ComponentFunc(f) = item.ty {
-            if name.starts_with("echo-") || name == "translate" {
-                out.push((name.to_string(), f.params().next().unwrap().1));
-            }
+        if let ComponentItem::ComponentFunc(f) = item.ty
+            && (name.starts_with("echo-") || name == "translate")
+        {
+            out.push((name.to_string(), f.params().next().unwrap().1));
         }
     }
     out
