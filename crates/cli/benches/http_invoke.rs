@@ -42,8 +42,10 @@ fn main() {
         let res = http.post(format!("{url}/api/v1/modules?name=add&version=1.0.0")).bearer_auth(&token).body(wasm).send().await.unwrap();
         assert_eq!(res.status(), 201);
         let invoke = format!("{url}/api/v1/modules/add/invoke");
-        println!("{:<10} {:>10} {:>10} {:>10} {:>12}", "clients", "p50 ms", "p99 ms", "max ms", "req/s");
-        for clients in [1, 16] {
+        let health = format!("{url}/healthz");
+        println!("{:<28} {:>8} {:>8} {:>8} {:>8}", "request, clients", "p50 ms", "p99 ms", "max ms", "req/s");
+        for (what, clients) in [("GET /healthz (floor)", 1), ("invoke add(1,2)", 1), ("GET /healthz (floor)", 16), ("invoke add(1,2)", 16)]
+        {
             let mut tasks = Vec::new();
             for _ in 0..clients {
                 let (http, invoke, token) = (http.clone(), invoke.clone(), token.clone());
@@ -74,7 +76,7 @@ fn main() {
             all.sort();
             let pct = |p: f64| all[((p * all.len() as f64) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
             let rps = all.len() as f64 / RUN.as_secs_f64();
-            println!("{clients:<10} {:>10.3} {:>10.3} {:>10.3} {rps:>12.0}", pct(0.50), pct(0.99), pct(1.0));
+            println!("{:<28} {:>8.3} {:>8.3} {:>8.3} {rps:>8.0}", format!("{what}, {clients}"), pct(0.50), pct(0.99), pct(1.0));
         }
     });
     let _ = child.kill();

@@ -63,14 +63,13 @@ pub async fn executor(
 }
 
 async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Result<Response, ApiError> {
-    let module = state.db.module_by_id_or_name(id).await?;
-    if module.status != "active" {
-        return Err(ApiError::forbidden(format!("module {} is {} and cannot be run", module.name, module.status)));
-    }
     if body.timeout_ms == Some(0) {
         return Err(ApiError::bad_request("timeoutMs must be at least 1"));
     }
-    let version = state.db.version(&module.id, body.version.as_deref()).await?;
+    let (module, version) = state.db.resolve(id, body.version.as_deref()).await?;
+    if module.status != "active" {
+        return Err(ApiError::forbidden(format!("module {} is {} and cannot be run", module.name, module.status)));
+    }
     let artifacts = state.artifacts.clone();
     let sha = version.sha256.clone();
     let loaded = state

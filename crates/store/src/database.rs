@@ -1,7 +1,8 @@
 //! The metadata database: open (creating and migrating), and one method per query.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
@@ -21,10 +22,21 @@ const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.owner_type, m.name, m.descript
     m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.created_at, m.updated_at, \
     (SELECT v.version FROM module_versions v WHERE v.module_id = m.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS latest_version";
 
+/// Entries kept in each read cache before it is emptied and refilled.
+const MAX_CACHED: usize = 10_000;
+
 /// The metadata database.
+///
+/// The two lookups on every call's path — token to user, and module key to module and
+/// version — are cached in memory. Every method here that writes modules, versions, users
+/// or tokens empties the caches, so a read never sees a row older than this process's
+/// last write. (Several control-plane replicas over one PostgreSQL will need a change
+/// feed to do the same across processes.)
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: SqlitePool,
+    users: Arc<RwLock<HashMap<String, User>>>,
+    resolved: Arc<RwLock<HashMap<(String, Option<String>), (Module, ModuleVersion)>>>,
 }
 
 impl Database {
@@ -39,7 +51,21 @@ impl Database {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, users: Arc::default(), resolved: Arc::default() })
+    }
+
+    /// Empties the read caches; called by every write they could make stale.
+    fn invalidate(&self) {
+        self.users.write().expect("cache lock").clear();
+        self.resolved.write().expect("cache lock").clear();
+    }
+
+    fn remember<K: std::hash::Hash + Eq, V>(cache: &RwLock<HashMap<K, V>>, key: K, value: V) {
+        let mut map = cache.write().expect("cache lock");
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
+        map.insert(key, value);
     }
 
     /// The first admin, created with its token hash when the database is new. Returns the
@@ -69,15 +95,36 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.invalidate();
         Ok((user, true))
     }
 
     /// The user owning the token with this hash.
     pub async fn user_by_token_hash(&self, hash: &str) -> Result<Option<User>, StoreError> {
-        Ok(sqlx::query_as::<_, User>("SELECT u.* FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = ?")
+        if let Some(user) = self.users.read().expect("cache lock").get(hash) {
+            return Ok(Some(user.clone()));
+        }
+        let user = sqlx::query_as::<_, User>("SELECT u.* FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = ?")
             .bind(hash)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?;
+        if let Some(user) = &user {
+            Self::remember(&self.users, hash.to_string(), user.clone());
+        }
+        Ok(user)
+    }
+
+    /// The module named by `key` (id or name) and its version `version` (newest when
+    /// `None`): the lookup every call makes, served from memory after the first time.
+    pub async fn resolve(&self, key: &str, version: Option<&str>) -> Result<(Module, ModuleVersion), StoreError> {
+        let cache_key = (key.to_string(), version.map(str::to_string));
+        if let Some(found) = self.resolved.read().expect("cache lock").get(&cache_key) {
+            return Ok(found.clone());
+        }
+        let module = self.module_by_id_or_name(key).await?;
+        let found = (module.clone(), self.version(&module.id, version).await?);
+        Self::remember(&self.resolved, cache_key, found.clone());
+        Ok(found)
     }
 
     /// Adds a version, creating the module when the owner has none of that name, in one
@@ -140,6 +187,7 @@ impl Database {
             other => other?,
         };
         tx.commit().await?;
+        self.invalidate();
         let m = self.module(&module_id).await?;
         let v = self.version(&module_id, Some(&version.version)).await?;
         Ok((m, v))
@@ -199,7 +247,9 @@ impl Database {
             q.push(", max_memory_pages = ").push_bind(v);
         }
         q.push(" WHERE id = ").push_bind(id);
-        if q.build().execute(&self.pool).await?.rows_affected() == 0 {
+        let changed = q.build().execute(&self.pool).await?.rows_affected();
+        self.invalidate();
+        if changed == 0 {
             return Err(StoreError::NotFound(format!("module {id}")));
         }
         self.module(id).await
@@ -225,6 +275,7 @@ impl Database {
             }
         }
         tx.commit().await?;
+        self.invalidate();
         Ok(orphaned)
     }
 

@@ -185,3 +185,18 @@ async fn history_keeps_only_the_retention_limit() {
     assert_eq!(page["executions"][0]["input"], json!("[11,0]"));
     assert_eq!(page["executions"][4]["input"], json!("[7,0]"));
 }
+
+#[tokio::test]
+async fn a_new_version_is_called_as_soon_as_it_is_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    assert_eq!(api.upload("calc", "1.0.0", crate::example("add.wat")).await.0, 201);
+    assert_eq!(api.invoke("calc", json!({"function": "add", "args": [2, 3]})).await.1["result"], json!(5));
+    assert_eq!(api.upload("calc", "2.0.0", crate::example("multiply.wat")).await.0, 201);
+    let (status, body) = api.invoke("calc", json!({"function": "multiply", "args": [2, 3]})).await;
+    assert_eq!((status, body["result"].clone(), body["module"]["version"].clone()), (200, json!(6), json!("2.0.0")));
+    // The old version stays callable by label.
+    let (status, body) = api.invoke("calc", json!({"function": "add", "args": [2, 3], "version": "1.0.0"})).await;
+    assert_eq!((status, body["result"].clone()), (200, json!(5)));
+}

@@ -151,7 +151,8 @@ async fn list_show_patch_and_delete() {
     let (_, unchanged) = api.get(&format!("/api/v1/modules/{add}")).await;
     assert_eq!(unchanged["status"], json!("active"));
 
-    // A disabled module cannot run.
+    // A disabled module cannot run, even right after a call warmed every cache.
+    assert_eq!(api.invoke(&add, json!({"function": "add", "args": [1, 2]})).await.0, 200);
     assert_eq!(patch(json!({"status": "disabled"})).await.0, 200);
     let (status, body) = api.invoke(&add, json!({"function": "add", "args": [1, 2]})).await;
     assert_eq!(status, 403, "{body}");
