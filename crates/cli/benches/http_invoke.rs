@@ -19,7 +19,7 @@ const RUN: Duration = Duration::from_secs(5);
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgefn"))
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["up", "--listen", "127.0.0.1:0", "--execution-retention", "100000000", "--data-dir"])
         .arg(dir.path())
         .env("EDGEFN_LOG", "warn")
         .stdout(Stdio::piped())
@@ -44,6 +44,7 @@ fn main() {
         let invoke = format!("{url}/api/v1/modules/add/invoke");
         let health = format!("{url}/healthz");
         println!("{:<28} {:>8} {:>8} {:>8} {:>8}", "request, clients", "p50 ms", "p99 ms", "max ms", "req/s");
+        let mut invokes = 0;
         for (what, clients) in [("GET /healthz (floor)", 1), ("invoke add(1,2)", 1), ("GET /healthz (floor)", 16), ("invoke add(1,2)", 16)]
         {
             let mut tasks = Vec::new();
@@ -73,11 +74,19 @@ fn main() {
             for t in tasks {
                 all.extend(t.await.unwrap());
             }
+            if !what.starts_with("GET") {
+                invokes += all.len() + clients * WARMUP;
+            }
             all.sort();
             let pct = |p: f64| all[((p * all.len() as f64) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
             let rps = all.len() as f64 / RUN.as_secs_f64();
             println!("{:<28} {:>8.3} {:>8.3} {:>8.3} {rps:>8.0}", format!("{what}, {clients}"), pct(0.50), pct(0.99), pct(1.0));
         }
+        // Every call is in the history: nothing was dropped under load.
+        let stats: serde_json::Value =
+            http.get(format!("{url}/api/v1/modules/add/stats")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        println!("history: {} of {invokes} calls recorded", stats["totalExecutions"]);
+        assert_eq!(stats["totalExecutions"], json!(invokes));
     });
     let _ = child.kill();
     let _ = child.wait();

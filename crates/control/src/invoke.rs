@@ -113,13 +113,13 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
         Ok(out) => {
             record.output = Some(capped(out.result.to_string(), cap));
             record.memory_used_bytes = out.memory_used_bytes as i64;
-            state.recorder.record(record);
+            state.recorder.record(record).await;
             Ok(Json(success_body(out.result, elapsed, out.memory_used_bytes, loaded.cache_hit, &module, &version)).into_response())
         }
         Err(err) => {
             record.status = if matches!(err, edgefn_runtime::InvokeError::Timeout { .. }) { "timeout" } else { "error" }.into();
             record.error = Some(capped(err.to_string(), cap));
-            state.recorder.record(record);
+            state.recorder.record(record).await;
             Err(ApiError::from(&err))
         }
     }

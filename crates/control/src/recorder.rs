@@ -1,12 +1,13 @@
-//! Execution history without slowing calls down: handlers hand records to a channel and
-//! return; one task writes them in batches (one transaction per batch) and applies the
-//! retention limit. Readers call [`Recorder::flush`] first, so history is read-your-writes.
+//! Execution history off the request path: handlers hand records to a queue; one task
+//! writes them in batches (one transaction per batch) and applies the retention limit.
+//! Readers call [`Recorder::flush`] first, so history is read-your-writes. When the
+//! database falls behind and the queue fills, callers wait for room: every call is
+//! recorded, and sustained overload slows calls instead of losing history.
 
 use edgefn_store::{Database, NewExecution};
 use tokio::sync::{mpsc, oneshot};
 
-/// Records waiting to be written; beyond this the newest are dropped (and logged) rather
-/// than making callers wait on the database.
+/// Records waiting to be written: about a second of peak throughput, so bursts never wait.
 const QUEUE: usize = 10_000;
 /// Most records written in one transaction.
 const BATCH: usize = 500;
@@ -30,10 +31,10 @@ impl Recorder {
         Self { tx }
     }
 
-    /// Queues a record; never waits.
-    pub fn record(&self, execution: NewExecution) {
-        if let Err(e) = self.tx.try_send(Message::Record(Box::new(execution))) {
-            tracing::warn!(error = %e, "execution history queue is full; dropping a record");
+    /// Queues a record, waiting only while the queue is full.
+    pub async fn record(&self, execution: NewExecution) {
+        if self.tx.send(Message::Record(Box::new(execution))).await.is_err() {
+            tracing::error!("execution history writer has stopped; a record was lost");
         }
     }
 

@@ -22,6 +22,8 @@ const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.owner_type, m.name, m.descript
     m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.created_at, m.updated_at, \
     (SELECT v.version FROM module_versions v WHERE v.module_id = m.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS latest_version";
 
+/// Executions per multi-row INSERT.
+const INSERT_CHUNK: usize = 500;
 /// Entries kept in each read cache before it is emptied and refilled.
 const MAX_CACHED: usize = 10_000;
 
@@ -318,34 +320,39 @@ impl Database {
         }
         let mut tx = self.pool.begin().await?;
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM executions").fetch_one(&mut *tx).await?;
-        for (seq, e) in (last + 1..).zip(batch) {
-            sqlx::query(
-                "INSERT INTO executions (seq, id, module_id, version, executor_id, function_name, input, output, execution_time_us, \
-                 memory_used_bytes, cache_hit, status, error, node, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(seq)
-            .bind(&e.id)
-            .bind(&e.module_id)
-            .bind(&e.version)
-            .bind(&e.executor_id)
-            .bind(&e.function_name)
-            .bind(&e.input)
-            .bind(&e.output)
-            .bind(e.execution_time_us)
-            .bind(e.memory_used_bytes)
-            .bind(e.cache_hit)
-            .bind(&e.status)
-            .bind(&e.error)
-            .bind(&e.node)
-            .bind(e.created_at)
-            .execute(&mut *tx)
-            .await?;
+        // One multi-row INSERT per chunk: 15 columns × 500 rows stays far below SQLite's
+        // limit on bound parameters.
+        for (n, chunk) in batch.chunks(INSERT_CHUNK).enumerate() {
+            let first = last + 1 + (n * INSERT_CHUNK) as i64;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO executions (seq, id, module_id, version, executor_id, function_name, input, output, \
+                 execution_time_us, memory_used_bytes, cache_hit, status, error, node, created_at) ",
+            );
+            q.push_values((first..).zip(chunk), |mut row, (seq, e)| {
+                row.push_bind(seq)
+                    .push_bind(&e.id)
+                    .push_bind(&e.module_id)
+                    .push_bind(&e.version)
+                    .push_bind(&e.executor_id)
+                    .push_bind(&e.function_name)
+                    .push_bind(&e.input)
+                    .push_bind(&e.output)
+                    .push_bind(e.execution_time_us)
+                    .push_bind(e.memory_used_bytes)
+                    .push_bind(e.cache_hit)
+                    .push_bind(&e.status)
+                    .push_bind(&e.error)
+                    .push_bind(&e.node)
+                    .push_bind(e.created_at);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         let modules: HashSet<&str> = batch.iter().map(|e| e.module_id.as_str()).collect();
         for module_id in modules {
+            // The index on (module_id, seq) finds the oldest row to keep directly.
             sqlx::query(
-                "DELETE FROM executions WHERE module_id = ? AND id NOT IN \
-                 (SELECT id FROM executions WHERE module_id = ? ORDER BY seq DESC LIMIT ?)",
+                "DELETE FROM executions WHERE module_id = ? AND seq <= \
+                 (SELECT seq FROM executions WHERE module_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             )
             .bind(module_id)
             .bind(module_id)
