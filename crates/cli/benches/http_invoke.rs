@@ -49,12 +49,17 @@ fn main() {
         {
             let mut tasks = Vec::new();
             for _ in 0..clients {
-                let (http, invoke, token) = (http.clone(), invoke.clone(), token.clone());
+                let (http, invoke, health, token) = (http.clone(), invoke.clone(), health.clone(), token.clone());
+                let floor = what.starts_with("GET");
                 tasks.push(tokio::spawn(async move {
                     let call = || async {
                         let t = Instant::now();
-                        let res =
-                            http.post(&invoke).bearer_auth(&token).json(&json!({"function": "add", "args": [1, 2]})).send().await.unwrap();
+                        let req = if floor {
+                            http.get(&health)
+                        } else {
+                            http.post(&invoke).bearer_auth(&token).json(&json!({"function": "add", "args": [1, 2]}))
+                        };
+                        let res = req.send().await.unwrap();
                         assert_eq!(res.status(), 200);
                         let _ = res.bytes().await.unwrap();
                         t.elapsed()
