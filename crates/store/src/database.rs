@@ -38,8 +38,11 @@ const MAX_CACHED: usize = 10_000;
 pub struct Database {
     pool: SqlitePool,
     users: Arc<RwLock<HashMap<String, User>>>,
-    resolved: Arc<RwLock<HashMap<(String, Option<String>), (Module, ModuleVersion)>>>,
+    resolved: Arc<RwLock<HashMap<ResolveKey, (Module, ModuleVersion)>>>,
 }
+
+/// A module key (id or name) and an optional version label.
+type ResolveKey = (String, Option<String>);
 
 impl Database {
     /// Opens (creating if missing) the database at `url` and applies pending migrations.
