@@ -19,13 +19,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let bytes = read_limited(req.into_body(), MAX_JSON_BYTES).await?;
+        let bytes = read_limited(req.into_body(), MAX_JSON_BYTES, MAX_JSON_BYTES).await?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    match Limited::new(body, limit).collect().await {
+/// Reads at most `cap` bytes; a longer body is a 413 that names `limit`.
+async fn read_limited(body: Body, cap: usize, limit: usize) -> Result<Vec<u8>, ApiError> {
+    match Limited::new(body, cap).collect().await {
         Ok(collected) => Ok(collected.to_bytes().to_vec()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
         Err(e) => Err(ApiError::bad_request(format!("could not read the request body: {e}"))),
@@ -33,7 +34,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("module is over the limit of {limit} bytes"))
+    ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body is over the limit of {limit} bytes"))
 }
 
 /// An uploaded module: the bytes plus any form fields sent with them.
@@ -49,7 +50,7 @@ pub async fn read_upload(req: Request, limit: usize) -> Result<Upload, ApiError>
     let multipart = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
     if !multipart {
         // One byte over the limit is enough to know it is too large.
-        let bytes = read_limited(req.into_body(), limit + 1).await?;
+        let bytes = read_limited(req.into_body(), limit + 1, limit).await?;
         return if bytes.len() > limit { Err(too_large(limit)) } else { Ok(Upload { bytes, fields: vec![] }) };
     }
     let mut form = Multipart::from_request(req, &()).await.map_err(|e| ApiError::bad_request(e.body_text()))?;

@@ -21,10 +21,10 @@ pub enum PrepareError {
         import: String,
     },
     /// Compilation did not finish in time (HTTP 400).
-    #[error("compilation took longer than {limit_ms} ms")]
+    #[error("compilation took longer than {limit:?}")]
     CompileTimeout {
-        /// The compile timeout in milliseconds.
-        limit_ms: u128,
+        /// The compile timeout.
+        limit: std::time::Duration,
     },
     /// A fault of the platform itself, not of the module (HTTP 500).
     #[error(transparent)]

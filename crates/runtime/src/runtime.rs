@@ -223,7 +223,7 @@ impl Runtime {
         let limit = self.inner.config.compile_timeout;
         let result = tokio::time::timeout(limit, task)
             .await
-            .map_err(|_| PrepareError::CompileTimeout { limit_ms: limit.as_millis() })?
+            .map_err(|_| PrepareError::CompileTimeout { limit })?
             .map_err(|e| PrepareError::Internal(e.into()))?;
         self.inner.compilations.fetch_add(1, Ordering::Relaxed);
         result.map_err(|e| PrepareError::Invalid(format!("{:#}", anyhow::Error::from(e))))

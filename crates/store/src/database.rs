@@ -9,8 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
 use crate::models::{
-    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleRow, ModuleVersion, NewExecution, NewModule, NewVersion, User,
-    VersionRow,
+    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewVersion, User,
 };
 use crate::time::now_ms;
 
@@ -208,20 +207,19 @@ impl Database {
             q.push(" AND m.status = ").push_bind(s);
         }
         q.push(" ORDER BY m.name, m.id");
-        let rows: Vec<ModuleRow> = q.build_query_as().fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| Module::try_from(r).map_err(StoreError::from)).collect()
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 
     /// The module with this id.
     pub async fn module(&self, id: &str) -> Result<Module, StoreError> {
-        let row: Option<ModuleRow> =
+        let row: Option<Module> =
             sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ?")).bind(id).fetch_optional(&self.pool).await?;
-        Ok(row.ok_or_else(|| StoreError::NotFound(format!("module {id}")))?.try_into()?)
+        row.ok_or_else(|| StoreError::NotFound(format!("module {id}")))
     }
 
     /// The module with this id, or else the one with this name (oldest first).
     pub async fn module_by_id_or_name(&self, key: &str) -> Result<Module, StoreError> {
-        let row: Option<ModuleRow> = sqlx::query_as(&format!(
+        let row: Option<Module> = sqlx::query_as(&format!(
             "SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ? OR m.name = ? ORDER BY m.id = ? DESC, m.created_at LIMIT 1"
         ))
         .bind(key)
@@ -229,7 +227,7 @@ impl Database {
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.ok_or_else(|| StoreError::NotFound(format!("module {key}")))?.try_into()?)
+        row.ok_or_else(|| StoreError::NotFound(format!("module {key}")))
     }
 
     /// Applies a patch and returns the module as it now is.
@@ -286,16 +284,15 @@ impl Database {
 
     /// Versions of a module, newest first.
     pub async fn versions(&self, module_id: &str) -> Result<Vec<ModuleVersion>, StoreError> {
-        let rows: Vec<VersionRow> = sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? ORDER BY created_at DESC, id DESC")
+        Ok(sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? ORDER BY created_at DESC, id DESC")
             .bind(module_id)
             .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(|r| ModuleVersion::try_from(r).map_err(StoreError::from)).collect()
+            .await?)
     }
 
     /// A version by label, or the newest when `version` is `None`.
     pub async fn version(&self, module_id: &str, version: Option<&str>) -> Result<ModuleVersion, StoreError> {
-        let row: Option<VersionRow> = match version {
+        let row: Option<ModuleVersion> = match version {
             Some(v) => sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? AND version = ?").bind(module_id).bind(v),
             None => sqlx::query_as("SELECT * FROM module_versions WHERE module_id = ? ORDER BY created_at DESC, id DESC LIMIT 1")
                 .bind(module_id),
@@ -306,7 +303,7 @@ impl Database {
             Some(v) => format!("version {v} of module {module_id}"),
             None => format!("a version of module {module_id}"),
         };
-        Ok(row.ok_or(StoreError::NotFound(what))?.try_into()?)
+        row.ok_or(StoreError::NotFound(what))
     }
 
     /// Every digest some version references.

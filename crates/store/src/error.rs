@@ -18,9 +18,6 @@ pub enum StoreError {
     /// The artifact store failed.
     #[error("artifact store: {0}")]
     Artifacts(#[from] object_store::Error),
-    /// A stored JSON column could not be read.
-    #[error("stored JSON: {0}")]
-    Json(#[from] serde_json::Error),
 }
 
 impl StoreError {

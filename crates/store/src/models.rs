@@ -21,7 +21,7 @@ pub struct User {
 }
 
 /// A module: a name with versions, settings and access rules.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Module {
     /// UUID.
@@ -39,8 +39,10 @@ pub struct Module {
     /// Runnable by everyone.
     pub is_public: bool,
     /// Users allowed to run it besides the owner.
+    #[sqlx(json)]
     pub allowed_users: Vec<String>,
     /// Free-form JSON.
+    #[sqlx(json)]
     pub metadata: Value,
     /// Longest a call may run.
     pub timeout_ms: i64,
@@ -56,48 +58,8 @@ pub struct Module {
     pub updated_at: i64,
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct ModuleRow {
-    pub id: String,
-    pub owner_id: String,
-    pub owner_type: String,
-    pub name: String,
-    pub description: String,
-    pub status: String,
-    pub is_public: bool,
-    pub allowed_users: String,
-    pub metadata: String,
-    pub timeout_ms: i64,
-    pub max_memory_pages: i64,
-    pub latest_version: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl TryFrom<ModuleRow> for Module {
-    type Error = serde_json::Error;
-    fn try_from(r: ModuleRow) -> Result<Self, Self::Error> {
-        Ok(Self {
-            id: r.id,
-            owner_id: r.owner_id,
-            owner_type: r.owner_type,
-            name: r.name,
-            description: r.description,
-            status: r.status,
-            is_public: r.is_public,
-            allowed_users: serde_json::from_str(&r.allowed_users)?,
-            metadata: serde_json::from_str(&r.metadata)?,
-            timeout_ms: r.timeout_ms,
-            max_memory_pages: r.max_memory_pages,
-            latest_version: r.latest_version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-    }
-}
-
 /// One uploaded version of a module.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleVersion {
     /// UUID.
@@ -115,6 +77,7 @@ pub struct ModuleVersion {
     /// For components, the world.
     pub world: Option<String>,
     /// Exported functions with signatures.
+    #[sqlx(json)]
     pub exports: Value,
     /// Initial memory pages (core modules).
     pub memory_pages: Option<i64>,
@@ -123,40 +86,6 @@ pub struct ModuleVersion {
     /// Upload time.
     #[serde(serialize_with = "rfc3339")]
     pub created_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct VersionRow {
-    pub id: String,
-    pub module_id: String,
-    pub version: String,
-    pub sha256: String,
-    pub size_bytes: i64,
-    pub kind: String,
-    pub world: Option<String>,
-    pub exports: String,
-    pub memory_pages: Option<i64>,
-    pub max_memory_pages: Option<i64>,
-    pub created_at: i64,
-}
-
-impl TryFrom<VersionRow> for ModuleVersion {
-    type Error = serde_json::Error;
-    fn try_from(r: VersionRow) -> Result<Self, Self::Error> {
-        Ok(Self {
-            id: r.id,
-            module_id: r.module_id,
-            version: r.version,
-            sha256: r.sha256,
-            size_bytes: r.size_bytes,
-            kind: r.kind,
-            world: r.world,
-            exports: serde_json::from_str(&r.exports)?,
-            memory_pages: r.memory_pages,
-            max_memory_pages: r.max_memory_pages,
-            created_at: r.created_at,
-        })
-    }
 }
 
 /// What is needed to create a module (when the name is new) and its version.

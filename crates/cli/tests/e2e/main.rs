@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `edgefn` binary on a real socket, driven over HTTP.
 
 mod cli;
+mod config;
 mod crash;
 mod invoke;
 mod restart;

@@ -99,3 +99,11 @@ async fn bad_uploads_are_refused_with_reasons() {
     let err = rt.prepare(&wasm).await.unwrap_err();
     assert!(matches!(err, PrepareError::DisallowedImport { ref import } if import == "evil::syscall"), "{err}");
 }
+
+#[tokio::test]
+async fn compilation_past_its_timeout_is_refused() {
+    let rt = edgefn_runtime::Runtime::new(RuntimeConfig { compile_timeout: Duration::from_micros(1), ..Default::default() }).unwrap();
+    let err = rt.prepare(&example("typed.wat")).await.unwrap_err();
+    assert!(matches!(err, PrepareError::CompileTimeout { .. }), "{err}");
+    assert_eq!(err.to_string(), "compilation took longer than 1µs");
+}
