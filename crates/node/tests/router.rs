@@ -1,0 +1,153 @@
+//! Router properties: the index agrees with the plain definition of a match and of the
+//! winner (seed properties 5 and 20), for any route set and request.
+
+use edgefn_node::{Lookup, PathMatch, RouteSpec, Router};
+use proptest::prelude::*;
+
+fn route(id: &str, host: Option<&str>, path: &str, kind: PathMatch, methods: &[&str], priority: i64) -> RouteSpec<String> {
+    RouteSpec {
+        id: id.into(),
+        host: host.map(str::to_string),
+        path: path.into(),
+        kind,
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        priority,
+        pop_selector: None,
+        seq: id.trim_start_matches('r').parse().unwrap_or(0),
+        target: id.into(),
+    }
+}
+
+fn winner(router: &Router<String>, host: &str, path: &str, method: &str) -> Option<String> {
+    match router.lookup(host, path, method) {
+        Lookup::Found(r) => Some(r.id.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn matching_rules() {
+    let router = Router::new(
+        vec![
+            route("r1", None, "/api", PathMatch::Prefix, &[], 0),
+            route("r2", None, "/api/users", PathMatch::Exact, &["GET"], 0),
+            route("r3", Some("*.example.com"), "/api", PathMatch::Prefix, &[], 0),
+            route("r4", Some("shop.example.com"), "/api", PathMatch::Prefix, &[], 0),
+            route("r5", None, "/items/[0-9]+", PathMatch::Regex, &[], 0),
+            route("r6", None, "/", PathMatch::Prefix, &[], -1),
+            route("r7", None, "/api", PathMatch::Prefix, &[], 5),
+        ],
+        None,
+    )
+    .unwrap();
+    // Priority beats specificity.
+    assert_eq!(winner(&router, "x.org", "/api/users", "GET").as_deref(), Some("r7"));
+    // Prefixes match whole segments; "/" catches the rest at its low priority.
+    assert_eq!(winner(&router, "x.org", "/apix", "GET").as_deref(), Some("r6"));
+    // Regexes are anchored to the whole path.
+    assert_eq!(winner(&router, "x.org", "/items/42", "GET").as_deref(), Some("r5"));
+    assert_eq!(winner(&router, "x.org", "/items/42/more", "GET").as_deref(), Some("r6"));
+
+    let router = Router::new(
+        vec![
+            route("r1", None, "/api", PathMatch::Prefix, &[], 0),
+            route("r2", None, "/api/users", PathMatch::Exact, &["GET"], 0),
+            route("r3", Some("*.example.com"), "/api", PathMatch::Prefix, &[], 0),
+            route("r4", Some("shop.example.com"), "/api", PathMatch::Prefix, &[], 0),
+        ],
+        None,
+    )
+    .unwrap();
+    // At equal priority: exact host > wildcard > any; exact path > prefix.
+    assert_eq!(winner(&router, "Shop.Example.com:8443", "/api/x", "GET").as_deref(), Some("r4"));
+    assert_eq!(winner(&router, "a.b.example.com", "/api/x", "GET").as_deref(), Some("r3"));
+    assert_eq!(winner(&router, "example.com", "/api/x", "GET").as_deref(), Some("r1"));
+    assert_eq!(winner(&router, "x.org", "/api/users", "GET").as_deref(), Some("r2"));
+    assert_eq!(winner(&router, "x.org", "/api/users", "POST").as_deref(), Some("r1"));
+    assert!(matches!(router.lookup("x.org", "/nowhere", "GET"), Lookup::NotFound));
+
+    let only_get = Router::new(vec![route("r1", None, "/a", PathMatch::Exact, &["get", "HEAD"], 0)], None).unwrap();
+    assert!(matches!(only_get.lookup("h", "/a", "DELETE"), Lookup::MethodNotAllowed(m) if m == ["GET", "HEAD"]));
+}
+
+#[test]
+fn pop_selectors_and_bad_routes() {
+    let mut tokyo = route("r1", None, "/", PathMatch::Prefix, &[], 0);
+    tokyo.pop_selector = Some("tokyo-*, osaka-1".into());
+    assert_eq!(Router::new(vec![tokyo.clone()], Some("tokyo-2")).unwrap().len(), 1);
+    assert_eq!(Router::new(vec![tokyo.clone()], Some("osaka-1")).unwrap().len(), 1);
+    assert_eq!(Router::new(vec![tokyo.clone()], Some("osaka-2")).unwrap().len(), 0);
+    assert_eq!(Router::new(vec![tokyo], None).unwrap().len(), 0);
+
+    let err = Router::new(vec![route("r1", None, "/(", PathMatch::Regex, &[], 0)], None).unwrap_err();
+    assert!(err.to_string().starts_with("route r1: invalid regex `/(`"), "{err}");
+    let err = Router::new(vec![route("r1", Some("a*.com"), "/", PathMatch::Prefix, &[], 0)], None).unwrap_err();
+    assert!(err.to_string().contains("invalid host `a*.com`"), "{err}");
+    let err = Router::new(vec![route("r1", None, "api", PathMatch::Exact, &[], 0)], None).unwrap_err();
+    assert!(err.to_string().contains("must start with `/`"), "{err}");
+}
+
+fn arb_path() -> impl Strategy<Value = String> {
+    proptest::collection::vec(prop_oneof!["a", "b", "c"], 0..4).prop_map(|segs| format!("/{}", segs.join("/")))
+}
+
+fn arb_route() -> impl Strategy<Value = (Option<&'static str>, String, PathMatch, Vec<&'static str>, i64)> {
+    let host = prop_oneof![Just(None), Just(Some("example.com")), Just(Some("*.example.com")), Just(Some("api.example.com"))];
+    let kind = prop_oneof![Just(PathMatch::Exact), Just(PathMatch::Prefix), Just(PathMatch::Regex)];
+    let methods = proptest::sample::subsequence(vec!["GET", "POST"], 0..=2);
+    (host, arb_path(), kind, methods, 0i64..3).prop_map(|(h, p, k, m, pr)| {
+        let path = if k == PathMatch::Regex { format!("{}[a-c/]*", p.trim_end_matches('/')) } else { p };
+        (h, path, k, m, pr)
+    })
+}
+
+fn arb_request() -> impl Strategy<Value = (&'static str, String, &'static str)> {
+    let host =
+        prop_oneof![Just("example.com"), Just("api.example.com"), Just("x.api.example.com"), Just("other.org"), Just("EXAMPLE.com:8080")];
+    (host, arb_path(), prop_oneof![Just("GET"), Just("POST"), Just("PUT")])
+}
+
+fn build(specs: &[(Option<&'static str>, String, PathMatch, Vec<&'static str>, i64)]) -> Vec<RouteSpec<String>> {
+    specs.iter().enumerate().map(|(i, (h, p, k, m, pr))| route(&format!("r{i}"), *h, p, *k, m, *pr)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The index finds exactly the route the plain definition picks (property 20: no
+    /// matching route has a higher priority than the winner).
+    #[test]
+    fn index_agrees_with_the_definition(specs in proptest::collection::vec(arb_route(), 0..40), reqs in proptest::collection::vec(arb_request(), 1..20)) {
+        let routes = build(&specs);
+        let router = Router::new(routes.clone(), None).unwrap();
+        for (host, path, method) in reqs {
+            let matching: Vec<&RouteSpec<String>> = routes.iter().filter(|r| r.matches(host, &path, method)).collect();
+            let got = winner(&router, host, &path, method);
+            match matching.iter().map(|r| r.priority).max() {
+                None => prop_assert_eq!(got, None),
+                Some(top) => {
+                    let got = got.expect("a route matches");
+                    let chosen = routes.iter().find(|r| r.id == got).unwrap();
+                    prop_assert!(chosen.matches(host, &path, method));
+                    prop_assert_eq!(chosen.priority, top);
+                }
+            }
+        }
+    }
+
+    /// Property 5: the winner depends on the set of routes, not their order.
+    #[test]
+    fn routing_is_deterministic(specs in proptest::collection::vec(arb_route(), 1..40), reqs in proptest::collection::vec(arb_request(), 1..20), seed in any::<u64>()) {
+        let routes = build(&specs);
+        let mut shuffled = routes.clone();
+        let n = shuffled.len();
+        for i in (1..n).rev() {
+            shuffled.swap(i, (seed.wrapping_mul(i as u64 + 7) % (i as u64 + 1)) as usize);
+        }
+        let a = Router::new(routes, None).unwrap();
+        let b = Router::new(shuffled, None).unwrap();
+        for (host, path, method) in reqs {
+            prop_assert_eq!(winner(&a, host, &path, method), winner(&b, host, &path, method));
+        }
+    }
+}
