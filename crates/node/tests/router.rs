@@ -91,7 +91,10 @@ fn arb_path() -> impl Strategy<Value = String> {
     proptest::collection::vec(prop_oneof!["a", "b", "c"], 0..4).prop_map(|segs| format!("/{}", segs.join("/")))
 }
 
-fn arb_route() -> impl Strategy<Value = (Option<&'static str>, String, PathMatch, Vec<&'static str>, i64)> {
+/// A generated route: host, path, kind, methods, priority.
+type Spec = (Option<&'static str>, String, PathMatch, Vec<&'static str>, i64);
+
+fn arb_route() -> impl Strategy<Value = Spec> {
     let host = prop_oneof![Just(None), Just(Some("example.com")), Just(Some("*.example.com")), Just(Some("api.example.com"))];
     let kind = prop_oneof![Just(PathMatch::Exact), Just(PathMatch::Prefix), Just(PathMatch::Regex)];
     let methods = proptest::sample::subsequence(vec!["GET", "POST"], 0..=2);
@@ -107,7 +110,7 @@ fn arb_request() -> impl Strategy<Value = (&'static str, String, &'static str)> 
     (host, arb_path(), prop_oneof![Just("GET"), Just("POST"), Just("PUT")])
 }
 
-fn build(specs: &[(Option<&'static str>, String, PathMatch, Vec<&'static str>, i64)]) -> Vec<RouteSpec<String>> {
+fn build(specs: &[Spec]) -> Vec<RouteSpec<String>> {
     specs.iter().enumerate().map(|(i, (h, p, k, m, pr))| route(&format!("r{i}"), *h, p, *k, m, *pr)).collect()
 }
 
