@@ -105,6 +105,14 @@ fn sandbox() -> WasiCtxBuilder {
     b
 }
 
+/// A store for one call of a core module: memory cap, deadline, sandboxed WASI.
+pub(crate) fn core_store(engine: &wasmtime::Engine, limiter: MemoryLimiter, deadline: Instant) -> Store<CoreHost> {
+    let mut store = Store::new(engine, CoreHost { limiter, wasi: sandbox().build_p1() });
+    store.limiter(|h| &mut h.limiter);
+    arm_deadline(&mut store, deadline);
+    store
+}
+
 /// Arms the store's deadline: the guest yields to the executor every epoch tick and is
 /// interrupted once `deadline` has passed.
 fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant) {
@@ -115,7 +123,7 @@ fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant) {
 }
 
 /// Sorts a wasmtime error into timeout, memory, trap or platform fault.
-fn classify(err: wasmtime::Error, timeout: Duration) -> InvokeError {
+pub(crate) fn classify(err: wasmtime::Error, timeout: Duration) -> InvokeError {
     if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
         return InvokeError::Timeout { timeout_ms: timeout.as_millis() as u64 };
     }
@@ -138,9 +146,7 @@ pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeReques
     let limiter = MemoryLimiter::new(req.max_memory_bytes);
     let (result, peak) = match compiled {
         Compiled::Core { pre, .. } => {
-            let mut store = Store::new(&inner.engine, CoreHost { limiter, wasi: sandbox().build_p1() });
-            store.limiter(|h| &mut h.limiter);
-            arm_deadline(&mut store, deadline);
+            let mut store = core_store(&inner.engine, limiter, deadline);
             let result = call_core(&mut store, pre, &req).await;
             (result, store.data().limiter.peak_bytes())
         }

@@ -14,6 +14,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, Module, PoolingAllocationConf
 use crate::cache::DiskCache;
 use crate::config::{EPOCH_TICK, RuntimeConfig};
 use crate::error::{InvokeError, PrepareError};
+use crate::http_abi::{self, HttpError, HttpLimits, HttpRequest, HttpResponse};
 use crate::inspect::{self, ModuleInfo, ModuleKind};
 use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
 
@@ -206,6 +207,19 @@ impl Runtime {
     /// Calls an exported function with JSON arguments under the request's limits.
     pub async fn invoke(&self, compiled: &Compiled, req: InvokeRequest) -> Result<InvokeOutput, InvokeError> {
         invoke::invoke(&self.inner, compiled, req).await
+    }
+
+    /// Serves one HTTP request with a core module's `handle` export.
+    pub async fn handle_http(&self, compiled: &Compiled, req: HttpRequest, limits: HttpLimits) -> Result<HttpResponse, HttpError> {
+        http_abi::handle(&self.inner, compiled, req, limits).await
+    }
+
+    /// Whether a compiled module can serve HTTP with the `handle` ABI; the reason if not.
+    pub fn check_handle_abi(&self, compiled: &Compiled) -> Result<(), String> {
+        match compiled {
+            Compiled::Core { pre } => http_abi::missing_exports(pre.module()).map_or(Ok(()), Err),
+            Compiled::Component { .. } => Err("components serve HTTP through wasi:http/proxy".into()),
+        }
     }
 
     /// Compiles on a blocking thread, bounded by the compile timeout. A compilation that

@@ -3,6 +3,7 @@
 mod cache;
 mod component;
 mod core;
+mod http;
 mod json;
 
 use edgefn_runtime::{Loaded, Runtime, RuntimeConfig};

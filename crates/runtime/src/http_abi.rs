@@ -1,0 +1,167 @@
+//! The core-module HTTP `handle` ABI (DESIGN §4, docs/abi.md):
+//!
+//! `handle(method_ptr, method_len, path_ptr, path_len, headers_ptr, headers_len,
+//!         body_ptr, body_len, response_ptr, response_cap) -> i32`
+//!
+//! The host obtains memory for each input and for the response buffer from the guest's
+//! `alloc(len) -> ptr`, writes the method, the path with its query, the headers as
+//! `name: value\n` lines and the body, and calls `handle`. The guest writes its response
+//! into the buffer — a status line (`200`), header lines, an empty line, the body — and
+//! returns its length, or a negative number for an error.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{Instance, Store};
+
+use crate::error::InvokeError;
+use crate::invoke::{CoreHost, classify, core_store};
+use crate::limits::MemoryLimiter;
+use crate::runtime::{Compiled, Inner};
+
+/// Response buffer when the function sets none: large enough for typical pages.
+pub const DEFAULT_RESPONSE_CAP: usize = 1024 * 1024;
+
+/// A request for a `handle` function.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// `GET`, `POST`…
+    pub method: String,
+    /// Path and query, as received (`/hello?name=x`).
+    pub path: String,
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+/// What a `handle` function answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Limits of one HTTP call.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Wall-clock limit (instantiation + call).
+    pub timeout: Duration,
+    /// Linear memory cap.
+    pub max_memory_bytes: usize,
+    /// Size of the response buffer handed to the guest.
+    pub response_cap: usize,
+}
+
+/// Why an HTTP call failed; each maps to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The module does not export the ABI (refused at route creation; 500 if reached).
+    #[error("module does not implement the handle ABI: {0}")]
+    NotHandleAbi(String),
+    /// Over the time limit (504).
+    #[error("execution exceeded the timeout of {timeout_ms} ms")]
+    Timeout {
+        /// The limit.
+        timeout_ms: u64,
+    },
+    /// The guest trapped or exceeded its memory (500).
+    #[error("{0}")]
+    Trap(String),
+    /// The guest returned a negative error code (500).
+    #[error("the function returned error code {0}")]
+    GuestError(i32),
+    /// The guest's response is not valid (502).
+    #[error("malformed response from the function: {0}")]
+    Malformed(String),
+}
+
+/// The exports a module needs for the `handle` ABI; `None` when it has them all.
+pub(crate) fn missing_exports(module: &wasmtime::Module) -> Option<String> {
+    let has = |name: &str| module.exports().any(|e| e.name() == name);
+    let missing: Vec<&str> = ["handle", "alloc", "memory"].into_iter().filter(|n| !has(n)).collect();
+    (!missing.is_empty()).then(|| format!("missing export(s): {}", missing.join(", ")))
+}
+
+pub(crate) async fn handle(inner: &Inner, compiled: &Compiled, req: HttpRequest, limits: HttpLimits) -> Result<HttpResponse, HttpError> {
+    let Compiled::Core { pre } = compiled else {
+        return Err(HttpError::NotHandleAbi("components serve HTTP through wasi:http/proxy".into()));
+    };
+    if let Some(missing) = missing_exports(pre.module()) {
+        return Err(HttpError::NotHandleAbi(missing));
+    }
+    let deadline = Instant::now() + limits.timeout;
+    let mut store = core_store(&inner.engine, MemoryLimiter::new(limits.max_memory_bytes), deadline);
+    let fail = |e: wasmtime::Error| match classify(e, limits.timeout) {
+        InvokeError::Timeout { timeout_ms } => HttpError::Timeout { timeout_ms },
+        other => HttpError::Trap(other.to_string()),
+    };
+    let instance = pre.instantiate_async(&mut store).await.map_err(fail)?;
+    let headers: String = req.headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    let mut args = Vec::with_capacity(10);
+    for input in [req.method.as_bytes(), req.path.as_bytes(), headers.as_bytes(), &req.body] {
+        let ptr = place(&mut store, &instance, input).await.map_err(fail)?;
+        args.push(ptr);
+        args.push(input.len() as i32);
+    }
+    let cap = i32::try_from(limits.response_cap).unwrap_or(i32::MAX);
+    let out = alloc(&mut store, &instance, cap).await.map_err(fail)?;
+    args.push(out);
+    args.push(cap);
+    let func = instance
+        .get_typed_func::<(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32), i32>(&mut store, "handle")
+        .map_err(|e| HttpError::NotHandleAbi(format!("{:#}", anyhow::Error::from(e))))?;
+    let params = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9]);
+    let len = func.call_async(&mut store, params).await.map_err(fail)?;
+    if len < 0 {
+        return Err(HttpError::GuestError(len));
+    }
+    if len > cap {
+        return Err(HttpError::Malformed(format!("returned length {len} is over the response buffer of {cap} bytes")));
+    }
+    let memory = instance.get_memory(&mut store, "memory").expect("checked by missing_exports");
+    let start = out as u32 as usize;
+    let bytes = memory
+        .data(&store)
+        .get(start..start + len as usize)
+        .ok_or_else(|| HttpError::Malformed("response lies outside the module's memory".into()))?;
+    parse_response(bytes)
+}
+
+async fn alloc(store: &mut Store<CoreHost>, instance: &Instance, len: i32) -> wasmtime::Result<i32> {
+    let alloc = instance.get_typed_func::<i32, i32>(&mut *store, "alloc")?;
+    alloc.call_async(&mut *store, len).await
+}
+
+async fn place(store: &mut Store<CoreHost>, instance: &Instance, bytes: &[u8]) -> wasmtime::Result<i32> {
+    let ptr = alloc(store, instance, bytes.len() as i32).await?;
+    let memory = instance.get_memory(&mut *store, "memory").expect("checked by missing_exports");
+    memory
+        .write(&mut *store, ptr as u32 as usize, bytes)
+        .map_err(|_| wasmtime::Error::msg(format!("`alloc({})` returned {ptr}, outside the module's memory", bytes.len())))?;
+    Ok(ptr)
+}
+
+/// Parses `STATUS\nname: value\n…\n\nbody` (lines may also end in `\r\n`).
+pub fn parse_response(bytes: &[u8]) -> Result<HttpResponse, HttpError> {
+    let malformed = |m: &str| HttpError::Malformed(m.to_string());
+    let split = bytes.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
+    let split = split.or_else(|| bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4)));
+    let (head_end, body_start) = split.ok_or_else(|| malformed("no empty line between the head and the body"))?;
+    let head = std::str::from_utf8(&bytes[..head_end]).map_err(|_| malformed("the status line and headers are not UTF-8"))?;
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default().trim();
+    let status: u16 = status_line.parse().map_err(|_| HttpError::Malformed(format!("status line `{status_line}` is not a number")))?;
+    if !(100..=599).contains(&status) {
+        return Err(HttpError::Malformed(format!("status {status} is not between 100 and 599")));
+    }
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| HttpError::Malformed(format!("header line `{line}` has no `:`")))?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    Ok(HttpResponse { status, headers, body: bytes[body_start..].to_vec() })
+}

@@ -1,0 +1,33 @@
+;; An HTTP function on the core-module `handle` ABI (docs/abi.md): answers every request
+;; with "Hello from edgefn!" and echoes the method and path it was called with.
+;;   edgefn module upload examples/hello-handle.wat --name hello
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (data (i32.const 0) "200\ncontent-type: text/plain; charset=utf-8\n\nHello from edgefn! ")
+  (func $alloc (export "alloc") (param $len i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (global.get $heap))
+    (global.set $heap (i32.add (local.get $ptr) (local.get $len)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (drop (memory.grow (i32.add (i32.shr_u (local.get $len) (i32.const 16)) (i32.const 1))))))
+    (local.get $ptr))
+  ;; Response: the 64-byte head above, then "<method> <path>\n".
+  (func (export "handle")
+    (param $method i32) (param $method_len i32) (param $path i32) (param $path_len i32)
+    (param $headers i32) (param $headers_len i32) (param $body i32) (param $body_len i32)
+    (param $out i32) (param $cap i32) (result i32)
+    (local $len i32) (local $at i32)
+    (local.set $len (i32.add (i32.const 66)
+      (i32.add (local.get $method_len) (local.get $path_len))))
+    (if (i32.gt_u (local.get $len) (local.get $cap)) (then (return (i32.const -1))))
+    (memory.copy (local.get $out) (i32.const 0) (i32.const 64))
+    (local.set $at (i32.add (local.get $out) (i32.const 64)))
+    (memory.copy (local.get $at) (local.get $method) (local.get $method_len))
+    (local.set $at (i32.add (local.get $at) (local.get $method_len)))
+    (i32.store8 (local.get $at) (i32.const 32))
+    (local.set $at (i32.add (local.get $at) (i32.const 1)))
+    (memory.copy (local.get $at) (local.get $path) (local.get $path_len))
+    (local.set $at (i32.add (local.get $at) (local.get $path_len)))
+    (i32.store8 (local.get $at) (i32.const 10))
+    (local.get $len)))
