@@ -3,4 +3,5 @@
 pub mod history;
 pub mod invoke;
 pub mod module;
+pub mod route;
 pub mod up;

@@ -15,11 +15,14 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane API with local storage under ./.edgefn.
+    /// Run everything on this machine: the API, an edge node, storage under ./.edgefn.
     Up(commands::up::UpCommand),
     /// Upload, list, show and delete modules.
     #[command(subcommand)]
     Module(commands::module::ModuleCommand),
+    /// Add, list and remove HTTP routes of the edge nodes.
+    #[command(subcommand)]
+    Route(commands::route::RouteCommand),
     /// Call an exported function: `edgefn invoke add add 1 2`.
     Invoke(commands::invoke::InvokeCommand),
     /// Show a module's execution history, newest first.
@@ -34,6 +37,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up(c) => c.execute().await,
         Command::Module(c) => c.execute().await,
+        Command::Route(c) => c.execute().await,
         Command::Invoke(c) => c.execute().await,
         Command::Executions(c) => c.execute().await,
         Command::Stats(c) => c.execute().await,

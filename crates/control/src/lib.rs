@@ -15,12 +15,14 @@
 
 mod auth;
 mod body;
+mod bundled;
 mod config;
 mod error;
 mod executions;
 mod invoke;
 mod modules;
 mod recorder;
+mod routes;
 mod state;
 
 use std::sync::Arc;
@@ -69,7 +71,7 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     })?;
 
     let mut new_token = None;
-    let (_, created) = db
+    let (admin, created) = db
         .ensure_admin(|| {
             let token = auth::new_token();
             let hash = auth::hash_token(&token);
@@ -87,7 +89,12 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
 
     let recorder = Recorder::start(db.clone(), *execution_retention);
     let settings = Arc::new(ApiSettings { max_module_bytes: *max_module_bytes, max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES });
-    Ok(Opened { state: AppState { db, artifacts, runtime, recorder, settings }, new_admin_token })
+    let (routes, _) = tokio::sync::watch::channel(0);
+    let state = AppState { db, artifacts, runtime, recorder, settings, routes };
+    if created && let Err(e) = bundled::deploy(&state, &admin).await {
+        tracing::warn!(error = e.message(), "could not deploy the bundled examples; continuing without them");
+    }
+    Ok(Opened { state, new_admin_token })
 }
 
 /// Writes a file only its owner can read.
@@ -114,6 +121,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/modules/{id}/invoke", post(invoke::invoke))
         .route("/api/v1/modules/{id}/executions", get(executions::list))
         .route("/api/v1/modules/{id}/stats", get(executions::stats))
+        .route("/api/v1/routes", post(routes::create).get(routes::list))
+        .route("/api/v1/routes/{id}", get(routes::show).delete(routes::delete))
         .route("/functions/v1/wasm-executor", post(invoke::executor))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));
     Router::new()

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use edgefn_store::{ModuleFilter, ModulePatch, NewModule, NewVersion, User};
+use edgefn_store::{Module, ModuleFilter, ModulePatch, ModuleVersion, NewModule, NewVersion, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -55,13 +55,25 @@ pub async fn upload(
     let name = field("name").or(query.name).ok_or_else(|| ApiError::bad_request("missing module name (`name`)"))?;
     let version = field("version").or(query.version).unwrap_or_else(|| "1.0.0".into());
     let description = field("description").or(query.description);
+    let (module, version) = add_version(&state, &user, name, version, description, upload.bytes).await?;
+    Ok((StatusCode::CREATED, Json(json!({"module": module, "version": version}))))
+}
+
+/// Validates, stores and registers a module version (creating the module if the owner
+/// has none of that name). Bytes first, rows second: a crash in between leaves only an
+/// unreferenced artifact, which the next start removes.
+pub async fn add_version(
+    state: &AppState,
+    user: &User,
+    name: String,
+    version: String,
+    description: Option<String>,
+    bytes: Vec<u8>,
+) -> Result<(Module, ModuleVersion), ApiError> {
     check_label("name", &name)?;
     check_label("version", &version)?;
-
-    let prepared = state.runtime.prepare(&upload.bytes).await?;
-    // Bytes first, rows second: a crash in between leaves only an unreferenced artifact,
-    // which the next start removes.
-    state.artifacts.put(&prepared.sha256, upload.bytes).await?;
+    let prepared = state.runtime.prepare(&bytes).await?;
+    state.artifacts.put(&prepared.sha256, bytes).await?;
     let new_module = NewModule {
         owner_id: user.id.clone(),
         owner_type: if user.role == "admin" { "admin".into() } else { "user".into() },
@@ -82,7 +94,7 @@ pub async fn upload(
     };
     let (module, version) = state.db.create_version(&new_module, &new_version).await?;
     tracing::info!(module = %module.id, name = %module.name, version = %version.version, sha256 = %version.sha256, "module uploaded");
-    Ok((StatusCode::CREATED, Json(json!({"module": module, "version": version}))))
+    Ok((module, version))
 }
 
 /// Filters of the module list.
@@ -160,7 +172,10 @@ pub async fn patch(
 /// `DELETE /api/v1/modules/{id}`: the module, its versions, history, and unshared bytes.
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let module = state.db.module_by_id_or_name(&id).await?;
-    for sha in state.db.delete_module(&module.id).await? {
+    let orphaned = state.db.delete_module(&module.id).await?;
+    // Its routes went with it.
+    state.routes_changed();
+    for sha in orphaned {
         state.artifacts.delete(&sha).await?;
     }
     tracing::info!(module = %module.id, name = %module.name, "module deleted");

@@ -20,4 +20,13 @@ pub struct AppState {
     pub recorder: Recorder,
     /// Limits and defaults.
     pub settings: Arc<crate::config::ApiSettings>,
+    /// Bumped whenever the set of routes changes; nodes in this process follow it.
+    pub routes: tokio::sync::watch::Sender<u64>,
+}
+
+impl AppState {
+    /// Tells route followers to reload.
+    pub fn routes_changed(&self) {
+        self.routes.send_modify(|v| *v += 1);
+    }
 }

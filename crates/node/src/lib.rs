@@ -1,7 +1,8 @@
 //! The edgefn edge node: decides which function answers an HTTP request and runs it.
 //!
 //! [`Router`] maps host + path + method to a route in time that does not grow with the
-//! number of routes:
+//! number of routes; [`Node`] is the HTTP ingress (HTTP/1.1 and HTTP/2 on hyper) that
+//! looks a request up, runs the function and answers.
 //!
 //! ```
 //! use edgefn_node::{Lookup, PathMatch, RouteSpec, Router};
@@ -10,6 +11,8 @@
 //! assert!(matches!(router.lookup("example.com", "/hello", "GET"), Lookup::Found(r) if r.target == "hello-fn"));
 //! ```
 
+mod ingress;
 mod router;
 
+pub use ingress::{Node, NodeConfig, Target, route_spec};
 pub use router::{Lookup, PathMatch, RouteError, RouteSpec, Router};

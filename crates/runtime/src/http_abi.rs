@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Instance, Store};
 
 use crate::error::InvokeError;
-use crate::invoke::{CoreHost, classify, core_store};
+use crate::invoke::{CoreHost, classify, core_store, with_deadline};
 use crate::limits::MemoryLimiter;
 use crate::runtime::{Compiled, Inner};
 
@@ -94,38 +94,53 @@ pub(crate) async fn handle(inner: &Inner, compiled: &Compiled, req: HttpRequest,
         return Err(HttpError::NotHandleAbi(missing));
     }
     let deadline = Instant::now() + limits.timeout;
-    let mut store = core_store(&inner.engine, MemoryLimiter::new(limits.max_memory_bytes), deadline);
-    let fail = |e: wasmtime::Error| match classify(e, limits.timeout) {
-        InvokeError::Timeout { timeout_ms } => HttpError::Timeout { timeout_ms },
-        other => HttpError::Trap(other.to_string()),
-    };
-    let instance = pre.instantiate_async(&mut store).await.map_err(fail)?;
+    let mut store = core_store(&inner.engine, MemoryLimiter::new(limits.max_memory_bytes), deadline, &inner.lanes);
+    with_deadline(deadline, limits.timeout, call_handle(&mut store, pre, req, limits)).await
+}
+
+impl From<InvokeError> for HttpError {
+    fn from(e: InvokeError) -> Self {
+        match e {
+            InvokeError::Timeout { timeout_ms } => HttpError::Timeout { timeout_ms },
+            other => HttpError::Trap(other.to_string()),
+        }
+    }
+}
+
+async fn call_handle(
+    store: &mut Store<CoreHost>,
+    pre: &wasmtime::InstancePre<CoreHost>,
+    req: HttpRequest,
+    limits: HttpLimits,
+) -> Result<HttpResponse, HttpError> {
+    let fail = |e: wasmtime::Error| HttpError::from(classify(e, limits.timeout));
+    let instance = pre.instantiate_async(&mut *store).await.map_err(fail)?;
     let headers: String = req.headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
     let mut args = Vec::with_capacity(10);
     for input in [req.method.as_bytes(), req.path.as_bytes(), headers.as_bytes(), &req.body] {
-        let ptr = place(&mut store, &instance, input).await.map_err(fail)?;
+        let ptr = place(store, &instance, input).await.map_err(fail)?;
         args.push(ptr);
         args.push(input.len() as i32);
     }
     let cap = i32::try_from(limits.response_cap).unwrap_or(i32::MAX);
-    let out = alloc(&mut store, &instance, cap).await.map_err(fail)?;
+    let out = alloc(store, &instance, cap).await.map_err(fail)?;
     args.push(out);
     args.push(cap);
     let func = instance
-        .get_typed_func::<(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32), i32>(&mut store, "handle")
+        .get_typed_func::<(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32), i32>(&mut *store, "handle")
         .map_err(|e| HttpError::NotHandleAbi(format!("{:#}", anyhow::Error::from(e))))?;
     let params = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9]);
-    let len = func.call_async(&mut store, params).await.map_err(fail)?;
+    let len = func.call_async(&mut *store, params).await.map_err(fail)?;
     if len < 0 {
         return Err(HttpError::GuestError(len));
     }
     if len > cap {
         return Err(HttpError::Malformed(format!("returned length {len} is over the response buffer of {cap} bytes")));
     }
-    let memory = instance.get_memory(&mut store, "memory").expect("checked by missing_exports");
+    let memory = instance.get_memory(&mut *store, "memory").expect("checked by missing_exports");
     let start = out as u32 as usize;
     let bytes = memory
-        .data(&store)
+        .data(&*store)
         .get(start..start + len as usize)
         .ok_or_else(|| HttpError::Malformed("response lies outside the module's memory".into()))?;
     parse_response(bytes)

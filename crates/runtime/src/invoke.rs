@@ -2,7 +2,10 @@
 //! and deadline, instantiation from the pre-linked module, argument mapping, and trap
 //! classification (timeout, memory, trap).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -21,6 +24,9 @@ use crate::runtime::{Compiled, Inner};
 
 /// Timeout of a call when the caller gives none: the seeds' limit for user modules.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// CPU time a call may take before it needs a slow-lane permit: far above a typical
+/// request (microseconds), far below a timeout.
+pub const FAST_BUDGET: Duration = Duration::from_millis(5);
 /// Memory cap of a call when the caller gives none: the seeds' 50 MB for user modules.
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 50 * 1024 * 1024;
 
@@ -106,20 +112,53 @@ fn sandbox() -> WasiCtxBuilder {
 }
 
 /// A store for one call of a core module: memory cap, deadline, sandboxed WASI.
-pub(crate) fn core_store(engine: &wasmtime::Engine, limiter: MemoryLimiter, deadline: Instant) -> Store<CoreHost> {
+pub(crate) fn core_store(engine: &wasmtime::Engine, limiter: MemoryLimiter, deadline: Instant, lanes: &Arc<Semaphore>) -> Store<CoreHost> {
     let mut store = Store::new(engine, CoreHost { limiter, wasi: sandbox().build_p1() });
     store.limiter(|h| &mut h.limiter);
-    arm_deadline(&mut store, deadline);
+    arm_deadline(&mut store, deadline, lanes);
     store
 }
 
-/// Arms the store's deadline: the guest yields to the executor every epoch tick and is
-/// interrupted once `deadline` has passed.
-fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant) {
+/// Arms the store's deadline and CPU sharing. The guest yields to the executor every
+/// epoch tick. Once it has run longer than [`FAST_BUDGET`] it must hold a slow-lane
+/// permit to go on (it waits, using no CPU, until one is free), so long-running guests
+/// share at most the lanes' worth of cores and short requests always find one. Past
+/// `deadline` the guest is interrupted; a call still waiting for a lane then is ended by
+/// [`with_deadline`].
+fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant, lanes: &Arc<Semaphore>) {
+    let started = Instant::now();
+    let lanes = lanes.clone();
+    let lane: Arc<Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        if now - started < FAST_BUDGET || lane.lock().expect("lane lock").is_some() {
+            return Ok(UpdateDeadline::Yield(1));
+        }
+        let (lanes, lane) = (lanes.clone(), lane.clone());
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                if let Ok(permit) = lanes.acquire_owned().await {
+                    *lane.lock().expect("lane lock") = Some(permit);
+                }
+            }),
+        ))
     });
+}
+
+/// Runs a call future to completion or until `deadline`, whichever is first.
+pub(crate) async fn with_deadline<R, E>(deadline: Instant, timeout: Duration, call: impl Future<Output = Result<R, E>>) -> Result<R, E>
+where
+    E: From<InvokeError>,
+{
+    match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(result) => result,
+        Err(_) => Err(InvokeError::Timeout { timeout_ms: timeout.as_millis() as u64 }.into()),
+    }
 }
 
 /// Sorts a wasmtime error into timeout, memory, trap or platform fault.
@@ -146,16 +185,16 @@ pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeReques
     let limiter = MemoryLimiter::new(req.max_memory_bytes);
     let (result, peak) = match compiled {
         Compiled::Core { pre, .. } => {
-            let mut store = core_store(&inner.engine, limiter, deadline);
-            let result = call_core(&mut store, pre, &req).await;
+            let mut store = core_store(&inner.engine, limiter, deadline, &inner.lanes);
+            let result = with_deadline(deadline, req.timeout, call_core(&mut store, pre, &req)).await;
             (result, store.data().limiter.peak_bytes())
         }
         Compiled::Component { component, pre } => {
             let host = ComponentHost { limiter, wasi: sandbox().build(), table: ResourceTable::new() };
             let mut store = Store::new(&inner.engine, host);
             store.limiter(|h| &mut h.limiter);
-            arm_deadline(&mut store, deadline);
-            let result = call_component(&inner.engine, &mut store, component, pre, &req).await;
+            arm_deadline(&mut store, deadline, &inner.lanes);
+            let result = with_deadline(deadline, req.timeout, call_component(&inner.engine, &mut store, component, pre, &req)).await;
             (result, store.data().limiter.peak_bytes())
         }
     };

@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     disk: Option<DiskCache>,
     compilations: AtomicU64,
     stop_ticker: Arc<AtomicBool>,
+    /// Slow-lane permits: how many long-running calls may use CPU at once.
+    pub(crate) lanes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Inner {
@@ -127,6 +129,7 @@ impl Runtime {
                 disk,
                 compilations: AtomicU64::new(0),
                 stop_ticker,
+                lanes: Arc::new(tokio::sync::Semaphore::new(slow_lanes())),
             }),
         })
     }
@@ -286,6 +289,12 @@ fn artifact_ref(a: &Artifact) -> ArtifactRef<'_> {
         Artifact::Core(m) => ArtifactRef::Core(m),
         Artifact::Component(c) => ArtifactRef::Component(c),
     }
+}
+
+/// Long-running calls may use all cores but one (and at least one), so short requests
+/// always find a core free.
+fn slow_lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
 }
 
 /// Bumps the engine epoch every tick until the runtime is dropped.

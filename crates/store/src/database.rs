@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
 use crate::models::{
-    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewVersion, User,
+    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewRoute, NewVersion, Route, User,
 };
 use crate::time::now_ms;
 
@@ -398,5 +398,48 @@ impl Database {
             p95: pct(0.95),
             p99: pct(0.99),
         })
+    }
+
+    /// Adds a route, numbered after every earlier one.
+    pub async fn create_route(&self, r: &NewRoute) -> Result<Route, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO routes (id, seq, host, path, match_kind, methods, priority, pop_selector, module_id, version, created_at) \
+             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM routes), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&r.host)
+        .bind(&r.path)
+        .bind(&r.match_kind)
+        .bind(serde_json::to_string(&r.methods).expect("strings serialize"))
+        .bind(r.priority)
+        .bind(&r.pop_selector)
+        .bind(&r.module_id)
+        .bind(&r.version)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.route(&id).await
+    }
+
+    /// Every route, in creation order.
+    pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM routes ORDER BY seq").fetch_all(&self.pool).await?)
+    }
+
+    /// One route.
+    pub async fn route(&self, id: &str) -> Result<Route, StoreError> {
+        let row: Option<Route> = sqlx::query_as("SELECT * FROM routes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.ok_or_else(|| StoreError::NotFound(format!("route {id}")))
+    }
+
+    /// Deletes a route.
+    pub async fn delete_route(&self, id: &str) -> Result<(), StoreError> {
+        if sqlx::query("DELETE FROM routes WHERE id = ?").bind(id).execute(&self.pool).await?.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("route {id}")));
+        }
+        Ok(())
     }
 }

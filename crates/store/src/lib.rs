@@ -22,5 +22,7 @@ mod time;
 pub use artifacts::Artifacts;
 pub use database::Database;
 pub use error::StoreError;
-pub use models::{Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewVersion, User};
+pub use models::{
+    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewRoute, NewVersion, Route, User,
+};
 pub use time::now_ms;

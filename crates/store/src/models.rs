@@ -208,3 +208,56 @@ pub struct ExecutionStats {
     /// 99th percentile (ms).
     pub p99: f64,
 }
+
+/// An HTTP route to a module.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    /// UUID.
+    pub id: String,
+    /// Creation order (a routing tie-break).
+    #[serde(skip)]
+    pub seq: i64,
+    /// `example.com`, `*.example.com`, or `None` for any host.
+    pub host: Option<String>,
+    /// Path pattern.
+    pub path: String,
+    /// `exact`, `prefix` or `regex`.
+    #[serde(rename = "match")]
+    pub match_kind: String,
+    /// Allowed methods; empty means any.
+    #[sqlx(json)]
+    pub methods: Vec<String>,
+    /// Higher wins.
+    pub priority: i64,
+    /// POP names or `prefix*` patterns, comma-separated.
+    pub pop_selector: Option<String>,
+    /// Target module.
+    pub module_id: String,
+    /// Pinned version; `None` follows the newest.
+    pub version: Option<String>,
+    /// Creation time.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+}
+
+/// A route to create.
+#[derive(Debug, Clone)]
+pub struct NewRoute {
+    /// Host pattern.
+    pub host: Option<String>,
+    /// Path pattern.
+    pub path: String,
+    /// `exact`, `prefix` or `regex`.
+    pub match_kind: String,
+    /// Allowed methods.
+    pub methods: Vec<String>,
+    /// Priority.
+    pub priority: i64,
+    /// POP selector.
+    pub pop_selector: Option<String>,
+    /// Target module.
+    pub module_id: String,
+    /// Pinned version.
+    pub version: Option<String>,
+}

@@ -14,6 +14,12 @@ pub struct UpCommand {
     /// Address of the REST API.
     #[arg(long, env = "EDGEFN_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Address of the edge node's HTTP ingress.
+    #[arg(long, env = "EDGEFN_NODE_LISTEN")]
+    node_listen: Option<SocketAddr>,
+    /// This node's POP name, for routes with a POP selector.
+    #[arg(long, env = "EDGEFN_POP")]
+    pop: Option<String>,
     /// Where the database, artifacts, compiled cache and admin token live.
     #[arg(long, env = "EDGEFN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -36,6 +42,8 @@ pub struct UpCommand {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    node_listen: Option<SocketAddr>,
+    pop: Option<String>,
     data_dir: Option<PathBuf>,
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
@@ -43,7 +51,7 @@ struct FileConfig {
 
 impl UpCommand {
     /// The settings: flags, then the file, then defaults.
-    fn config(&self) -> anyhow::Result<edgefn_control::ControlConfig> {
+    fn config(&self) -> anyhow::Result<(edgefn_control::ControlConfig, SocketAddr, Option<String>)> {
         let file: FileConfig = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -52,12 +60,15 @@ impl UpCommand {
             None => FileConfig::default(),
         };
         let defaults = edgefn_control::ControlConfig::default();
-        Ok(edgefn_control::ControlConfig {
+        let node_listen = self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default"));
+        let pop = self.pop.clone().or(file.pop);
+        let control = edgefn_control::ControlConfig {
             listen: self.listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
             max_module_bytes: self.max_module_bytes.or(file.max_module_bytes).unwrap_or(defaults.max_module_bytes),
             execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
-        })
+        };
+        Ok((control, node_listen, pop))
     }
 
     /// Runs until ctrl-c or SIGTERM.
@@ -71,22 +82,44 @@ impl UpCommand {
             logs.init()
         }
 
-        let config = self.config()?;
+        let (config, node_listen, pop) = self.config()?;
         let opened = edgefn_control::open(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let state = opened.state.clone();
+        let node =
+            edgefn_node::Node::start(state.db, state.artifacts, state.runtime, edgefn_node::NodeConfig { pop, ..Default::default() })
+                .await?;
+        node.follow(opened.state.routes.subscribe());
+        let node_listener = tokio::net::TcpListener::bind(node_listen).await.with_context(|| format!("listening on {node_listen}"))?;
+        let node_addr = node_listener.local_addr()?;
         println!("edgefn is up");
         println!("  API         http://{addr}  (OpenAPI: http://{addr}/api/v1/openapi.json)");
+        println!("  edge node   http://{node_addr}  (try: curl http://{node_addr}/hello)");
         println!("  data        {}", config.data_dir.display());
         let token_file = config.data_dir.join(edgefn_control::ADMIN_TOKEN_FILE);
         match &opened.new_admin_token {
             Some(token) => println!("  admin token {token}\n              (shown once; saved to {}, mode 0600)", token_file.display()),
             None => println!("  admin token in {}", token_file.display()),
         }
+        println!("node listening on http://{node_addr}");
         println!("listening on http://{addr}");
-        edgefn_control::serve(listener, opened.state, shutdown_signal()).await
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let node_task = tokio::spawn(node.serve(node_listener, until_stopped(stopped.clone())));
+        let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, until_stopped(stopped)));
+        shutdown_signal().await;
+        stop.send_replace(true);
+        node_task.await??;
+        api_task.await??;
+        Ok(())
     }
 }
+
+/// The edge node listens on loopback by default, beside the API.
+const DEFAULT_NODE_LISTEN: &str = "127.0.0.1:8000";
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -75,6 +75,23 @@ async fn the_readme_walkthrough_works() {
     let (ok, _, err) = edgefn(&server, &["module", "show", "loop"]);
     assert!(!ok && err.contains("HTTP 404"), "{err}");
 
+    // HTTP functions: upload, route, and the node answers.
+    assert!(edgefn(&server, &["module", "upload", "examples/hello-handle.wat", "--name", "greeter"]).0);
+    let (ok, out, err) = edgefn(&server, &["route", "add", "/greet", "--match", "prefix", "--module", "greeter", "--method", "GET"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("/greet (prefix) -> greeter"), "{out}");
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = reqwest::get(format!("{}/greet/you", server.node)).await.unwrap().text().await.unwrap();
+        if answer.starts_with("Hello") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer, "Hello from edgefn! GET /greet/you\n");
+    let (ok, out, _) = edgefn(&server, &["route", "list"]);
+    assert!(ok && out.contains("/greet") && out.contains("/hello"), "{out}");
+
     // A wrong token is refused with a clear message.
     let (ok, _, err) = edgefn(&server, &["module", "list", "--token", "efn_wrong"]);
     assert!(!ok && err.contains("invalid token (HTTP 401, unauthorized)"), "{err}");

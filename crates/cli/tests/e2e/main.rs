@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod crash;
+mod http;
 mod invoke;
 mod restart;
 mod upload;
@@ -16,8 +17,10 @@ use serde_json::Value;
 /// A running `edgefn up` in its own data directory.
 pub struct Server {
     child: Child,
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    /// Base URL of the API, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    /// Base URL of the edge node.
+    pub node: String,
     /// The admin token.
     pub token: String,
     /// The data directory.
@@ -28,7 +31,7 @@ impl Server {
     /// Starts `edgefn up` on a free port with `dir` as its data directory.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgefn"))
-            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["up", "--listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
             .env("EDGEFN_LOG", "warn")
@@ -38,16 +41,19 @@ impl Server {
             .expect("spawn edgefn");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut node = String::new();
         let url = loop {
             let line = lines.next().expect("edgefn exited before listening").expect("read stdout");
-            if let Some(url) = line.strip_prefix("listening on ") {
+            if let Some(url) = line.strip_prefix("node listening on ") {
+                node = url.to_string();
+            } else if let Some(url) = line.strip_prefix("listening on ") {
                 break url.to_string();
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let token = std::fs::read_to_string(dir.join("admin-token")).expect("admin token").trim().to_string();
-        Self { child, url, token, dir: dir.to_path_buf() }
+        Self { child, url, node, token, dir: dir.to_path_buf() }
     }
 
     /// An HTTP client for this server.

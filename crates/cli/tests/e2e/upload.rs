@@ -78,10 +78,11 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     let (status, body) = api.send(api.http.post(format!("{}/api/v1/modules", api.url)).body(example("add.wat"))).await;
     assert_eq!((status, body["error"]["message"].clone()), (400, json!("missing module name (`name`)")));
 
-    // Nothing but the first upload is there: one module, one artifact.
+    // Nothing but the first upload and the bundled hello is there: two modules, two artifacts.
     let (_, list) = api.get("/api/v1/modules").await;
-    assert_eq!(list["modules"].as_array().unwrap().len(), 1);
-    assert_eq!(files_under(&dir.path().join("artifacts")).len(), 1);
+    let names: Vec<_> = list["modules"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
+    assert_eq!(names, vec![json!("add"), json!("hello")]);
+    assert_eq!(files_under(&dir.path().join("artifacts")).len(), 2);
 }
 
 #[tokio::test]
@@ -113,7 +114,8 @@ async fn list_show_patch_and_delete() {
     api.upload_example("greet.wat").await;
 
     let (_, list) = api.get("/api/v1/modules?owner_type=admin").await;
-    assert_eq!(list["modules"].as_array().unwrap().len(), 2);
+    let names: Vec<_> = list["modules"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
+    assert_eq!(names, vec![json!("add"), json!("greet"), json!("hello")], "sorted by name; hello is bundled");
     let (_, list) = api.get("/api/v1/modules?owner_type=system").await;
     assert_eq!(list["modules"], json!([]));
     let (status, body) = api.get("/api/v1/modules?owner_type=root").await;
@@ -161,6 +163,6 @@ async fn list_show_patch_and_delete() {
     assert_eq!(status, 204);
     assert_eq!(api.get(&format!("/api/v1/modules/{add}")).await.0, 404);
     assert_eq!(api.send(api.http.delete(format!("{}/api/v1/modules/{add}", api.url))).await.0, 404);
-    // Only greet's bytes remain.
-    assert_eq!(files_under(&dir.path().join("artifacts")).len(), 1);
+    // Only greet's and the bundled hello's bytes remain.
+    assert_eq!(files_under(&dir.path().join("artifacts")).len(), 2);
 }

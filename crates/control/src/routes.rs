@@ -1,0 +1,108 @@
+//! `/api/v1/routes`: which function answers which host and path on the edge nodes.
+//! A route is checked when it is created — its pattern compiles, its module exists and
+//! can serve HTTP — so nodes never meet a route they cannot run.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use edgefn_node::{Router, route_spec};
+use edgefn_store::{NewRoute, Route};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Body of `POST /api/v1/routes`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteBody {
+    /// Host pattern; absent for any host.
+    pub host: Option<String>,
+    /// Path pattern.
+    pub path: String,
+    /// `exact` (default), `prefix` or `regex`.
+    #[serde(rename = "match")]
+    pub match_kind: Option<String>,
+    /// Allowed methods; absent or empty for any.
+    pub methods: Option<Vec<String>>,
+    /// Higher wins (default 0).
+    pub priority: Option<i64>,
+    /// POP names or `prefix*` patterns, comma-separated.
+    pub pop_selector: Option<String>,
+    /// Target module: id or name.
+    pub module_id: String,
+    /// Pinned version; absent follows the newest.
+    pub version: Option<String>,
+}
+
+/// Validates and stores a route, then tells the nodes.
+pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiError> {
+    let match_kind = body.match_kind.unwrap_or_else(|| "exact".into());
+    if edgefn_node::PathMatch::parse(&match_kind).is_none() {
+        return Err(ApiError::bad_request(format!("match `{match_kind}` is not one of exact, prefix, regex")));
+    }
+    let methods: Vec<String> = body.methods.unwrap_or_default().iter().map(|m| m.to_ascii_uppercase()).collect();
+    if let Some(bad) = methods.iter().find(|m| m.is_empty() || !m.chars().all(|c| c.is_ascii_uppercase())) {
+        return Err(ApiError::bad_request(format!("method `{bad}` is not an HTTP method name")));
+    }
+    let (module, version) = state.db.resolve(&body.module_id, body.version.as_deref()).await?;
+    let artifacts = state.artifacts.clone();
+    let sha = version.sha256.clone();
+    let loaded = state.runtime.load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) }).await.map_err(ApiError::internal)?;
+    if let Err(why) = state.runtime.check_handle_abi(&loaded.module) {
+        return Err(ApiError::bad_request(format!("{}@{} cannot serve HTTP: {why}", module.name, version.version)));
+    }
+    let new = NewRoute {
+        host: body.host.filter(|h| !h.is_empty()),
+        path: body.path,
+        match_kind,
+        methods,
+        priority: body.priority.unwrap_or(0),
+        pop_selector: body.pop_selector.filter(|p| !p.is_empty()),
+        module_id: module.id.clone(),
+        version: body.version,
+    };
+    // The router is the judge of a valid pattern: build one with just this route.
+    let probe = Route {
+        id: "new".into(),
+        seq: 0,
+        host: new.host.clone(),
+        path: new.path.clone(),
+        match_kind: new.match_kind.clone(),
+        methods: new.methods.clone(),
+        priority: new.priority,
+        pop_selector: new.pop_selector.clone(),
+        module_id: new.module_id.clone(),
+        version: new.version.clone(),
+        created_at: 0,
+    };
+    Router::new(vec![route_spec(&probe)], None).map_err(|e| ApiError::bad_request(e.to_string().replacen("route new: ", "", 1)))?;
+    let route = state.db.create_route(&new).await?;
+    state.routes_changed();
+    tracing::info!(route = %route.id, path = %route.path, module = %module.name, "route added");
+    Ok(route)
+}
+
+/// `POST /api/v1/routes`.
+pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody<RouteBody>) -> Result<(StatusCode, Json<Route>), ApiError> {
+    Ok((StatusCode::CREATED, Json(add_route(&state, body).await?)))
+}
+
+/// `GET /api/v1/routes`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"routes": state.db.routes().await?})))
+}
+
+/// `GET /api/v1/routes/{id}`.
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Route>, ApiError> {
+    Ok(Json(state.db.route(&id).await?))
+}
+
+/// `DELETE /api/v1/routes/{id}`.
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.db.delete_route(&id).await?;
+    state.routes_changed();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,246 @@
+//! The HTTP ingress: accept connections (HTTP/1.1 and HTTP/2), route each request, run
+//! the function with its limits, and answer — or answer why not, with a request id.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use edgefn_runtime::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, Runtime};
+use edgefn_store::{Artifacts, Database, Route};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::router::{Lookup, PathMatch, RouteSpec, Router};
+
+/// Largest request body a function receives (413 above).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Longest an HTTP function may run (504 above): interactive requests, not batch work.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_millis(500);
+/// A client has this long to send its request head; slower ones are dropped.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's POP, for routes with a POP selector.
+    pub pop: Option<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest a function may run.
+    pub http_timeout: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { pop: None, max_body_bytes: DEFAULT_MAX_BODY_BYTES, http_timeout: DEFAULT_HTTP_TIMEOUT }
+    }
+}
+
+/// What a route points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Module id.
+    pub module_id: String,
+    /// Pinned version, or `None` for the newest.
+    pub version: Option<String>,
+}
+
+/// A stored route as the router sees it.
+pub fn route_spec(r: &Route) -> RouteSpec<Target> {
+    RouteSpec {
+        id: r.id.clone(),
+        host: r.host.clone(),
+        path: r.path.clone(),
+        kind: PathMatch::parse(&r.match_kind).unwrap_or(PathMatch::Exact),
+        methods: r.methods.clone(),
+        priority: r.priority,
+        pop_selector: r.pop_selector.clone(),
+        seq: r.seq,
+        target: Target { module_id: r.module_id.clone(), version: r.version.clone() },
+    }
+}
+
+struct State {
+    db: Database,
+    artifacts: Artifacts,
+    runtime: Runtime,
+    config: NodeConfig,
+    router: RwLock<Arc<Router<Target>>>,
+}
+
+/// An edge node serving HTTP functions.
+#[derive(Clone)]
+pub struct Node {
+    state: Arc<State>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+impl Node {
+    /// A node over local storage, with its routes loaded.
+    pub async fn start(db: Database, artifacts: Artifacts, runtime: Runtime, config: NodeConfig) -> anyhow::Result<Self> {
+        let empty = Router::new(Vec::new(), None)?;
+        let node = Self { state: Arc::new(State { db, artifacts, runtime, config, router: RwLock::new(Arc::new(empty)) }) };
+        node.reload_routes().await?;
+        Ok(node)
+    }
+
+    /// Rebuilds the router from the stored routes.
+    pub async fn reload_routes(&self) -> anyhow::Result<usize> {
+        let routes = self.state.db.routes().await?;
+        let router = Router::new(routes.iter().map(route_spec).collect(), self.state.config.pop.as_deref())?;
+        let count = router.len();
+        *self.state.router.write().expect("router lock") = Arc::new(router);
+        Ok(count)
+    }
+
+    /// Reloads the routes each time `changes` says they changed, until it closes.
+    pub fn follow(&self, mut changes: tokio::sync::watch::Receiver<u64>) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                match node.reload_routes().await {
+                    Ok(n) => tracing::info!(routes = n, "routes reloaded"),
+                    Err(e) => tracing::error!(error = %e, "could not reload routes; keeping the previous ones"),
+                }
+            }
+        });
+    }
+
+    /// Serves connections on `listener` until `shutdown`, then lets open requests finish.
+    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(64 * 1024);
+        builder.http2().max_header_list_size(64 * 1024);
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let node = self.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let node = node.clone();
+                async move { Ok::<_, std::convert::Infallible>(node.answer(req, peer).await) }
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        graceful.shutdown().await;
+        Ok(())
+    }
+
+    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let method = req.method().as_str().to_string();
+        let path = req.uri().path().to_string();
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let reply = match self.run(req, &host, &method, &path).await {
+            Ok(reply) => reply,
+            Err((status, message, extra)) => {
+                if status.is_server_error() {
+                    tracing::warn!(request_id, %peer, %method, %host, %path, status = status.as_u16(), error = %message, "request failed");
+                } else {
+                    tracing::debug!(request_id, %peer, %method, %host, %path, status = status.as_u16(), error = %message, "request refused");
+                }
+                let mut reply = Response::new(Full::new(Bytes::from(format!("{} {message}\n", status.as_u16()))));
+                *reply.status_mut() = status;
+                reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                if let Some((name, value)) = extra {
+                    reply.headers_mut().insert(name, value);
+                }
+                reply
+            }
+        };
+        let mut reply = reply;
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            reply.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
+        }
+        reply
+    }
+
+    async fn run(&self, req: Request<Incoming>, host: &str, method: &str, path: &str) -> Result<Reply, Failure> {
+        let router = self.state.router.read().expect("router lock").clone();
+        let target = match router.lookup(host, path, method) {
+            Lookup::Found(route) => route.target.clone(),
+            Lookup::NotFound => return Err((StatusCode::NOT_FOUND, format!("no route for {host}{path}"), None)),
+            Lookup::MethodNotAllowed(allowed) => {
+                let allow = HeaderValue::from_str(&allowed.join(", ")).ok().map(|v| (ALLOW, v));
+                return Err((StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not routed for {path}"), allow));
+            }
+        };
+        let (module, version) = self.state.db.resolve(&target.module_id, target.version.as_deref()).await.map_err(|e| match e {
+            edgefn_store::StoreError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found"), None),
+            other => internal(other),
+        })?;
+        if module.status != "active" {
+            return Err((StatusCode::SERVICE_UNAVAILABLE, format!("function {} is {}", module.name, module.status), None));
+        }
+        let headers =
+            req.headers().iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let path_and_query = req.uri().path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
+        let limit = self.state.config.max_body_bytes;
+        let body = match Limited::new(req.into_body(), limit).collect().await {
+            Ok(b) => b.to_bytes().to_vec(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over the limit of {limit} bytes"), None));
+            }
+            Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"), None)),
+        };
+        let artifacts = self.state.artifacts.clone();
+        let sha = version.sha256.clone();
+        let loaded = self.state.runtime.load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) }).await.map_err(internal)?;
+        let timeout = self.state.config.http_timeout.min(Duration::from_millis(module.timeout_ms as u64));
+        let limits = HttpLimits { timeout, max_memory_bytes: module.max_memory_pages as usize * 65536, response_cap: DEFAULT_RESPONSE_CAP };
+        let request = HttpRequest { method: method.to_string(), path: path_and_query, headers, body };
+        let response = self.state.runtime.handle_http(&loaded.module, request, limits).await.map_err(|e| {
+            let status = match &e {
+                HttpError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                HttpError::Malformed(_) => StatusCode::BAD_GATEWAY,
+                HttpError::Trap(_) | HttpError::GuestError(_) | HttpError::NotHandleAbi(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, format!("{}@{}: {e}", module.name, version.version), None)
+        })?;
+        let mut reply = Response::new(Full::new(Bytes::from(response.body)));
+        *reply.status_mut() = StatusCode::from_u16(response.status).expect("status checked by the ABI parser");
+        for (name, value) in response.headers {
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+                (Ok(n), Ok(v)) => {
+                    reply.headers_mut().append(n, v);
+                }
+                _ => return Err((StatusCode::BAD_GATEWAY, format!("{}: invalid response header `{name}`", module.name), None)),
+            }
+        }
+        Ok(reply)
+    }
+}
+
+/// An error answer: status, message, and one extra header.
+type Failure = (StatusCode, String, Option<(HeaderName, HeaderValue)>);
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    tracing::error!(error = %e, "internal error");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into(), None)
+}
