@@ -34,6 +34,7 @@ async fn a_killed_upload_leaves_all_or_nothing() {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         server.kill();
         let answered = upload.await.unwrap();
+        let after_kill = files_under(&dir.path().join("artifacts"));
 
         let server = Server::start(dir.path(), &[]);
         let api = server.client();
@@ -50,7 +51,11 @@ async fn a_killed_upload_leaves_all_or_nothing() {
             assert_ne!(answered.as_ref().ok(), Some(&201), "round {round}: a 201 was answered but the module is gone");
         }
         eprintln!("round {round}: killed after {delay_ms} ms, answer {:?}, module present: {}", answered.as_ref().ok(), status == 200);
-        assert_eq!(artifacts.len(), listed, "round {round}: artifacts {artifacts:?} vs {listed} modules");
+        assert_eq!(
+            artifacts.len(),
+            listed,
+            "round {round}: artifacts {artifacts:?} vs {listed} modules; right after the kill: {after_kill:?}"
+        );
         server.stop();
     }
 }
