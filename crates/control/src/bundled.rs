@@ -8,19 +8,30 @@ use crate::modules::add_version;
 use crate::routes::{RouteBody, add_route};
 use crate::state::AppState;
 
-/// The hello function on the `handle` ABI.
-const HELLO: &str = include_str!("../../../examples/hello-handle.wat");
+/// The examples: module name, WebAssembly text, route path.
+const EXAMPLES: [(&str, &str, &str); 2] = [
+    ("hello", include_str!("../../../examples/hello-handle.wat"), "/hello"),
+    ("hello-http", include_str!("../../../examples/hello-http.wat"), "/hello-http"),
+];
 
-/// Uploads the examples and routes `GET /hello` to the hello function.
+/// Uploads the examples and routes `GET /hello` (the `handle` ABI) and `GET /hello-http`
+/// (a `wasi:http/proxy` component) to them.
 pub async fn deploy(state: &AppState, admin: &User) -> Result<(), ApiError> {
-    let wasm = wat::parse_str(HELLO).map_err(ApiError::internal)?;
-    let description = Some("Bundled example: answers GET /hello on the edge node".to_string());
-    let (module, _) = add_version(state, admin, "hello".into(), "1.0.0".into(), description, wasm).await?;
+    for (name, text, path) in EXAMPLES {
+        deploy_one(state, admin, name, text, path).await?;
+    }
+    Ok(())
+}
+
+async fn deploy_one(state: &AppState, admin: &User, name: &str, text: &str, path: &str) -> Result<(), ApiError> {
+    let wasm = wat::parse_str(text).map_err(ApiError::internal)?;
+    let description = Some(format!("Bundled example: answers GET {path} on the edge node"));
+    let (module, _) = add_version(state, admin, name.into(), "1.0.0".into(), description, wasm).await?;
     add_route(
         state,
         RouteBody {
             host: None,
-            path: "/hello".into(),
+            path: path.into(),
             match_kind: Some("exact".into()),
             methods: Some(vec!["GET".into(), "HEAD".into()]),
             priority: None,

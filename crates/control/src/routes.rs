@@ -51,7 +51,7 @@ pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiEr
     let artifacts = state.artifacts.clone();
     let sha = version.sha256.clone();
     let loaded = state.runtime.load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) }).await.map_err(ApiError::internal)?;
-    if let Err(why) = state.runtime.check_handle_abi(&loaded.module) {
+    if let Err(why) = state.runtime.check_http(&loaded.module) {
         return Err(ApiError::bad_request(format!("{}@{} cannot serve HTTP: {why}", module.name, version.version)));
     }
     let new = NewRoute {

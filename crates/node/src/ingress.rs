@@ -1,12 +1,13 @@
 //! The HTTP ingress: accept connections (HTTP/1.1 and HTTP/2), route each request, run
-//! the function with its limits, and answer — or answer why not, with a request id.
+//! the function with its limits — a core module on the `handle` ABI or a
+//! `wasi:http/proxy` component — and answer, or answer why not, with a request id.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgefn_runtime::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, Runtime};
+use edgefn_runtime::{DEFAULT_RESPONSE_CAP, HttpBody, HttpError, HttpLimits, HttpRequest, Runtime};
 use edgefn_store::{Artifacts, Database, Route};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -78,7 +79,12 @@ pub struct Node {
     state: Arc<State>,
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<HttpBody>;
+
+/// A complete body as an [`HttpBody`].
+fn full(bytes: impl Into<Bytes>) -> HttpBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
 
 impl Node {
     /// A node over local storage, with its routes loaded.
@@ -165,7 +171,7 @@ impl Node {
                 } else {
                     tracing::debug!(request_id, %peer, %method, %host, %path, status = status.as_u16(), error = %message, "request refused");
                 }
-                let mut reply = Response::new(Full::new(Bytes::from(format!("{} {message}\n", status.as_u16()))));
+                let mut reply = Response::new(full(format!("{} {message}\n", status.as_u16())));
                 *reply.status_mut() = status;
                 reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                 if let Some((name, value)) = extra {
@@ -198,11 +204,9 @@ impl Node {
         if module.status != "active" {
             return Err((StatusCode::SERVICE_UNAVAILABLE, format!("function {} is {}", module.name, module.status), None));
         }
-        let headers =
-            req.headers().iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-        let path_and_query = req.uri().path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
+        let (parts, body) = req.into_parts();
         let limit = self.state.config.max_body_bytes;
-        let body = match Limited::new(req.into_body(), limit).collect().await {
+        let body = match Limited::new(body, limit).collect().await {
             Ok(b) => b.to_bytes().to_vec(),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over the limit of {limit} bytes"), None));
@@ -214,16 +218,24 @@ impl Node {
         let loaded = self.state.runtime.load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) }).await.map_err(internal)?;
         let timeout = self.state.config.http_timeout.min(Duration::from_millis(module.timeout_ms as u64));
         let limits = HttpLimits { timeout, max_memory_bytes: module.max_memory_pages as usize * 65536, response_cap: DEFAULT_RESPONSE_CAP };
-        let request = HttpRequest { method: method.to_string(), path: path_and_query, headers, body };
-        let response = self.state.runtime.handle_http(&loaded.module, request, limits).await.map_err(|e| {
+        let failed = |e: HttpError| {
             let status = match &e {
                 HttpError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 HttpError::Malformed(_) => StatusCode::BAD_GATEWAY,
                 HttpError::Trap(_) | HttpError::GuestError(_) | HttpError::NotHandleAbi(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (status, format!("{}@{}: {e}", module.name, version.version), None)
-        })?;
-        let mut reply = Response::new(Full::new(Bytes::from(response.body)));
+        };
+        if version.kind == "component" {
+            let request = Request::from_parts(parts, full(body));
+            return self.state.runtime.serve_wasi_http(&loaded.module, request, limits).await.map_err(failed);
+        }
+        let headers =
+            parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let path_and_query = parts.uri.path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
+        let request = HttpRequest { method: method.to_string(), path: path_and_query, headers, body };
+        let response = self.state.runtime.handle_http(&loaded.module, request, limits).await.map_err(failed)?;
+        let mut reply = Response::new(full(response.body));
         *reply.status_mut() = StatusCode::from_u16(response.status).expect("status checked by the ABI parser");
         for (name, value) in response.headers {
             match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {

@@ -90,6 +90,7 @@ pub(crate) async fn handle(inner: &Inner, compiled: &Compiled, req: HttpRequest,
     let Compiled::Core { pre } = compiled else {
         return Err(HttpError::NotHandleAbi("components serve HTTP through wasi:http/proxy".into()));
     };
+
     if let Some(missing) = missing_exports(pre.module()) {
         return Err(HttpError::NotHandleAbi(missing));
     }

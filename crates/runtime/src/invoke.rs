@@ -13,6 +13,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::{ResourceTable, p1::WasiP1Ctx};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::component_json::type_name;
 use crate::component_json::{json_to_val, val_to_json};
@@ -95,12 +96,45 @@ pub(crate) struct ComponentHost {
     pub(crate) limiter: MemoryLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: crate::wasi_http::DenyOutbound,
+}
+
+impl ComponentHost {
+    pub(crate) fn new(limiter: MemoryLimiter) -> Self {
+        Self {
+            limiter,
+            wasi: sandbox().build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: crate::wasi_http::DenyOutbound,
+        }
+    }
 }
 
 impl WasiView for ComponentHost {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
+}
+
+impl WasiHttpView for ComponentHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// A store for one call of a component: memory cap, deadline, sandboxed WASI and HTTP.
+pub(crate) fn component_store(
+    engine: &wasmtime::Engine,
+    limiter: MemoryLimiter,
+    deadline: Instant,
+    lanes: &Arc<Semaphore>,
+) -> Store<ComponentHost> {
+    let mut store = Store::new(engine, ComponentHost::new(limiter));
+    store.limiter(|h| &mut h.limiter);
+    arm_deadline(&mut store, deadline, lanes);
+    store
 }
 
 /// WASI with nothing granted: no files, environment or network; empty stdin, discarded
@@ -189,11 +223,8 @@ pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeReques
             let result = with_deadline(deadline, req.timeout, call_core(&mut store, pre, &req)).await;
             (result, store.data().limiter.peak_bytes())
         }
-        Compiled::Component { component, pre } => {
-            let host = ComponentHost { limiter, wasi: sandbox().build(), table: ResourceTable::new() };
-            let mut store = Store::new(&inner.engine, host);
-            store.limiter(|h| &mut h.limiter);
-            arm_deadline(&mut store, deadline, &inner.lanes);
+        Compiled::Component { component, pre, .. } => {
+            let mut store = component_store(&inner.engine, limiter, deadline, &inner.lanes);
             let result = with_deadline(deadline, req.timeout, call_component(&inner.engine, &mut store, component, pre, &req)).await;
             (result, store.data().limiter.peak_bytes())
         }

@@ -30,6 +30,7 @@ mod inspect;
 mod invoke;
 mod limits;
 mod runtime;
+mod wasi_http;
 
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
@@ -38,3 +39,4 @@ pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, Htt
 pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
 pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding};
 pub use runtime::{Compiled, Loaded, Prepared, Runtime};
+pub use wasi_http::HttpBody;

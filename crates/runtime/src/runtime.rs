@@ -17,6 +17,7 @@ use crate::error::{InvokeError, PrepareError};
 use crate::http_abi::{self, HttpError, HttpLimits, HttpRequest, HttpResponse};
 use crate::inspect::{self, ModuleInfo, ModuleKind};
 use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
+use crate::wasi_http::{self, HttpBody};
 
 /// The WebAssembly magic number every binary starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -42,6 +43,8 @@ pub enum Compiled {
         component: Component,
         /// The pre-linked component.
         pre: wasmtime::component::InstancePre<ComponentHost>,
+        /// Typed entry point when the component exports `wasi:http/incoming-handler`.
+        proxy: Option<wasmtime_wasi_http::p2::bindings::ProxyPre<ComponentHost>>,
     },
 }
 
@@ -114,6 +117,7 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |h: &mut CoreHost| &mut h.wasi).map_err(anyhow::Error::from)?;
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
 
         let disk = config.cache_dir.as_deref().map(|dir| DiskCache::open(dir, &engine)).transpose()?;
         let capacity = NonZeroUsize::new(config.memory_cache_entries.max(1)).expect("max(1) is non-zero");
@@ -217,11 +221,23 @@ impl Runtime {
         http_abi::handle(&self.inner, compiled, req, limits).await
     }
 
-    /// Whether a compiled module can serve HTTP with the `handle` ABI; the reason if not.
-    pub fn check_handle_abi(&self, compiled: &Compiled) -> Result<(), String> {
+    /// Serves one HTTP request with a `wasi:http/proxy` component.
+    pub async fn serve_wasi_http(
+        &self,
+        compiled: &Compiled,
+        req: hyper::Request<HttpBody>,
+        limits: HttpLimits,
+    ) -> Result<hyper::Response<HttpBody>, HttpError> {
+        wasi_http::serve(&self.inner, compiled, req, limits).await
+    }
+
+    /// Whether a compiled module can serve HTTP (the core `handle` ABI or a
+    /// `wasi:http/proxy` component); the reason if not.
+    pub fn check_http(&self, compiled: &Compiled) -> Result<(), String> {
         match compiled {
             Compiled::Core { pre } => http_abi::missing_exports(pre.module()).map_or(Ok(()), Err),
-            Compiled::Component { .. } => Err("components serve HTTP through wasi:http/proxy".into()),
+            Compiled::Component { proxy: Some(_), .. } => Ok(()),
+            Compiled::Component { proxy: None, .. } => Err("the component does not export wasi:http/incoming-handler".into()),
         }
     }
 
@@ -256,7 +272,9 @@ impl Runtime {
         Ok(match artifact {
             ArtifactRef::Core(m) => Compiled::Core { pre: self.inner.core_linker.instantiate_pre(m).map_err(refused)? },
             ArtifactRef::Component(c) => {
-                Compiled::Component { component: c.clone(), pre: self.inner.component_linker.instantiate_pre(c).map_err(refused)? }
+                let pre = self.inner.component_linker.instantiate_pre(c).map_err(refused)?;
+                let proxy = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone()).ok();
+                Compiled::Component { component: c.clone(), pre, proxy }
             }
         })
     }

@@ -50,7 +50,7 @@ async fn eventually(node: &str, path: &str, want: &str) -> String {
 }
 
 #[tokio::test]
-async fn hello_answers_on_a_fresh_start_over_http1_and_http2() {
+async fn both_bundled_examples_answer_on_a_fresh_start_over_http1_and_http2() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let res = reqwest::get(format!("{}/hello", server.node)).await.unwrap();
@@ -62,6 +62,14 @@ async fn hello_answers_on_a_fresh_start_over_http1_and_http2() {
     let res = h2.get(format!("{}/hello?x=1", server.node)).send().await.unwrap();
     assert_eq!(res.version(), reqwest::Version::HTTP_2);
     assert_eq!(res.text().await.unwrap(), "Hello from edgefn! GET /hello?x=1\n");
+
+    // The wasi:http/proxy component (the one `wasmtime serve` runs) over both protocols.
+    let res = reqwest::get(format!("{}/hello-http", server.node)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "Hello from edgefn!\n");
+    let res = h2.get(format!("{}/hello-http", server.node)).send().await.unwrap();
+    assert_eq!((res.version(), res.status()), (reqwest::Version::HTTP_2, reqwest::StatusCode::OK));
+    assert_eq!(res.text().await.unwrap(), "Hello from edgefn!\n");
 }
 
 #[tokio::test]
@@ -106,8 +114,14 @@ async fn routes_are_checked_when_created() {
     let server = Server::start(dir.path(), &[]);
     let api = server.client();
     api.upload_example("add.wat").await;
+    api.upload_example("typed.wat").await;
     let cases = [
         (json!({"path": "/a", "moduleId": "add"}), 400, "add@1.0.0 cannot serve HTTP: missing export(s): handle, alloc, memory"),
+        (
+            json!({"path": "/a", "moduleId": "typed"}),
+            400,
+            "typed@1.0.0 cannot serve HTTP: the component does not export wasi:http/incoming-handler",
+        ),
         (json!({"path": "/a", "moduleId": "hello", "match": "glob"}), 400, "match `glob` is not one of exact, prefix, regex"),
         (json!({"path": "/(", "moduleId": "hello", "match": "regex"}), 400, "invalid regex `/(`"),
         (json!({"path": "a", "moduleId": "hello"}), 400, "path `a` must start with `/`"),
@@ -122,7 +136,8 @@ async fn routes_are_checked_when_created() {
         assert!(answer["error"]["message"].as_str().unwrap().contains(message), "{body}: {answer}");
     }
     let (_, routes) = api.get("/api/v1/routes").await;
-    assert_eq!(routes["routes"].as_array().unwrap().len(), 1, "only the bundled /hello route");
+    let paths: Vec<_> = routes["routes"].as_array().unwrap().iter().map(|r| r["path"].clone()).collect();
+    assert_eq!(paths, vec![json!("/hello"), json!("/hello-http")], "only the bundled routes");
 }
 
 #[tokio::test]

@@ -78,7 +78,8 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     let (status, body) = api.send(api.http.post(format!("{}/api/v1/modules", api.url)).body(example("add.wat"))).await;
     assert_eq!((status, body["error"]["message"].clone()), (400, json!("missing module name (`name`)")));
 
-    // Nothing but the first upload and the bundled hello is there: two modules, two artifacts.
+    // Nothing but the first upload and the bundled hello is there: two modules, two
+    // artifacts (the 4.6 KB hello-http example is over this server's 1000-byte limit).
     let (_, list) = api.get("/api/v1/modules").await;
     let names: Vec<_> = list["modules"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
     assert_eq!(names, vec![json!("add"), json!("hello")]);
@@ -115,7 +116,7 @@ async fn list_show_patch_and_delete() {
 
     let (_, list) = api.get("/api/v1/modules?owner_type=admin").await;
     let names: Vec<_> = list["modules"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
-    assert_eq!(names, vec![json!("add"), json!("greet"), json!("hello")], "sorted by name; hello is bundled");
+    assert_eq!(names, vec![json!("add"), json!("greet"), json!("hello"), json!("hello-http")], "sorted by name; hello* are bundled");
     let (_, list) = api.get("/api/v1/modules?owner_type=system").await;
     assert_eq!(list["modules"], json!([]));
     let (status, body) = api.get("/api/v1/modules?owner_type=root").await;
@@ -163,6 +164,6 @@ async fn list_show_patch_and_delete() {
     assert_eq!(status, 204);
     assert_eq!(api.get(&format!("/api/v1/modules/{add}")).await.0, 404);
     assert_eq!(api.send(api.http.delete(format!("{}/api/v1/modules/{add}", api.url))).await.0, 404);
-    // Only greet's and the bundled hello's bytes remain.
-    assert_eq!(files_under(&dir.path().join("artifacts")).len(), 2);
+    // Only greet's and the bundled examples' bytes remain.
+    assert_eq!(files_under(&dir.path().join("artifacts")).len(), 3);
 }

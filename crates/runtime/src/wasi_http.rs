@@ -1,0 +1,75 @@
+//! Serving HTTP with `wasi:http/proxy` components (wasmtime-wasi-http): the same
+//! component runs unchanged under `wasmtime serve` or Spin. The request is handed to the
+//! guest's `incoming-handler`; its response head comes back through a oneshot channel
+//! while the body streams from the guest. Outbound requests are denied (the allow-list
+//! is granted per module in a later step).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
+
+use crate::error::InvokeError;
+use crate::http_abi::{HttpError, HttpLimits};
+use crate::invoke::{classify, component_store, with_deadline};
+use crate::limits::MemoryLimiter;
+use crate::runtime::{Compiled, Inner};
+
+/// Request and response bodies of HTTP functions.
+pub type HttpBody = UnsyncBoxBody<Bytes, anyhow::Error>;
+
+/// Hooks that refuse every outbound request from a guest.
+pub(crate) struct DenyOutbound;
+
+type Sent = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
+
+impl WasiHttpHooks for DenyOutbound {
+    fn send_request(
+        &mut self,
+        _request: hyper::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Sent,
+    ) -> Box<dyn Future<Output = Result<(hyper::Response<WasiBody>, Sent), wasmtime_wasi_http::Error>> + Send> {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+pub(crate) async fn serve(
+    inner: &Inner,
+    compiled: &Compiled,
+    req: hyper::Request<HttpBody>,
+    limits: HttpLimits,
+) -> Result<hyper::Response<HttpBody>, HttpError> {
+    let Compiled::Component { proxy: Some(proxy), .. } = compiled else {
+        return Err(HttpError::NotHandleAbi("not a wasi:http/proxy component".into()));
+    };
+    let deadline = Instant::now() + limits.timeout;
+    let mut store = component_store(&inner.engine, MemoryLimiter::new(limits.max_memory_bytes), deadline, &inner.lanes);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    // A request body that fails to arrive ends the guest's stream as a terminated connection.
+    let req = req.map(|b| b.map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated).boxed_unsync());
+    let setup = |e: wasmtime::Error| HttpError::Trap(format!("{:#}", anyhow::Error::from(e)));
+    let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(setup)?;
+    let out = store.data_mut().http().new_response_outparam(sender).map_err(setup)?;
+    let proxy = proxy.clone();
+    let timeout = limits.timeout;
+    // The guest keeps running in its own task after it sets the response head, to stream
+    // the body; the deadline bounds the whole of it.
+    let task = tokio::spawn(with_deadline(deadline, timeout, async move {
+        let instance = proxy.instantiate_async(&mut store).await.map_err(|e| classify(e, timeout))?;
+        instance.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| classify(e, timeout))
+    }));
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response.map(|b| b.map_err(anyhow::Error::from).boxed_unsync())),
+        Ok(Err(code)) => Err(HttpError::Trap(format!("the function answered with error {code:?}"))),
+        Err(_) => match task.await {
+            Ok(Ok(())) => Err(HttpError::Malformed("the function returned without setting a response".into())),
+            Ok(Err(InvokeError::Timeout { timeout_ms })) => Err(HttpError::Timeout { timeout_ms }),
+            Ok(Err(e)) => Err(HttpError::Trap(e.to_string())),
+            Err(e) => Err(HttpError::Trap(format!("the function's task failed: {e}"))),
+        },
+    }
+}
