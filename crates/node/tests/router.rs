@@ -25,21 +25,23 @@ fn winner(router: &Router<String>, host: &str, path: &str, method: &str) -> Opti
     }
 }
 
+/// Four routes to `/api` that differ in host and path specificity.
+fn api_routes() -> Vec<RouteSpec<String>> {
+    vec![
+        route("r1", None, "/api", PathMatch::Prefix, &[], 0),
+        route("r2", None, "/api/users", PathMatch::Exact, &["GET"], 0),
+        route("r3", Some("*.example.com"), "/api", PathMatch::Prefix, &[], 0),
+        route("r4", Some("shop.example.com"), "/api", PathMatch::Prefix, &[], 0),
+    ]
+}
+
 #[test]
 fn matching_rules() {
-    let router = Router::new(
-        vec![
-            route("r1", None, "/api", PathMatch::Prefix, &[], 0),
-            route("r2", None, "/api/users", PathMatch::Exact, &["GET"], 0),
-            route("r3", Some("*.example.com"), "/api", PathMatch::Prefix, &[], 0),
-            route("r4", Some("shop.example.com"), "/api", PathMatch::Prefix, &[], 0),
-            route("r5", None, "/items/[0-9]+", PathMatch::Regex, &[], 0),
-            route("r6", None, "/", PathMatch::Prefix, &[], -1),
-            route("r7", None, "/api", PathMatch::Prefix, &[], 5),
-        ],
-        None,
-    )
-    .unwrap();
+    let mut routes = api_routes();
+    routes.push(route("r5", None, "/items/[0-9]+", PathMatch::Regex, &[], 0));
+    routes.push(route("r6", None, "/", PathMatch::Prefix, &[], -1));
+    routes.push(route("r7", None, "/api", PathMatch::Prefix, &[], 5));
+    let router = Router::new(routes, None).unwrap();
     // Priority beats specificity.
     assert_eq!(winner(&router, "x.org", "/api/users", "GET").as_deref(), Some("r7"));
     // Prefixes match whole segments; "/" catches the rest at its low priority.
@@ -48,16 +50,7 @@ fn matching_rules() {
     assert_eq!(winner(&router, "x.org", "/items/42", "GET").as_deref(), Some("r5"));
     assert_eq!(winner(&router, "x.org", "/items/42/more", "GET").as_deref(), Some("r6"));
 
-    let router = Router::new(
-        vec![
-            route("r1", None, "/api", PathMatch::Prefix, &[], 0),
-            route("r2", None, "/api/users", PathMatch::Exact, &["GET"], 0),
-            route("r3", Some("*.example.com"), "/api", PathMatch::Prefix, &[], 0),
-            route("r4", Some("shop.example.com"), "/api", PathMatch::Prefix, &[], 0),
-        ],
-        None,
-    )
-    .unwrap();
+    let router = Router::new(api_routes(), None).unwrap();
     // At equal priority: exact host > wildcard > any; exact path > prefix.
     assert_eq!(winner(&router, "Shop.Example.com:8443", "/api/x", "GET").as_deref(), Some("r4"));
     assert_eq!(winner(&router, "a.b.example.com", "/api/x", "GET").as_deref(), Some("r3"));
