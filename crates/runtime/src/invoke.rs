@@ -25,9 +25,9 @@ use crate::runtime::{Compiled, Inner};
 
 /// Timeout of a call when the caller gives none: the seeds' limit for user modules.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// CPU time a call may take before it needs a slow-lane permit: far above a typical
-/// request (microseconds), far below a timeout.
-pub const FAST_BUDGET: Duration = Duration::from_millis(5);
+/// Epoch ticks (≈ ms) a call may run before it needs a slow-lane permit: far above a
+/// typical request (microseconds), far below a timeout.
+pub const FAST_TICKS: u32 = 5;
 /// Memory cap of a call when the caller gives none: the seeds' 50 MB for user modules.
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 50 * 1024 * 1024;
 
@@ -154,22 +154,24 @@ pub(crate) fn core_store(engine: &wasmtime::Engine, limiter: MemoryLimiter, dead
 }
 
 /// Arms the store's deadline and CPU sharing. The guest yields to the executor every
-/// epoch tick. Once it has run longer than [`FAST_BUDGET`] it must hold a slow-lane
-/// permit to go on (it waits, using no CPU, until one is free), so long-running guests
-/// share at most the lanes' worth of cores and short requests always find one. Past
-/// `deadline` the guest is interrupted; a call still waiting for a lane then is ended by
-/// [`with_deadline`].
+/// epoch tick. Once it has *run* for [`FAST_TICKS`] ticks it must hold a slow-lane permit
+/// to go on (it waits, using no CPU, until one is free), so long-running guests share at
+/// most the lanes' worth of cores and short requests always find one. Ticks are counted
+/// by the epoch callback, which fires only while the guest executes, so time spent
+/// waiting to be scheduled on a busy machine never pushes a short call into the slow
+/// lane. Past `deadline` the guest is interrupted; a call still waiting for a lane then
+/// is ended by [`with_deadline`].
 fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant, lanes: &Arc<Semaphore>) {
-    let started = Instant::now();
     let lanes = lanes.clone();
     let lane: Arc<Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
+    let mut ticks_run = 0u32;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        let now = Instant::now();
-        if now >= deadline {
+        if Instant::now() >= deadline {
             return Ok(UpdateDeadline::Interrupt);
         }
-        if now - started < FAST_BUDGET || lane.lock().expect("lane lock").is_some() {
+        ticks_run += 1;
+        if ticks_run < FAST_TICKS || lane.lock().expect("lane lock").is_some() {
             return Ok(UpdateDeadline::Yield(1));
         }
         let (lanes, lane) = (lanes.clone(), lane.clone());
