@@ -70,11 +70,9 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
     if module.status != "active" {
         return Err(ApiError::forbidden(format!("module {} is {} and cannot be run", module.name, module.status)));
     }
-    let artifacts = state.artifacts.clone();
-    let sha = version.sha256.clone();
     let loaded = state
         .runtime
-        .load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) })
+        .load(&version.sha256, || async { Ok(state.artifacts.get(&version.sha256).await?) })
         .await
         .map_err(|e| ApiError::internal(format!("loading {}@{}: {e:#}", module.name, version.version)))?;
 

@@ -48,9 +48,11 @@ pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiEr
         return Err(ApiError::bad_request(format!("method `{bad}` is not an HTTP method name")));
     }
     let (module, version) = state.db.resolve(&body.module_id, body.version.as_deref()).await?;
-    let artifacts = state.artifacts.clone();
-    let sha = version.sha256.clone();
-    let loaded = state.runtime.load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) }).await.map_err(ApiError::internal)?;
+    let loaded = state
+        .runtime
+        .load(&version.sha256, || async { Ok(state.artifacts.get(&version.sha256).await?) })
+        .await
+        .map_err(ApiError::internal)?;
     if let Err(why) = state.runtime.check_http(&loaded.module) {
         return Err(ApiError::bad_request(format!("{}@{} cannot serve HTTP: {why}", module.name, version.version)));
     }

@@ -163,7 +163,7 @@ impl Node {
             .map(str::to_string)
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_default();
-        let reply = match self.run(req, &host, &method, &path).await {
+        let mut reply = match self.run(req, &host, &method, &path).await {
             Ok(reply) => reply,
             Err((status, message, extra)) => {
                 if status.is_server_error() {
@@ -180,7 +180,6 @@ impl Node {
                 reply
             }
         };
-        let mut reply = reply;
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             reply.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
         }
@@ -213,9 +212,8 @@ impl Node {
             }
             Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"), None)),
         };
-        let artifacts = self.state.artifacts.clone();
-        let sha = version.sha256.clone();
-        let loaded = self.state.runtime.load(&version.sha256, || async move { Ok(artifacts.get(&sha).await?) }).await.map_err(internal)?;
+        let fetch = || async { Ok(self.state.artifacts.get(&version.sha256).await?) };
+        let loaded = self.state.runtime.load(&version.sha256, fetch).await.map_err(internal)?;
         let timeout = self.state.config.http_timeout.min(Duration::from_millis(module.timeout_ms as u64));
         let limits = HttpLimits { timeout, max_memory_bytes: module.max_memory_pages as usize * 65536, response_cap: DEFAULT_RESPONSE_CAP };
         let failed = |e: HttpError| {

@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 use serde_json::{Value as Json, json};
-use wasmtime::{AsContextMut, FuncType, Instance, Memory, Val, ValType};
+use wasmtime::{AsContextMut, FuncType, Instance, Memory, TypedFunc, Val, ValType};
 
 use crate::error::InvokeError;
 use crate::invoke::ResultEncoding;
@@ -70,11 +70,16 @@ pub(crate) async fn lower_args<T: Send>(
     }
 
     let mut values = Vec::with_capacity(params.len());
+    let mut guest = None;
     for arg in decoded {
         match arg {
             Arg::Value(v) => values.push(v),
             Arg::Bytes(bytes) => {
-                let ptr = write_bytes(&mut store, instance, &bytes).await.map_err(|m| bad(m.to_string()))?;
+                let guest = match &mut guest {
+                    Some(g) => g,
+                    None => guest.insert(GuestAlloc::find(&mut store, instance).map_err(|e| bad(e.to_string()))?),
+                };
+                let ptr = guest.place(&mut store, &bytes).await.map_err(|e| bad(e.to_string()))?;
                 values.push(Val::I32(ptr));
                 values.push(Val::I32(bytes.len() as i32));
             }
@@ -107,18 +112,43 @@ fn number(param: &ValType, arg: &Json) -> Result<Val, String> {
     }
 }
 
-/// Copies `bytes` into memory obtained from the guest's `alloc(len) -> ptr`.
-async fn write_bytes<T: Send>(mut store: impl AsContextMut<Data = T>, instance: &Instance, bytes: &[u8]) -> anyhow::Result<i32> {
-    let memory = exported_memory(&mut store, instance)?;
-    let alloc = instance
-        .get_typed_func::<i32, i32>(&mut store, "alloc")
-        .map_err(|_| anyhow::anyhow!("string and bytes arguments need the module to export `alloc(i32) -> i32`"))?;
-    let len = i32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("argument of {} bytes is too large", bytes.len()))?;
-    let ptr = alloc.call_async(&mut store, len).await?;
-    memory
-        .write(&mut store, ptr as u32 as usize, bytes)
-        .map_err(|_| anyhow::anyhow!("`alloc({len})` returned {ptr}, which is outside the module's memory"))?;
-    Ok(ptr)
+/// A module's `memory` and `alloc(len) -> ptr`, looked up once per call: how the host
+/// places arguments (and HTTP requests) in guest memory.
+pub(crate) struct GuestAlloc {
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+}
+
+impl GuestAlloc {
+    /// Finds both exports; the error says which is missing.
+    pub(crate) fn find(mut store: impl AsContextMut, instance: &Instance) -> anyhow::Result<Self> {
+        let memory = exported_memory(&mut store, instance)?;
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, "alloc")
+            .map_err(|_| anyhow::anyhow!("string and bytes arguments need the module to export `alloc(i32) -> i32`"))?;
+        Ok(Self { memory, alloc })
+    }
+
+    /// The guest's memory.
+    pub(crate) fn memory(&self) -> Memory {
+        self.memory
+    }
+
+    /// Asks the guest for `len` bytes of memory.
+    pub(crate) async fn alloc<T: Send>(&self, store: impl AsContextMut<Data = T>, len: i32) -> wasmtime::Result<i32> {
+        self.alloc.call_async(store, len).await
+    }
+
+    /// Copies `bytes` into memory from `alloc` and returns the pointer.
+    pub(crate) async fn place<T: Send>(&self, mut store: impl AsContextMut<Data = T>, bytes: &[u8]) -> wasmtime::Result<i32> {
+        let len =
+            i32::try_from(bytes.len()).map_err(|_| wasmtime::Error::msg(format!("an input of {} bytes is too large", bytes.len())))?;
+        let ptr = self.alloc(&mut store, len).await?;
+        self.memory
+            .write(&mut store, ptr as u32 as usize, bytes)
+            .map_err(|_| wasmtime::Error::msg(format!("`alloc({len})` returned {ptr}, which is outside the module's memory")))?;
+        Ok(ptr)
+    }
 }
 
 fn exported_memory(mut store: impl AsContextMut, instance: &Instance) -> anyhow::Result<Memory> {

@@ -11,8 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{Instance, Store};
+use wasmtime::Store;
 
+use crate::core_abi::GuestAlloc;
 use crate::error::InvokeError;
 use crate::invoke::{CoreHost, classify, core_store, with_deadline};
 use crate::limits::MemoryLimiter;
@@ -90,7 +91,6 @@ pub(crate) async fn handle(inner: &Inner, compiled: &Compiled, req: HttpRequest,
     let Compiled::Core { pre } = compiled else {
         return Err(HttpError::NotHandleAbi("components serve HTTP through wasi:http/proxy".into()));
     };
-
     if let Some(missing) = missing_exports(pre.module()) {
         return Err(HttpError::NotHandleAbi(missing));
     }
@@ -116,15 +116,16 @@ async fn call_handle(
 ) -> Result<HttpResponse, HttpError> {
     let fail = |e: wasmtime::Error| HttpError::from(classify(e, limits.timeout));
     let instance = pre.instantiate_async(&mut *store).await.map_err(fail)?;
+    let guest = GuestAlloc::find(&mut *store, &instance).map_err(|e| HttpError::NotHandleAbi(e.to_string()))?;
     let headers: String = req.headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
     let mut args = Vec::with_capacity(10);
     for input in [req.method.as_bytes(), req.path.as_bytes(), headers.as_bytes(), &req.body] {
-        let ptr = place(store, &instance, input).await.map_err(fail)?;
+        let ptr = guest.place(&mut *store, input).await.map_err(fail)?;
         args.push(ptr);
         args.push(input.len() as i32);
     }
     let cap = i32::try_from(limits.response_cap).unwrap_or(i32::MAX);
-    let out = alloc(store, &instance, cap).await.map_err(fail)?;
+    let out = guest.alloc(&mut *store, cap).await.map_err(fail)?;
     args.push(out);
     args.push(cap);
     let func = instance
@@ -138,27 +139,13 @@ async fn call_handle(
     if len > cap {
         return Err(HttpError::Malformed(format!("returned length {len} is over the response buffer of {cap} bytes")));
     }
-    let memory = instance.get_memory(&mut *store, "memory").expect("checked by missing_exports");
     let start = out as u32 as usize;
-    let bytes = memory
+    let bytes = guest
+        .memory()
         .data(&*store)
         .get(start..start + len as usize)
         .ok_or_else(|| HttpError::Malformed("response lies outside the module's memory".into()))?;
     parse_response(bytes)
-}
-
-async fn alloc(store: &mut Store<CoreHost>, instance: &Instance, len: i32) -> wasmtime::Result<i32> {
-    let alloc = instance.get_typed_func::<i32, i32>(&mut *store, "alloc")?;
-    alloc.call_async(&mut *store, len).await
-}
-
-async fn place(store: &mut Store<CoreHost>, instance: &Instance, bytes: &[u8]) -> wasmtime::Result<i32> {
-    let ptr = alloc(store, instance, bytes.len() as i32).await?;
-    let memory = instance.get_memory(&mut *store, "memory").expect("checked by missing_exports");
-    memory
-        .write(&mut *store, ptr as u32 as usize, bytes)
-        .map_err(|_| wasmtime::Error::msg(format!("`alloc({})` returned {ptr}, outside the module's memory", bytes.len())))?;
-    Ok(ptr)
 }
 
 /// Parses `STATUS\nname: value\n…\n\nbody` (lines may also end in `\r\n`).
