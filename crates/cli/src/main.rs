@@ -17,6 +17,8 @@ pub struct Cli {
 enum Command {
     /// Run everything on this machine: the API, an edge node, storage under ./.edgefn.
     Up(commands::up::UpCommand),
+    /// Run an edge node alone, serving the routes of a control plane's data directory.
+    Node(commands::node::NodeCommand),
     /// Upload, list, show and delete modules.
     #[command(subcommand)]
     Module(commands::module::ModuleCommand),
@@ -36,6 +38,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(c) => c.execute().await,
+        Command::Node(c) => c.execute().await,
         Command::Module(c) => c.execute().await,
         Command::Route(c) => c.execute().await,
         Command::Invoke(c) => c.execute().await,

@@ -37,6 +37,14 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+    /// 400 `disallowed_import`: the module imports a host function its class is not granted.
+    pub fn ungranted(import: &str, class: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "disallowed_import",
+            format!("module imports `{import}`, a host function that modules of class `{class}` are not granted"),
+        )
+    }
     /// 500 `internal`: logs the detail, answers without it.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");

@@ -66,7 +66,8 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
     if body.timeout_ms == Some(0) {
         return Err(ApiError::bad_request("timeoutMs must be at least 1"));
     }
-    let (module, version) = state.db.resolve(id, body.version.as_deref()).await?;
+    let resolved = state.db.resolve(id, body.version.as_deref()).await?;
+    let (module, version) = (&resolved.0, &resolved.1);
     if module.status != "active" {
         return Err(ApiError::forbidden(format!("module {} is {} and cannot be run", module.name, module.status)));
     }
@@ -112,7 +113,7 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
             record.output = Some(capped(out.result.to_string(), cap));
             record.memory_used_bytes = out.memory_used_bytes as i64;
             state.recorder.record(record).await;
-            Ok(Json(success_body(out.result, elapsed, out.memory_used_bytes, loaded.cache_hit, &module, &version)).into_response())
+            Ok(Json(success_body(out.result, elapsed, out.memory_used_bytes, loaded.cache_hit, module, version)).into_response())
         }
         Err(err) => {
             record.status = if matches!(err, edgefn_runtime::InvokeError::Timeout { .. }) { "timeout" } else { "error" }.into();

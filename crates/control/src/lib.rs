@@ -56,19 +56,11 @@ pub struct Opened {
 /// compiled-module cache, and the first admin with a token on first start.
 pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     let ControlConfig { listen: _, data_dir, max_module_bytes, execution_retention } = config;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let db_path = data_dir.join("edgefn.db");
-    let db = Database::open(&format!("sqlite://{}", db_path.display())).await.context("opening the database")?;
-    let artifacts = Artifacts::local(&data_dir.join("artifacts")).context("opening the artifact store")?;
+    let (db, artifacts, runtime) = open_storage(data_dir, *max_module_bytes).await?;
     let removed = artifacts.collect_garbage(&db.referenced_digests().await?).await?;
     if removed > 0 {
         tracing::info!(removed, "removed artifacts left by interrupted uploads");
     }
-    let runtime = Runtime::new(RuntimeConfig {
-        max_module_bytes: *max_module_bytes,
-        cache_dir: Some(data_dir.join("cache")),
-        ..RuntimeConfig::default()
-    })?;
 
     let mut new_token = None;
     let (admin, created) = db
@@ -95,6 +87,17 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
         tracing::warn!(error = e.message(), "could not deploy the bundled examples; continuing without them");
     }
     Ok(Opened { state, new_admin_token })
+}
+
+/// The database, artifact store and runtime (with its compiled cache) under `data_dir`,
+/// created if missing: what `edgefn up` and a standalone `edgefn node` share.
+pub async fn open_storage(data_dir: &std::path::Path, max_module_bytes: usize) -> anyhow::Result<(Database, Artifacts, Runtime)> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let db_path = data_dir.join("edgefn.db");
+    let db = Database::open(&format!("sqlite://{}", db_path.display())).await.context("opening the database")?;
+    let artifacts = Artifacts::local(&data_dir.join("artifacts")).context("opening the artifact store")?;
+    let runtime = Runtime::new(RuntimeConfig { max_module_bytes, cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
+    Ok((db, artifacts, runtime))
 }
 
 /// Writes a file only its owner can read.

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use edgefn_runtime::Grants;
 use edgefn_store::{Module, ModuleFilter, ModulePatch, ModuleVersion, NewModule, NewVersion, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -73,10 +74,14 @@ pub async fn add_version(
     check_label("name", &name)?;
     check_label("version", &version)?;
     let prepared = state.runtime.prepare(&bytes).await?;
+    let owner_type = if user.role == "admin" { "admin" } else { "user" };
+    if let Err(import) = Grants::for_class(owner_type).check(&prepared.info.imports) {
+        return Err(ApiError::ungranted(&import, owner_type));
+    }
     state.artifacts.put(&prepared.sha256, bytes).await?;
     let new_module = NewModule {
         owner_id: user.id.clone(),
-        owner_type: if user.role == "admin" { "admin".into() } else { "user".into() },
+        owner_type: owner_type.into(),
         name,
         description,
         timeout_ms: DEFAULT_MODULE_TIMEOUT_MS,
@@ -141,6 +146,23 @@ pub struct PatchBody {
     is_public: Option<bool>,
     timeout_ms: Option<i64>,
     max_memory_pages: Option<i64>,
+    max_instances: Option<i64>,
+    reuse_instances: Option<bool>,
+    env: Option<std::collections::BTreeMap<String, String>>,
+    allow_hosts: Option<Vec<String>>,
+}
+
+/// Most HTTP requests one function may run at once on a node.
+const MAX_INSTANCES: i64 = 1000;
+
+/// An allow-list entry: a host name, or `*.` and a host name.
+fn check_allowed_host(entry: &str) -> Result<(), ApiError> {
+    let name = entry.strip_prefix("*.").unwrap_or(entry);
+    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(ApiError::bad_request(format!("allowHosts entry `{entry}` is not a host name or `*.` followed by one")));
+    }
+    Ok(())
 }
 
 /// `PATCH /api/v1/modules/{id}`.
@@ -158,6 +180,15 @@ pub async fn patch(
     if let Some(p) = body.max_memory_pages.filter(|p| !(1..=MAX_MEMORY_PAGES).contains(p)) {
         return Err(ApiError::bad_request(format!("maxMemoryPages {p} must be between 1 and {MAX_MEMORY_PAGES}")));
     }
+    if let Some(n) = body.max_instances.filter(|n| !(1..=MAX_INSTANCES).contains(n)) {
+        return Err(ApiError::bad_request(format!("maxInstances {n} must be between 1 and {MAX_INSTANCES}")));
+    }
+    if let Some(key) = body.env.as_ref().and_then(|env| env.keys().find(|k| k.is_empty())) {
+        return Err(ApiError::bad_request(format!("env names must not be empty (got `{key}`)")));
+    }
+    for entry in body.allow_hosts.iter().flatten() {
+        check_allowed_host(entry)?;
+    }
     let module = state.db.module_by_id_or_name(&id).await?;
     let patch = ModulePatch {
         description: body.description,
@@ -165,6 +196,10 @@ pub async fn patch(
         is_public: body.is_public,
         timeout_ms: body.timeout_ms,
         max_memory_pages: body.max_memory_pages,
+        max_instances: body.max_instances,
+        reuse_instances: body.reuse_instances,
+        env: body.env,
+        allow_hosts: body.allow_hosts,
     };
     Ok(Json(serde_json::to_value(state.db.update_module(&module.id, &patch).await?).map_err(ApiError::internal)?))
 }

@@ -47,7 +47,8 @@ pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiEr
     if let Some(bad) = methods.iter().find(|m| m.is_empty() || !m.chars().all(|c| c.is_ascii_uppercase())) {
         return Err(ApiError::bad_request(format!("method `{bad}` is not an HTTP method name")));
     }
-    let (module, version) = state.db.resolve(&body.module_id, body.version.as_deref()).await?;
+    let resolved = state.db.resolve(&body.module_id, body.version.as_deref()).await?;
+    let (module, version) = (&resolved.0, &resolved.1);
     let loaded = state
         .runtime
         .load(&version.sha256, || async { Ok(state.artifacts.get(&version.sha256).await?) })
@@ -55,6 +56,9 @@ pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiEr
         .map_err(ApiError::internal)?;
     if let Err(why) = state.runtime.check_http(&loaded.module) {
         return Err(ApiError::bad_request(format!("{}@{} cannot serve HTTP: {why}", module.name, version.version)));
+    }
+    if let Err(import) = edgefn_runtime::Grants::for_class(&module.owner_type).check(&loaded.module.imports()) {
+        return Err(ApiError::ungranted(&import, &module.owner_type));
     }
     let new = NewRoute {
         host: body.host.filter(|h| !h.is_empty()),

@@ -4,18 +4,23 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edgefn_runtime::{DEFAULT_RESPONSE_CAP, HttpBody, HttpError, HttpLimits, HttpRequest, Runtime};
-use edgefn_store::{Artifacts, Database, Route};
+use edgefn_runtime::{
+    CallContext, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES, DEFAULT_RESPONSE_CAP, Grants,
+    HttpBody, HttpError, HttpLimits, HttpRequest, PoolSettings, Pools, Runtime,
+};
+use edgefn_store::{Artifacts, Database, Resolved, Route};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
+use crate::metrics::{ErrorLabels, FunctionLabels, Metrics};
 use crate::router::{Lookup, PathMatch, RouteSpec, Router};
+use crate::services::NodeServices;
 
 /// Largest request body a function receives (413 above).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -33,11 +38,28 @@ pub struct NodeConfig {
     pub max_body_bytes: usize,
     /// Longest a function may run.
     pub http_timeout: Duration,
+    /// Ready instances each function's pool keeps.
+    pub min_instances: usize,
+    /// Requests that may wait for a busy function before 503s.
+    pub max_queue: usize,
+    /// Memory ready instances of all functions may hold; least recently used pools are
+    /// emptied first above it.
+    pub memory_budget_bytes: usize,
+    /// A function's pool unused this long is dropped.
+    pub idle_timeout: Duration,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        Self { pop: None, max_body_bytes: DEFAULT_MAX_BODY_BYTES, http_timeout: DEFAULT_HTTP_TIMEOUT }
+        Self {
+            pop: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
+            min_instances: DEFAULT_MIN_INSTANCES,
+            max_queue: DEFAULT_MAX_QUEUE,
+            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
     }
 }
 
@@ -71,6 +93,9 @@ struct State {
     runtime: Runtime,
     config: NodeConfig,
     router: RwLock<Arc<Router<Target>>>,
+    pools: Pools,
+    metrics: Arc<Metrics>,
+    services: Arc<NodeServices>,
 }
 
 /// An edge node serving HTTP functions.
@@ -90,9 +115,101 @@ impl Node {
     /// A node over local storage, with its routes loaded.
     pub async fn start(db: Database, artifacts: Artifacts, runtime: Runtime, config: NodeConfig) -> anyhow::Result<Self> {
         let empty = Router::new(Vec::new(), None)?;
-        let node = Self { state: Arc::new(State { db, artifacts, runtime, config, router: RwLock::new(Arc::new(empty)) }) };
+        let pools = Pools::new(runtime.clone(), config.memory_budget_bytes, config.idle_timeout);
+        let metrics = Arc::new(Metrics::default());
+        let services = Arc::new(NodeServices::new(db.clone(), metrics.clone())?);
+        let router = RwLock::new(Arc::new(empty));
+        let state = State { db, artifacts, runtime, config, router, pools, metrics, services };
+        let node = Self { state: Arc::new(state) };
         node.reload_routes().await?;
+        node.sweep_pools();
         Ok(node)
+    }
+
+    /// Watches the database for changes made by another process (a control plane beside
+    /// a standalone node), every `every`: reloads the routes and forgets cached modules.
+    pub fn poll_database(&self, every: Duration) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut seen = None;
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                match node.state.db.generation().await {
+                    Ok(now) if seen != Some(now) => {
+                        if seen.is_some() {
+                            node.state.db.forget_cached();
+                            match node.reload_routes().await {
+                                Ok(n) => tracing::info!(routes = n, "database changed; routes reloaded"),
+                                Err(e) => tracing::error!(error = %e, "could not reload routes; keeping the previous ones"),
+                            }
+                        }
+                        seen = Some(now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not poll the database"),
+                }
+            }
+        });
+    }
+
+    /// Drops idle pools and keeps ready instances within the memory budget, every few
+    /// seconds, for as long as the node lives.
+    fn sweep_pools(&self) {
+        let state = Arc::downgrade(&self.state);
+        let every = (self.state.config.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(10));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                let Some(state) = state.upgrade() else { break };
+                state.pools.sweep();
+            }
+        });
+    }
+
+    /// The Prometheus text exposition of this node's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.state.metrics.render(&self.state.pools)
+    }
+
+    /// Serves `GET /metrics` (Prometheus) and `GET /healthz` on `listener` until
+    /// `shutdown`: kept off the function port so no route can shadow it.
+    pub async fn serve_metrics(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics accept failed");
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return Ok(()),
+            };
+            let node = self.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let node = node.clone();
+                async move {
+                    let (status, kind, body) = match req.uri().path() {
+                        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", node.metrics_text()),
+                        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
+                        _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "404 see /metrics\n".to_string()),
+                    };
+                    let mut reply = Response::new(full(body));
+                    *reply.status_mut() = status;
+                    reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+                    Ok::<_, std::convert::Infallible>(reply)
+                }
+            });
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "metrics connection ended with an error");
+                }
+            });
+        }
     }
 
     /// Rebuilds the router from the stored routes.
@@ -163,7 +280,7 @@ impl Node {
             .map(str::to_string)
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_default();
-        let mut reply = match self.run(req, &host, &method, &path).await {
+        let mut reply = match self.run(req, &host, &method, &path, &request_id).await {
             Ok(reply) => reply,
             Err((status, message, extra)) => {
                 if status.is_server_error() {
@@ -186,7 +303,7 @@ impl Node {
         reply
     }
 
-    async fn run(&self, req: Request<Incoming>, host: &str, method: &str, path: &str) -> Result<Reply, Failure> {
+    async fn run(&self, req: Request<Incoming>, host: &str, method: &str, path: &str, request_id: &str) -> Result<Reply, Failure> {
         let router = self.state.router.read().expect("router lock").clone();
         let target = match router.lookup(host, path, method) {
             Lookup::Found(route) => route.target.clone(),
@@ -196,17 +313,39 @@ impl Node {
                 return Err((StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not routed for {path}"), allow));
             }
         };
-        let (module, version) = self.state.db.resolve(&target.module_id, target.version.as_deref()).await.map_err(|e| match e {
+        let resolved = self.state.db.resolve(&target.module_id, target.version.as_deref()).await.map_err(|e| match e {
             edgefn_store::StoreError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found"), None),
             other => internal(other),
         })?;
+        let labels = FunctionLabels { function_id: resolved.0.id.clone() };
+        let metrics = &self.state.metrics;
+        metrics.invokes.get_or_create(&labels).inc();
+        let started = Instant::now();
+        let result = self.call(&resolved, req, path, request_id).await;
+        metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        if let Err((status, _, _)) = &result {
+            let code = match *status {
+                StatusCode::GATEWAY_TIMEOUT => "timeout",
+                StatusCode::BAD_GATEWAY => "malformed",
+                StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST => "bad_request",
+                _ => "trap",
+            };
+            metrics.errors.get_or_create(&ErrorLabels { function_id: labels.function_id, code: code.into() }).inc();
+        }
+        result
+    }
+
+    /// Runs the function a request was routed to.
+    async fn call(&self, resolved: &Resolved, req: Request<Incoming>, path: &str, request_id: &str) -> Result<Reply, Failure> {
+        let (module, version) = (&resolved.0, &resolved.1);
         if module.status != "active" {
             return Err((StatusCode::SERVICE_UNAVAILABLE, format!("function {} is {}", module.name, module.status), None));
         }
         let (parts, body) = req.into_parts();
         let limit = self.state.config.max_body_bytes;
         let body = match Limited::new(body, limit).collect().await {
-            Ok(b) => b.to_bytes().to_vec(),
+            Ok(b) => b.to_bytes(),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over the limit of {limit} bytes"), None));
             }
@@ -214,8 +353,36 @@ impl Node {
         };
         let fetch = || async { Ok(self.state.artifacts.get(&version.sha256).await?) };
         let loaded = self.state.runtime.load(&version.sha256, fetch).await.map_err(internal)?;
+        if loaded.cache_hit {
+            self.state.metrics.cache_hits.inc()
+        } else {
+            self.state.metrics.cache_misses.inc()
+        };
         let timeout = self.state.config.http_timeout.min(Duration::from_millis(module.timeout_ms as u64));
-        let limits = HttpLimits { timeout, max_memory_bytes: module.max_memory_pages as usize * 65536, response_cap: DEFAULT_RESPONSE_CAP };
+        let max_memory_bytes = module.max_memory_pages as usize * 65536;
+        let limits = HttpLimits { timeout, max_memory_bytes, response_cap: DEFAULT_RESPONSE_CAP };
+        let settings = PoolSettings {
+            min_instances: self.state.config.min_instances,
+            max_instances: module.max_instances.max(1) as usize,
+            reuse: module.reuse_instances,
+            max_memory_bytes,
+            max_queue: self.state.config.max_queue,
+        };
+        let pool = self.state.pools.get(&version.id, &loaded.module, settings);
+        let lease = pool.acquire(timeout).await.map_err(|e| {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{}: {e}", module.name), Some((RETRY_AFTER, HeaderValue::from_static("1"))))
+        })?;
+        let headers: Vec<(String, String)> =
+            parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let ctx = CallContext {
+            function_id: Arc::from(module.id.as_str()),
+            request_id: request_id.to_string(),
+            headers: headers.clone(),
+            grants: Grants::for_class(&module.owner_type),
+            env: module.env.clone(),
+            allow_hosts: module.allow_hosts.clone(),
+            services: Some(self.state.services.clone()),
+        };
         let failed = |e: HttpError| {
             let status = match &e {
                 HttpError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -226,13 +393,11 @@ impl Node {
         };
         if version.kind == "component" {
             let request = Request::from_parts(parts, full(body));
-            return self.state.runtime.serve_wasi_http(&loaded.module, request, limits).await.map_err(failed);
+            return lease.serve_wasi_http(request, limits, ctx).await.map_err(failed);
         }
-        let headers =
-            parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
         let path_and_query = parts.uri.path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
-        let request = HttpRequest { method: method.to_string(), path: path_and_query, headers, body };
-        let response = self.state.runtime.handle_http(&loaded.module, request, limits).await.map_err(failed)?;
+        let request = HttpRequest { method: parts.method.as_str().to_string(), path: path_and_query, headers, body: body.to_vec() };
+        let response = lease.handle_http(request, limits, ctx).await.map_err(failed)?;
         let mut reply = Response::new(full(response.body));
         *reply.status_mut() = StatusCode::from_u16(response.status).expect("status checked by the ABI parser");
         for (name, value) in response.headers {

@@ -12,7 +12,10 @@
 //! ```
 
 mod ingress;
+mod metrics;
 mod router;
+mod services;
 
 pub use ingress::{Node, NodeConfig, Target, route_spec};
 pub use router::{Lookup, PathMatch, RouteError, RouteSpec, Router};
+pub use services::{GUEST_LOG_LINES_PER_SECOND, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, NodeServices};

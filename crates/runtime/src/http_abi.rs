@@ -9,15 +9,13 @@
 //! into the buffer — a status line (`200`), header lines, an empty line, the body — and
 //! returns its length, or a negative number for an error.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use wasmtime::Store;
+use wasmtime::{AsContextMut, Instance, Store, TypedFunc};
 
 use crate::core_abi::GuestAlloc;
 use crate::error::InvokeError;
-use crate::invoke::{CoreHost, classify, core_store, with_deadline};
-use crate::limits::MemoryLimiter;
-use crate::runtime::{Compiled, Inner};
+use crate::invoke::{CoreHost, classify};
 
 /// Response buffer when the function sets none: large enough for typical pages.
 pub const DEFAULT_RESPONSE_CAP: usize = 1024 * 1024;
@@ -87,16 +85,12 @@ pub(crate) fn missing_exports(module: &wasmtime::Module) -> Option<String> {
     (!missing.is_empty()).then(|| format!("missing export(s): {}", missing.join(", ")))
 }
 
-pub(crate) async fn handle(inner: &Inner, compiled: &Compiled, req: HttpRequest, limits: HttpLimits) -> Result<HttpResponse, HttpError> {
-    let Compiled::Core { pre } = compiled else {
-        return Err(HttpError::NotHandleAbi("components serve HTTP through wasi:http/proxy".into()));
-    };
-    if let Some(missing) = missing_exports(pre.module()) {
-        return Err(HttpError::NotHandleAbi(missing));
-    }
-    let deadline = Instant::now() + limits.timeout;
-    let mut store = core_store(&inner.engine, MemoryLimiter::new(limits.max_memory_bytes), deadline, &inner.lanes);
-    with_deadline(deadline, limits.timeout, call_handle(&mut store, pre, req, limits)).await
+/// The guest's `handle` export.
+pub(crate) type HandleFunc = TypedFunc<(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32), i32>;
+
+/// Looks up `handle` with its exact signature.
+pub(crate) fn handle_func(store: impl AsContextMut, instance: &Instance) -> Result<HandleFunc, InvokeError> {
+    instance.get_typed_func(store, "handle").map_err(|e| InvokeError::Trap(format!("the handle export: {:#}", anyhow::Error::from(e))))
 }
 
 impl From<InvokeError> for HttpError {
@@ -108,31 +102,33 @@ impl From<InvokeError> for HttpError {
     }
 }
 
-async fn call_handle(
+/// Writes the request into a ready instance, calls `handle` and reads the response.
+pub(crate) async fn call_handle(
     store: &mut Store<CoreHost>,
-    pre: &wasmtime::InstancePre<CoreHost>,
+    guest: &GuestAlloc,
+    handle: &HandleFunc,
     req: HttpRequest,
     limits: HttpLimits,
 ) -> Result<HttpResponse, HttpError> {
     let fail = |e: wasmtime::Error| HttpError::from(classify(e, limits.timeout));
-    let instance = pre.instantiate_async(&mut *store).await.map_err(fail)?;
-    let guest = GuestAlloc::find(&mut *store, &instance).map_err(|e| HttpError::NotHandleAbi(e.to_string()))?;
-    let headers: String = req.headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
-    let mut args = Vec::with_capacity(10);
-    for input in [req.method.as_bytes(), req.path.as_bytes(), headers.as_bytes(), &req.body] {
-        let ptr = guest.place(&mut *store, input).await.map_err(fail)?;
-        args.push(ptr);
-        args.push(input.len() as i32);
+    let mut headers = Vec::with_capacity(req.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum());
+    for (name, value) in &req.headers {
+        headers.extend_from_slice(name.as_bytes());
+        headers.extend_from_slice(b": ");
+        headers.extend_from_slice(value.as_bytes());
+        headers.push(b'\n');
+    }
+    let mut args = [0i32; 10];
+    for (i, input) in [req.method.as_bytes(), req.path.as_bytes(), &headers, &req.body].into_iter().enumerate() {
+        args[2 * i] = guest.place(&mut *store, input).await.map_err(fail)?;
+        args[2 * i + 1] = input.len() as i32;
     }
     let cap = i32::try_from(limits.response_cap).unwrap_or(i32::MAX);
     let out = guest.alloc(&mut *store, cap).await.map_err(fail)?;
-    args.push(out);
-    args.push(cap);
-    let func = instance
-        .get_typed_func::<(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32), i32>(&mut *store, "handle")
-        .map_err(|e| HttpError::NotHandleAbi(format!("{:#}", anyhow::Error::from(e))))?;
+    args[8] = out;
+    args[9] = cap;
     let params = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9]);
-    let len = func.call_async(&mut *store, params).await.map_err(fail)?;
+    let len = handle.call_async(&mut *store, params).await.map_err(fail)?;
     if len < 0 {
         return Err(HttpError::GuestError(len));
     }

@@ -61,10 +61,22 @@ pub struct ModuleInfo {
     pub world: Option<String>,
     /// Exported functions with signatures, sorted by name.
     pub exports: Vec<ExportedFunction>,
+    /// Imports: `module.name` of a core module's functions, instance names of a component.
+    pub imports: Vec<String>,
     /// Initial pages of the exported (or first) memory of a core module.
     pub memory_pages: Option<u64>,
     /// Declared maximum pages of that memory, if any.
     pub max_memory_pages: Option<u64>,
+}
+
+/// Function imports of a core module, as `module.name`.
+pub(crate) fn core_imports(module: &wasmtime::Module) -> Vec<String> {
+    module.imports().filter(|i| i.ty().func().is_some()).map(|i| format!("{}.{}", i.module(), i.name())).collect()
+}
+
+/// Names a component imports (`wasi:http/types@0.2.0`…).
+pub(crate) fn component_imports(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> Vec<String> {
+    component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect()
 }
 
 /// Exported functions of a core module.

@@ -19,6 +19,7 @@ use crate::component_json::type_name;
 use crate::component_json::{json_to_val, val_to_json};
 use crate::core_abi;
 use crate::error::InvokeError;
+use crate::host::CallContext;
 use crate::inspect::{component_exports, component_function, core_function};
 use crate::limits::{MemoryLimitExceeded, MemoryLimiter};
 use crate::runtime::{Compiled, Inner};
@@ -89,11 +90,15 @@ pub struct InvokeOutput {
 pub(crate) struct CoreHost {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) wasi: WasiP1Ctx,
+    /// The request a call serves, for host functions.
+    pub(crate) ctx: CallContext,
 }
 
 /// Store data for components.
 pub(crate) struct ComponentHost {
     pub(crate) limiter: MemoryLimiter,
+    /// The request a call serves.
+    pub(crate) ctx: CallContext,
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
@@ -104,6 +109,7 @@ impl ComponentHost {
     pub(crate) fn new(limiter: MemoryLimiter) -> Self {
         Self {
             limiter,
+            ctx: CallContext::default(),
             wasi: sandbox().build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
@@ -147,7 +153,7 @@ fn sandbox() -> WasiCtxBuilder {
 
 /// A store for one call of a core module: memory cap, deadline, sandboxed WASI.
 pub(crate) fn core_store(engine: &wasmtime::Engine, limiter: MemoryLimiter, deadline: Instant, lanes: &Arc<Semaphore>) -> Store<CoreHost> {
-    let mut store = Store::new(engine, CoreHost { limiter, wasi: sandbox().build_p1() });
+    let mut store = Store::new(engine, CoreHost { limiter, wasi: sandbox().build_p1(), ctx: CallContext::default() });
     store.limiter(|h| &mut h.limiter);
     arm_deadline(&mut store, deadline, lanes);
     store
@@ -161,7 +167,7 @@ pub(crate) fn core_store(engine: &wasmtime::Engine, limiter: MemoryLimiter, dead
 /// waiting to be scheduled on a busy machine never pushes a short call into the slow
 /// lane. Past `deadline` the guest is interrupted; a call still waiting for a lane then
 /// is ended by [`with_deadline`].
-fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant, lanes: &Arc<Semaphore>) {
+pub(crate) fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant, lanes: &Arc<Semaphore>) {
     let lanes = lanes.clone();
     let lane: Arc<Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
     let mut ticks_run = 0u32;

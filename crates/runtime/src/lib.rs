@@ -25,18 +25,25 @@ mod component_json;
 mod config;
 mod core_abi;
 mod error;
+mod host;
 mod http_abi;
 mod inspect;
 mod invoke;
 mod limits;
+mod pool;
 mod runtime;
 mod wasi_http;
 
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
 pub use error::{InvokeError, PrepareError};
+pub use host::{CallContext, FetchRequest, Grants, HOST_FUNCTIONS, HostFuture, HostServices, LogLevel, host_allowed, host_function};
 pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, HttpResponse, parse_response};
 pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
 pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding};
+pub use pool::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES, Lease, Pool,
+    PoolSettings, PoolStats, Pools, Saturated,
+};
 pub use runtime::{Compiled, Loaded, Prepared, Runtime};
 pub use wasi_http::HttpBody;

@@ -28,6 +28,11 @@ impl MemoryLimiter {
         Self { limit_bytes, current_bytes: 0, peak_bytes: 0 }
     }
 
+    /// Linear memory the store holds now.
+    pub(crate) fn current_bytes(&self) -> usize {
+        self.current_bytes
+    }
+
     /// Highest total linear memory the store has had.
     pub(crate) fn peak_bytes(&self) -> usize {
         self.peak_bytes

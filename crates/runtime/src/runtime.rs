@@ -14,10 +14,9 @@ use wasmtime::{Engine, InstanceAllocationStrategy, Module, PoolingAllocationConf
 use crate::cache::DiskCache;
 use crate::config::{EPOCH_TICK, RuntimeConfig};
 use crate::error::{InvokeError, PrepareError};
-use crate::http_abi::{self, HttpError, HttpLimits, HttpRequest, HttpResponse};
+use crate::http_abi;
 use crate::inspect::{self, ModuleInfo, ModuleKind};
 use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
-use crate::wasi_http::{self, HttpBody};
 
 /// The WebAssembly magic number every binary starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -46,6 +45,16 @@ pub enum Compiled {
         /// Typed entry point when the component exports `wasi:http/incoming-handler`.
         proxy: Option<wasmtime_wasi_http::p2::bindings::ProxyPre<ComponentHost>>,
     },
+}
+
+impl Compiled {
+    /// The core module's function imports as `module.name` (checked against grants).
+    pub fn imports(&self) -> Vec<String> {
+        match self {
+            Compiled::Core { pre } => inspect::core_imports(pre.module()),
+            Compiled::Component { .. } => Vec::new(),
+        }
+    }
 }
 
 /// A module validated at upload.
@@ -115,6 +124,7 @@ impl Runtime {
 
         let mut core_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |h: &mut CoreHost| &mut h.wasi).map_err(anyhow::Error::from)?;
+        crate::host::add_to_linker(&mut core_linker).map_err(anyhow::Error::from)?;
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
@@ -136,6 +146,10 @@ impl Runtime {
                 lanes: Arc::new(tokio::sync::Semaphore::new(slow_lanes())),
             }),
         })
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// The settings this runtime was built with.
@@ -164,12 +178,20 @@ impl Runtime {
         let info = match &artifact {
             Artifact::Core(module) => {
                 let (memory_pages, max_memory_pages) = inspect::core_memory(module);
-                ModuleInfo { kind: ModuleKind::Core, world: None, exports: inspect::core_exports(module), memory_pages, max_memory_pages }
+                ModuleInfo {
+                    kind: ModuleKind::Core,
+                    world: None,
+                    exports: inspect::core_exports(module),
+                    imports: inspect::core_imports(module),
+                    memory_pages,
+                    max_memory_pages,
+                }
             }
             Artifact::Component(c) => ModuleInfo {
                 kind: ModuleKind::Component,
                 world: Some(inspect::component_world(&self.inner.engine, c)),
                 exports: inspect::component_exports(&self.inner.engine, c),
+                imports: inspect::component_imports(&self.inner.engine, c),
                 memory_pages: None,
                 max_memory_pages: None,
             },
@@ -214,21 +236,6 @@ impl Runtime {
     /// Calls an exported function with JSON arguments under the request's limits.
     pub async fn invoke(&self, compiled: &Compiled, req: InvokeRequest) -> Result<InvokeOutput, InvokeError> {
         invoke::invoke(&self.inner, compiled, req).await
-    }
-
-    /// Serves one HTTP request with a core module's `handle` export.
-    pub async fn handle_http(&self, compiled: &Compiled, req: HttpRequest, limits: HttpLimits) -> Result<HttpResponse, HttpError> {
-        http_abi::handle(&self.inner, compiled, req, limits).await
-    }
-
-    /// Serves one HTTP request with a `wasi:http/proxy` component.
-    pub async fn serve_wasi_http(
-        &self,
-        compiled: &Compiled,
-        req: hyper::Request<HttpBody>,
-        limits: HttpLimits,
-    ) -> Result<hyper::Response<HttpBody>, HttpError> {
-        wasi_http::serve(&self.inner, compiled, req, limits).await
     }
 
     /// Whether a compiled module can serve HTTP (the core `handle` ABI or a

@@ -12,11 +12,12 @@ use http_body_util::combinators::UnsyncBoxBody;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+
 use crate::error::InvokeError;
 use crate::http_abi::{HttpError, HttpLimits};
-use crate::invoke::{classify, component_store, with_deadline};
-use crate::limits::MemoryLimiter;
-use crate::runtime::{Compiled, Inner};
+use crate::invoke::{ComponentHost, classify, with_deadline};
 
 /// Request and response bodies of HTTP functions.
 pub type HttpBody = UnsyncBoxBody<Bytes, anyhow::Error>;
@@ -37,31 +38,31 @@ impl WasiHttpHooks for DenyOutbound {
     }
 }
 
+/// Hands `req` to a ready instance's `incoming-handler`. The guest keeps running in its
+/// own task after it sets the response head, to stream the body; `deadline` bounds the
+/// whole of it. `finished` gets the store and instance back when the guest returned
+/// normally, `None` when it failed.
 pub(crate) async fn serve(
-    inner: &Inner,
-    compiled: &Compiled,
+    mut store: Store<ComponentHost>,
+    proxy: Proxy,
     req: hyper::Request<HttpBody>,
     limits: HttpLimits,
+    deadline: Instant,
+    finished: impl FnOnce(Option<(Store<ComponentHost>, Proxy)>) + Send + 'static,
 ) -> Result<hyper::Response<HttpBody>, HttpError> {
-    let Compiled::Component { proxy: Some(proxy), .. } = compiled else {
-        return Err(HttpError::NotHandleAbi("not a wasi:http/proxy component".into()));
-    };
-    let deadline = Instant::now() + limits.timeout;
-    let mut store = component_store(&inner.engine, MemoryLimiter::new(limits.max_memory_bytes), deadline, &inner.lanes);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     // A request body that fails to arrive ends the guest's stream as a terminated connection.
     let req = req.map(|b| b.map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated).boxed_unsync());
     let setup = |e: wasmtime::Error| HttpError::Trap(format!("{:#}", anyhow::Error::from(e)));
     let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(setup)?;
     let out = store.data_mut().http().new_response_outparam(sender).map_err(setup)?;
-    let proxy = proxy.clone();
     let timeout = limits.timeout;
-    // The guest keeps running in its own task after it sets the response head, to stream
-    // the body; the deadline bounds the whole of it.
-    let task = tokio::spawn(with_deadline(deadline, timeout, async move {
-        let instance = proxy.instantiate_async(&mut store).await.map_err(|e| classify(e, timeout))?;
-        instance.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| classify(e, timeout))
-    }));
+    let task = tokio::spawn(async move {
+        let call = async { proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| classify(e, timeout)) };
+        let result = with_deadline(deadline, timeout, call).await;
+        finished(result.is_ok().then_some((store, proxy)));
+        result
+    });
     match receiver.await {
         Ok(Ok(response)) => Ok(response.map(|b| b.map_err(anyhow::Error::from).boxed_unsync())),
         Ok(Err(code)) => Err(HttpError::Trap(format!("the function answered with error {code:?}"))),

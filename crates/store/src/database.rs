@@ -18,7 +18,7 @@ const MAX_CONNECTIONS: u32 = 8;
 
 /// Columns of a module plus its newest version's label.
 const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.owner_type, m.name, m.description, m.status, m.is_public, \
-    m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.created_at, m.updated_at, \
+    m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.max_instances, m.reuse_instances, m.env, m.allow_hosts, m.created_at, m.updated_at, \
     (SELECT v.version FROM module_versions v WHERE v.module_id = m.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS latest_version";
 
 /// Executions per multi-row INSERT.
@@ -37,11 +37,13 @@ const MAX_CACHED: usize = 10_000;
 pub struct Database {
     pool: SqlitePool,
     users: Arc<RwLock<HashMap<String, User>>>,
-    resolved: Arc<RwLock<HashMap<ResolveKey, (Module, ModuleVersion)>>>,
+    resolved: Arc<RwLock<HashMap<ResolveKey, Resolved>>>,
 }
 
 /// A module key (id or name) and an optional version label.
 type ResolveKey = (String, Option<String>);
+/// A module with the version a lookup chose, shared from the cache.
+pub type Resolved = Arc<(Module, ModuleVersion)>;
 
 impl Database {
     /// Opens (creating if missing) the database at `url` and applies pending migrations.
@@ -62,6 +64,24 @@ impl Database {
     fn invalidate(&self) {
         self.users.write().expect("cache lock").clear();
         self.resolved.write().expect("cache lock").clear();
+    }
+
+    /// A fingerprint of what nodes serve (routes, modules, versions, tokens): it changes
+    /// whenever another process changes any of them. A node sharing the database with a
+    /// control plane in another process polls it and calls [`Self::forget_cached`].
+    pub async fn generation(&self) -> Result<(i64, i64, i64, i64, i64), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM routes), (SELECT COALESCE(MAX(seq), 0) FROM routes), \
+                    (SELECT COUNT(*) FROM modules), (SELECT COALESCE(MAX(updated_at), 0) FROM modules), \
+                    (SELECT COUNT(*) FROM module_versions)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Empties the read caches after another process wrote.
+    pub fn forget_cached(&self) {
+        self.invalidate();
     }
 
     fn remember<K: std::hash::Hash + Eq, V>(cache: &RwLock<HashMap<K, V>>, key: K, value: V) {
@@ -120,15 +140,47 @@ impl Database {
 
     /// The module named by `key` (id or name) and its version `version` (newest when
     /// `None`): the lookup every call makes, served from memory after the first time.
-    pub async fn resolve(&self, key: &str, version: Option<&str>) -> Result<(Module, ModuleVersion), StoreError> {
+    pub async fn resolve(&self, key: &str, version: Option<&str>) -> Result<Resolved, StoreError> {
         let cache_key = (key.to_string(), version.map(str::to_string));
         if let Some(found) = self.resolved.read().expect("cache lock").get(&cache_key) {
             return Ok(found.clone());
         }
         let module = self.module_by_id_or_name(key).await?;
-        let found = (module.clone(), self.version(&module.id, version).await?);
+        let version = self.version(&module.id, version).await?;
+        let found = Arc::new((module, version));
         Self::remember(&self.resolved, cache_key, found.clone());
         Ok(found)
+    }
+
+    /// A live value of a module's key-value namespace.
+    pub async fn kv_get(&self, module_id: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM kv WHERE module_id = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)")
+            .bind(module_id)
+            .bind(key)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Sets a key of a module's namespace, to expire after `ttl` if given; expired keys
+    /// of the module are removed on the way.
+    pub async fn kv_put(&self, module_id: &str, key: &str, value: &[u8], ttl: Option<std::time::Duration>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let expires_at = ttl.map(|t| now.saturating_add(t.as_millis().min(i64::MAX as u128) as i64));
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO kv (module_id, key, value, expires_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (module_id, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        )
+        .bind(module_id)
+        .bind(key)
+        .bind(value)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM kv WHERE module_id = ? AND expires_at <= ?").bind(module_id).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Adds a version, creating the module when the owner has none of that name, in one
@@ -248,6 +300,18 @@ impl Database {
         }
         if let Some(v) = patch.max_memory_pages {
             q.push(", max_memory_pages = ").push_bind(v);
+        }
+        if let Some(v) = patch.max_instances {
+            q.push(", max_instances = ").push_bind(v);
+        }
+        if let Some(v) = patch.reuse_instances {
+            q.push(", reuse_instances = ").push_bind(v);
+        }
+        if let Some(v) = &patch.env {
+            q.push(", env = ").push_bind(serde_json::to_string(v).expect("a map of strings serializes"));
+        }
+        if let Some(v) = &patch.allow_hosts {
+            q.push(", allow_hosts = ").push_bind(serde_json::to_string(v).expect("strings serialize"));
         }
         q.push(" WHERE id = ").push_bind(id);
         let changed = q.build().execute(&self.pool).await?.rows_affected();

@@ -20,7 +20,7 @@ mod models;
 mod time;
 
 pub use artifacts::Artifacts;
-pub use database::Database;
+pub use database::{Database, Resolved};
 pub use error::StoreError;
 pub use models::{
     Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewRoute, NewVersion, Route, User,

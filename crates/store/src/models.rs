@@ -48,6 +48,16 @@ pub struct Module {
     pub timeout_ms: i64,
     /// Most 64 KiB pages of linear memory a call may use.
     pub max_memory_pages: i64,
+    /// HTTP requests the function runs at once on a node (its instance pool's maximum).
+    pub max_instances: i64,
+    /// Whether an instance serves more than one HTTP request (state then persists).
+    pub reuse_instances: bool,
+    /// Configuration values the function reads with `env_get`.
+    #[sqlx(json)]
+    pub env: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    /// Hosts `http_fetch` may reach: exact names or `*.example.com`.
+    #[sqlx(json)]
+    pub allow_hosts: std::sync::Arc<Vec<String>>,
     /// The newest version's label.
     pub latest_version: Option<String>,
     /// Creation time.
@@ -148,6 +158,14 @@ pub struct ModulePatch {
     pub timeout_ms: Option<i64>,
     /// New memory cap.
     pub max_memory_pages: Option<i64>,
+    /// New concurrency limit.
+    pub max_instances: Option<i64>,
+    /// New instance reuse flag.
+    pub reuse_instances: Option<bool>,
+    /// New configuration values (replacing all).
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// New outbound allow-list (replacing it).
+    pub allow_hosts: Option<Vec<String>>,
 }
 
 /// One recorded call.

@@ -17,9 +17,15 @@ pub struct UpCommand {
     /// Address of the edge node's HTTP ingress.
     #[arg(long, env = "EDGEFN_NODE_LISTEN")]
     node_listen: Option<SocketAddr>,
+    /// Address of the edge node's Prometheus metrics (`/metrics`).
+    #[arg(long, env = "EDGEFN_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// This node's POP name, for routes with a POP selector.
     #[arg(long, env = "EDGEFN_POP")]
     pop: Option<String>,
+    /// Memory ready function instances may hold, in MiB (least recently used first out).
+    #[arg(long, env = "EDGEFN_MEMORY_BUDGET_MB")]
+    memory_budget_mb: Option<usize>,
     /// Where the database, artifacts, compiled cache and admin token live.
     #[arg(long, env = "EDGEFN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -43,7 +49,9 @@ pub struct UpCommand {
 struct FileConfig {
     listen: Option<SocketAddr>,
     node_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     pop: Option<String>,
+    memory_budget_mb: Option<usize>,
     data_dir: Option<PathBuf>,
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
@@ -51,7 +59,7 @@ struct FileConfig {
 
 impl UpCommand {
     /// The settings: flags, then the file, then defaults.
-    fn config(&self) -> anyhow::Result<(edgefn_control::ControlConfig, SocketAddr, Option<String>)> {
+    fn config(&self) -> anyhow::Result<(edgefn_control::ControlConfig, NodeSettings)> {
         let file: FileConfig = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -60,54 +68,64 @@ impl UpCommand {
             None => FileConfig::default(),
         };
         let defaults = edgefn_control::ControlConfig::default();
-        let node_listen = self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default"));
-        let pop = self.pop.clone().or(file.pop);
+        let node = NodeSettings {
+            listen: self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default")),
+            metrics_listen: self
+                .metrics_listen
+                .or(file.metrics_listen)
+                .unwrap_or_else(|| super::node::DEFAULT_METRICS_LISTEN.parse().expect("valid default")),
+            config: edgefn_node::NodeConfig {
+                pop: self.pop.clone().or(file.pop),
+                memory_budget_bytes: self
+                    .memory_budget_mb
+                    .or(file.memory_budget_mb)
+                    .map_or(edgefn_runtime::DEFAULT_MEMORY_BUDGET_BYTES, |mb| mb * 1024 * 1024),
+                ..Default::default()
+            },
+        };
         let control = edgefn_control::ControlConfig {
             listen: self.listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
             max_module_bytes: self.max_module_bytes.or(file.max_module_bytes).unwrap_or(defaults.max_module_bytes),
             execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
         };
-        Ok((control, node_listen, pop))
+        Ok((control, node))
     }
 
     /// Runs until ctrl-c or SIGTERM.
     pub async fn execute(self) -> anyhow::Result<()> {
-        let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEFN_LOG").unwrap_or_else(|_| "info".into());
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-        if self.log_json {
-            logs.json().init()
-        } else {
-            logs.init()
-        }
-
-        let (config, node_listen, pop) = self.config()?;
+        super::init_logs(self.log_json);
+        let (config, node_settings) = self.config()?;
         let opened = edgefn_control::open(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let state = opened.state.clone();
-        let node =
-            edgefn_node::Node::start(state.db, state.artifacts, state.runtime, edgefn_node::NodeConfig { pop, ..Default::default() })
-                .await?;
+        let node = edgefn_node::Node::start(state.db, state.artifacts, state.runtime, node_settings.config).await?;
         node.follow(opened.state.routes.subscribe());
+        let (node_listen, metrics_listen) = (node_settings.listen, node_settings.metrics_listen);
         let node_listener = tokio::net::TcpListener::bind(node_listen).await.with_context(|| format!("listening on {node_listen}"))?;
         let node_addr = node_listener.local_addr()?;
+        let metrics_listener =
+            tokio::net::TcpListener::bind(metrics_listen).await.with_context(|| format!("listening on {metrics_listen}"))?;
+        let metrics_addr = metrics_listener.local_addr()?;
         println!("edgefn is up");
         println!("  API         http://{addr}  (OpenAPI: http://{addr}/api/v1/openapi.json)");
         println!("  edge node   http://{node_addr}  (try: curl http://{node_addr}/hello)");
+        println!("  metrics     http://{metrics_addr}/metrics");
         println!("  data        {}", config.data_dir.display());
         let token_file = config.data_dir.join(edgefn_control::ADMIN_TOKEN_FILE);
         match &opened.new_admin_token {
             Some(token) => println!("  admin token {token}\n              (shown once; saved to {}, mode 0600)", token_file.display()),
             None => println!("  admin token in {}", token_file.display()),
         }
+        println!("metrics listening on http://{metrics_addr}");
         println!("node listening on http://{node_addr}");
         println!("listening on http://{addr}");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        tokio::spawn(node.clone().serve_metrics(metrics_listener, until_stopped(stopped.clone())));
         let node_task = tokio::spawn(node.serve(node_listener, until_stopped(stopped.clone())));
         let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, until_stopped(stopped)));
         shutdown_signal().await;
@@ -118,10 +136,18 @@ impl UpCommand {
     }
 }
 
+/// Where the node of `edgefn up` listens.
+struct NodeSettings {
+    listen: SocketAddr,
+    metrics_listen: SocketAddr,
+    config: edgefn_node::NodeConfig,
+}
+
 /// The edge node listens on loopback by default, beside the API.
 const DEFAULT_NODE_LISTEN: &str = "127.0.0.1:8000";
 
-async fn shutdown_signal() {
+/// Waits for ctrl-c or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {

@@ -21,6 +21,8 @@ pub struct Server {
     pub url: String,
     /// Base URL of the edge node.
     pub node: String,
+    /// Base URL of the node's metrics listener.
+    pub metrics: String,
     /// The admin token.
     pub token: String,
     /// The data directory.
@@ -31,7 +33,7 @@ impl Server {
     /// Starts `edgefn up` on a free port with `dir` as its data directory.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgefn"))
-            .args(["up", "--listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--data-dir"])
+            .args(["up", "--listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
             .env("EDGEFN_LOG", "warn")
@@ -41,10 +43,12 @@ impl Server {
             .expect("spawn edgefn");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let mut node = String::new();
+        let (mut node, mut metrics) = (String::new(), String::new());
         let url = loop {
             let line = lines.next().expect("edgefn exited before listening").expect("read stdout");
-            if let Some(url) = line.strip_prefix("node listening on ") {
+            if let Some(url) = line.strip_prefix("metrics listening on ") {
+                metrics = url.to_string();
+            } else if let Some(url) = line.strip_prefix("node listening on ") {
                 node = url.to_string();
             } else if let Some(url) = line.strip_prefix("listening on ") {
                 break url.to_string();
@@ -53,7 +57,7 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let token = std::fs::read_to_string(dir.join("admin-token")).expect("admin token").trim().to_string();
-        Self { child, url, node, token, dir: dir.to_path_buf() }
+        Self { child, url, node, metrics, token, dir: dir.to_path_buf() }
     }
 
     /// An HTTP client for this server.

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use edgefn_runtime::{HttpError, HttpLimits, HttpRequest, HttpResponse};
+use edgefn_runtime::{
+    CallContext, DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY_BUDGET_BYTES, HttpError, HttpLimits, HttpRequest, HttpResponse, PoolSettings, Pools,
+};
 
 use crate::{example, load, runtime};
 
@@ -17,7 +19,9 @@ fn get(path: &str) -> HttpRequest {
 async fn serve(wasm: Vec<u8>, req: HttpRequest, limits: HttpLimits) -> Result<HttpResponse, HttpError> {
     let rt = runtime();
     let loaded = load(&rt, wasm).await;
-    rt.handle_http(&loaded.module, req, limits).await
+    let pools = Pools::new(rt.clone(), DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_IDLE_TIMEOUT);
+    let pool = pools.get("f", &loaded.module, PoolSettings { max_memory_bytes: limits.max_memory_bytes, ..PoolSettings::default() });
+    pool.acquire(Duration::from_secs(1)).await.unwrap().handle_http(req, limits, CallContext::default()).await
 }
 
 /// A `handle` whose response is the given text.

@@ -5,6 +5,7 @@ mod component;
 mod core;
 mod http;
 mod json;
+mod pool;
 
 use edgefn_runtime::{Loaded, Runtime, RuntimeConfig};
 

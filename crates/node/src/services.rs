@@ -1,0 +1,127 @@
+//! What host functions reach on a node ([`HostServices`]): guest logs as structured
+//! lines, rate-limited per function; guest counters as metrics; the key-value store in
+//! the metadata database; outbound HTTP with a timeout, no redirects and a size cap.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edgefn_runtime::{CallContext, FetchRequest, HostFuture, HostServices, LogLevel};
+use edgefn_store::Database;
+
+use crate::metrics::{FunctionLabels, GuestCounterLabels, Metrics};
+
+/// Guest log lines a function may write per second; the rest are dropped and counted.
+pub const GUEST_LOG_LINES_PER_SECOND: u32 = 1000;
+/// Longest guest log line kept; longer ones are cut.
+const MAX_LOG_LINE_BYTES: usize = 4096;
+/// Longest key-value key.
+pub const MAX_KV_KEY_BYTES: usize = 512;
+/// Largest key-value value.
+pub const MAX_KV_VALUE_BYTES: usize = 1024 * 1024;
+/// Longest an outbound request may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest outbound response body a guest receives.
+const MAX_FETCH_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The node's host services.
+pub struct NodeServices {
+    db: Database,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+    /// Per function: the second being counted and the lines written in it.
+    log_windows: Mutex<HashMap<Arc<str>, (Instant, u32)>>,
+}
+
+impl NodeServices {
+    /// Services over the node's database and metrics.
+    pub fn new(db: Database, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            // A redirect could leave the allow-list; the guest sees the 3xx instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { db, metrics, http, log_windows: Mutex::default() })
+    }
+
+    /// Whether one more line from `function_id` fits in this second's allowance.
+    fn admit_log_line(&self, function_id: &Arc<str>) -> bool {
+        let now = Instant::now();
+        let mut windows = self.log_windows.lock().expect("log lock");
+        let (started, lines) = windows.entry(function_id.clone()).or_insert((now, 0));
+        if now.duration_since(*started) >= Duration::from_secs(1) {
+            *started = now;
+            *lines = 0;
+        }
+        *lines += 1;
+        *lines <= GUEST_LOG_LINES_PER_SECOND
+    }
+}
+
+impl HostServices for NodeServices {
+    fn log(&self, ctx: &CallContext, level: LogLevel, message: &str) {
+        if !self.admit_log_line(&ctx.function_id) {
+            self.metrics.logs_dropped.get_or_create(&FunctionLabels { function_id: ctx.function_id.to_string() }).inc();
+            return;
+        }
+        let mut end = message.len().min(MAX_LOG_LINE_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (message, function_id, request_id) = (&message[..end], &*ctx.function_id, &ctx.request_id);
+        match level {
+            LogLevel::Debug => tracing::debug!(target: "guest", function_id, request_id, "{message}"),
+            LogLevel::Info => tracing::info!(target: "guest", function_id, request_id, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "guest", function_id, request_id, "{message}"),
+            LogLevel::Error => tracing::error!(target: "guest", function_id, request_id, "{message}"),
+        }
+    }
+
+    fn metrics_increment(&self, ctx: &CallContext, name: &str, value: u64) {
+        let labels = GuestCounterLabels { function_id: ctx.function_id.to_string(), name: name.chars().take(100).collect() };
+        self.metrics.guest_counters.get_or_create(&labels).inc_by(value);
+    }
+
+    fn kv_get(&self, function_id: &str, key: &str) -> HostFuture<Option<Vec<u8>>> {
+        let (db, function_id, key) = (self.db.clone(), function_id.to_string(), key.to_string());
+        Box::pin(async move { Ok(db.kv_get(&function_id, &key).await?) })
+    }
+
+    fn kv_put(&self, function_id: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> HostFuture<()> {
+        let (db, function_id, key) = (self.db.clone(), function_id.to_string(), key.to_string());
+        Box::pin(async move {
+            anyhow::ensure!(!key.is_empty() && key.len() <= MAX_KV_KEY_BYTES, "keys are 1 to {MAX_KV_KEY_BYTES} bytes");
+            anyhow::ensure!(value.len() <= MAX_KV_VALUE_BYTES, "values are at most {MAX_KV_VALUE_BYTES} bytes");
+            Ok(db.kv_put(&function_id, &key, &value, ttl).await?)
+        })
+    }
+
+    fn http_fetch(&self, request: FetchRequest) -> HostFuture<Vec<u8>> {
+        let http = self.http.clone();
+        Box::pin(async move {
+            let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
+            let mut builder = http.request(method, &request.url).body(request.body);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            let mut response = builder.send().await?;
+            let mut out = format!("{}\n", response.status().as_u16()).into_bytes();
+            for (name, value) in response.headers() {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.push(b'\n');
+            }
+            out.push(b'\n');
+            let head = out.len();
+            while let Some(chunk) = response.chunk().await? {
+                anyhow::ensure!(
+                    out.len() - head + chunk.len() <= MAX_FETCH_RESPONSE_BYTES,
+                    "the response is over {MAX_FETCH_RESPONSE_BYTES} bytes"
+                );
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        })
+    }
+}

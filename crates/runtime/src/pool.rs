@@ -1,0 +1,421 @@
+//! Hot instance pools for HTTP functions.
+//!
+//! Each deployed function has a [`Pool`]: instances made ahead of time from its pre-linked
+//! module, so a request only takes one and calls it — no compilation, linking or (while a
+//! warm instance is ready) instantiation on the request path. By default an instance
+//! serves one request and is thrown away, so nothing leaks between requests; a function
+//! may opt in to reuse, and then a healthy instance goes back to the pool. A pool also
+//! bounds how many requests the function runs at once: past `max_instances` requests
+//! wait in a short queue and past that they are refused ([`Saturated`], a 503).
+//!
+//! [`Pools`] holds every function's pool, drops pools idle for longer than the idle
+//! timeout, and keeps the memory of ready instances under the node's budget by emptying
+//! the least recently used pools first.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+
+use crate::core_abi::GuestAlloc;
+use crate::http_abi::{self, HttpError, HttpLimits, HttpRequest, HttpResponse};
+use crate::invoke::{ComponentHost, CoreHost, classify, component_store, core_store};
+use crate::limits::MemoryLimiter;
+use crate::runtime::{Compiled, Runtime};
+use crate::wasi_http::{self, HttpBody};
+use crate::{CallContext, InvokeError};
+
+/// Ready instances a pool keeps by default.
+pub const DEFAULT_MIN_INSTANCES: usize = 1;
+/// Requests a function runs at once by default (the default pool maximum).
+pub const DEFAULT_MAX_INSTANCES: usize = 10;
+/// A pool unused this long is dropped.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Memory that ready (idle) instances of all pools may hold together.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 1024 * 1024 * 1024;
+/// Requests that may wait for a busy function; more are refused at once.
+pub const DEFAULT_MAX_QUEUE: usize = 1000;
+
+/// How one function's instances are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Ready instances kept made ahead of time.
+    pub min_instances: usize,
+    /// Requests run at once (and instances kept at most).
+    pub max_instances: usize,
+    /// Whether an instance serves more than one request.
+    pub reuse: bool,
+    /// Linear memory cap of each instance.
+    pub max_memory_bytes: usize,
+    /// Requests that may wait when all `max_instances` are busy.
+    pub max_queue: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            min_instances: DEFAULT_MIN_INSTANCES,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            reuse: false,
+            max_memory_bytes: crate::invoke::DEFAULT_MAX_MEMORY_BYTES,
+            max_queue: DEFAULT_MAX_QUEUE,
+        }
+    }
+}
+
+/// The function is running `max_instances` requests and its queue is full, or a request
+/// waited in the queue until its deadline: answer 503 and ask the client to come back.
+#[derive(Debug, thiserror::Error)]
+#[error("the function is at its limit of {max_instances} concurrent requests; try again shortly")]
+pub struct Saturated {
+    /// The function's concurrency limit.
+    pub max_instances: usize,
+}
+
+/// A ready instance.
+enum Warm {
+    Core { store: Store<CoreHost>, guest: GuestAlloc, handle: http_abi::HandleFunc },
+    Component { store: Store<ComponentHost>, proxy: Proxy },
+}
+
+impl Warm {
+    fn memory_bytes(&self) -> usize {
+        match self {
+            Warm::Core { store, .. } => store.data().limiter.current_bytes(),
+            Warm::Component { store, .. } => store.data().limiter.current_bytes(),
+        }
+    }
+}
+
+/// Figures of one pool, for metrics.
+#[derive(Debug, Clone)]
+pub struct PoolStats {
+    /// The pool's key (the function version it serves).
+    pub key: String,
+    /// Instances made and waiting for a request.
+    pub ready: usize,
+    /// Requests running now.
+    pub busy: usize,
+    /// Requests waiting for a free slot.
+    pub queued: usize,
+    /// Linear memory held by the ready instances.
+    pub ready_bytes: usize,
+}
+
+/// One function's instances.
+pub struct Pool {
+    key: String,
+    runtime: Runtime,
+    compiled: Arc<Compiled>,
+    /// Why the module cannot serve HTTP, if it cannot.
+    unservable: Option<String>,
+    settings: PoolSettings,
+    ready: Mutex<Vec<(Warm, usize)>>,
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    refilling: AtomicBool,
+    /// Milliseconds since `Pools::epoch` of the last request.
+    last_used_ms: AtomicU64,
+    shared: Arc<Shared>,
+}
+
+/// What all pools share: the clock they measure idleness with and the memory of ready
+/// instances, against the budget.
+struct Shared {
+    epoch: Instant,
+    ready_bytes: AtomicUsize,
+    budget_bytes: usize,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+/// The right to run one request on a pool; the slot is freed when it is dropped.
+pub struct Lease {
+    pool: Arc<Pool>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Pool {
+    /// Waits (at most `wait`, and only while the queue has room) for a free slot.
+    pub async fn acquire(self: &Arc<Self>, wait: Duration) -> Result<Lease, Saturated> {
+        self.last_used_ms.store(self.shared.now_ms(), Ordering::Relaxed);
+        let saturated = || Saturated { max_instances: self.settings.max_instances };
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if self.queued.fetch_add(1, Ordering::AcqRel) >= self.settings.max_queue {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(saturated());
+                }
+                let waited = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                match waited {
+                    Ok(Ok(slot)) => slot,
+                    _ => return Err(saturated()),
+                }
+            }
+        };
+        Ok(Lease { pool: self.clone(), _slot: slot })
+    }
+
+    /// This pool's figures.
+    pub fn stats(&self) -> PoolStats {
+        let ready = self.ready.lock().expect("pool lock");
+        PoolStats {
+            key: self.key.clone(),
+            ready: ready.len(),
+            busy: self.settings.max_instances - self.slots.available_permits(),
+            queued: self.queued.load(Ordering::Relaxed),
+            ready_bytes: ready.iter().map(|(_, bytes)| bytes).sum(),
+        }
+    }
+
+    /// A ready instance, or a new one made now.
+    async fn take(&self, deadline: Instant, timeout: Duration) -> Result<Warm, InvokeError> {
+        let popped = self.ready.lock().expect("pool lock").pop();
+        match popped {
+            Some((warm, bytes)) => {
+                self.shared.ready_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                Ok(warm)
+            }
+            None => self.instantiate(deadline, timeout).await,
+        }
+    }
+
+    async fn instantiate(&self, deadline: Instant, timeout: Duration) -> Result<Warm, InvokeError> {
+        let inner = self.runtime.inner();
+        let limiter = MemoryLimiter::new(self.settings.max_memory_bytes);
+        match &*self.compiled {
+            Compiled::Core { pre } => {
+                let mut store = core_store(&inner.engine, limiter, deadline, &inner.lanes);
+                let instance = pre.instantiate_async(&mut store).await.map_err(|e| classify(e, timeout))?;
+                let guest = GuestAlloc::find(&mut store, &instance).map_err(|e| InvokeError::Trap(e.to_string()))?;
+                let handle = http_abi::handle_func(&mut store, &instance)?;
+                Ok(Warm::Core { store, guest, handle })
+            }
+            Compiled::Component { proxy: Some(pre), .. } => {
+                let mut store = component_store(&inner.engine, limiter, deadline, &inner.lanes);
+                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| classify(e, timeout))?;
+                Ok(Warm::Component { store, proxy })
+            }
+            Compiled::Component { proxy: None, .. } => {
+                Err(InvokeError::Trap("the component does not export wasi:http/incoming-handler".into()))
+            }
+        }
+    }
+
+    /// Puts an instance back (when reuse is on and there is room) and tops the pool up to
+    /// its minimum in the background.
+    fn give_back(self: &Arc<Self>, warm: Option<Warm>) {
+        if let Some(warm) = warm.filter(|_| self.settings.reuse) {
+            let bytes = warm.memory_bytes();
+            let mut ready = self.ready.lock().expect("pool lock");
+            if ready.len() < self.settings.max_instances {
+                ready.push((warm, bytes));
+                self.shared.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+        }
+        self.refill();
+    }
+
+    /// Makes instances in the background until `min_instances` are ready.
+    fn refill(self: &Arc<Self>) {
+        if self.unservable.is_some()
+            || self.ready.lock().expect("pool lock").len() >= self.settings.min_instances
+            || self.refilling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let pool = self.clone();
+        tokio::spawn(async move {
+            while pool.ready.lock().expect("pool lock").len() < pool.settings.min_instances {
+                if pool.shared.ready_bytes.load(Ordering::Relaxed) > pool.shared.budget_bytes {
+                    break;
+                }
+                let timeout = crate::invoke::DEFAULT_TIMEOUT;
+                match pool.instantiate(Instant::now() + timeout, timeout).await {
+                    Ok(warm) => {
+                        let bytes = warm.memory_bytes();
+                        pool.ready.lock().expect("pool lock").push((warm, bytes));
+                        pool.shared.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(pool = pool.key, error = %e, "could not make a ready instance");
+                        break;
+                    }
+                }
+            }
+            pool.refilling.store(false, Ordering::Release);
+        });
+    }
+
+    /// Drops every ready instance; returns the memory freed.
+    fn drain(&self) -> usize {
+        let drained: Vec<(Warm, usize)> = std::mem::take(&mut *self.ready.lock().expect("pool lock"));
+        let bytes = drained.iter().map(|(_, b)| b).sum();
+        self.shared.ready_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        bytes
+    }
+}
+
+impl Lease {
+    /// Serves one request with a core module's `handle` export.
+    pub async fn handle_http(self, req: HttpRequest, limits: HttpLimits, ctx: CallContext) -> Result<HttpResponse, HttpError> {
+        if let Some(why) = &self.pool.unservable {
+            return Err(HttpError::NotHandleAbi(why.clone()));
+        }
+        let deadline = Instant::now() + limits.timeout;
+        let inner = self.pool.runtime.inner();
+        let call = async {
+            let Warm::Core { mut store, guest, handle } = self.pool.take(deadline, limits.timeout).await? else {
+                return Err(HttpError::NotHandleAbi("components serve HTTP through wasi:http/proxy".into()));
+            };
+            crate::invoke::arm_deadline(&mut store, deadline, &inner.lanes);
+            store.data_mut().ctx = ctx;
+            let result = http_abi::call_handle(&mut store, &guest, &handle, req, limits).await;
+            let healthy = matches!(result, Ok(_) | Err(HttpError::GuestError(_) | HttpError::Malformed(_)));
+            self.pool.give_back(healthy.then_some(Warm::Core { store, guest, handle }));
+            result
+        };
+        let result = crate::invoke::with_deadline(deadline, limits.timeout, call).await;
+        if result.is_err() {
+            self.pool.refill();
+        }
+        result
+    }
+
+    /// Serves one request with a `wasi:http/proxy` component; the body streams from the
+    /// guest after the head is returned, and the lease is held until it ends.
+    pub async fn serve_wasi_http(
+        self,
+        req: hyper::Request<HttpBody>,
+        limits: HttpLimits,
+        ctx: CallContext,
+    ) -> Result<hyper::Response<HttpBody>, HttpError> {
+        if let Some(why) = &self.pool.unservable {
+            return Err(HttpError::NotHandleAbi(why.clone()));
+        }
+        let deadline = Instant::now() + limits.timeout;
+        let warm = match crate::invoke::with_deadline(deadline, limits.timeout, self.pool.take(deadline, limits.timeout)).await {
+            Ok(warm) => warm,
+            Err(e) => {
+                self.pool.refill();
+                return Err(e.into());
+            }
+        };
+        let Warm::Component { mut store, proxy } = warm else {
+            return Err(HttpError::NotHandleAbi("not a wasi:http/proxy component".into()));
+        };
+        let inner = self.pool.runtime.inner();
+        crate::invoke::arm_deadline(&mut store, deadline, &inner.lanes);
+        store.data_mut().ctx = ctx;
+        let pool = self.pool.clone();
+        wasi_http::serve(store, proxy, req, limits, deadline, move |finished| {
+            pool.give_back(finished.map(|(store, proxy)| Warm::Component { store, proxy }));
+            drop(self);
+        })
+        .await
+    }
+}
+
+/// Every function's pool on this node.
+pub struct Pools {
+    runtime: Runtime,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    shared: Arc<Shared>,
+    idle_timeout: Duration,
+}
+
+impl Pools {
+    /// No pools yet; ready instances together may hold `budget_bytes` of memory.
+    pub fn new(runtime: Runtime, budget_bytes: usize, idle_timeout: Duration) -> Self {
+        let shared = Arc::new(Shared { epoch: Instant::now(), ready_bytes: AtomicUsize::new(0), budget_bytes });
+        Self { runtime, pools: Mutex::default(), shared, idle_timeout }
+    }
+
+    /// The pool for `key` (one function version), made — and filled in the background —
+    /// on first use, and replaced when the module or its settings changed.
+    pub fn get(&self, key: &str, compiled: &Arc<Compiled>, settings: PoolSettings) -> Arc<Pool> {
+        let mut pools = self.pools.lock().expect("pools lock");
+        if let Some(pool) = pools.get(key).filter(|p| p.settings == settings && Arc::ptr_eq(&p.compiled, compiled)) {
+            return pool.clone();
+        }
+        let pool = Arc::new(Pool {
+            key: key.to_string(),
+            runtime: self.runtime.clone(),
+            compiled: compiled.clone(),
+            unservable: self.runtime.check_http(compiled).err(),
+            settings,
+            ready: Mutex::default(),
+            slots: Arc::new(Semaphore::new(settings.max_instances.max(1))),
+            queued: AtomicUsize::new(0),
+            refilling: AtomicBool::new(false),
+            last_used_ms: AtomicU64::new(self.shared.now_ms()),
+            shared: self.shared.clone(),
+        });
+        if let Some(old) = pools.insert(key.to_string(), pool.clone()) {
+            old.drain();
+        }
+        drop(pools);
+        pool.refill();
+        self.enforce_budget();
+        pool
+    }
+
+    /// Drops pools idle for longer than the idle timeout and, while ready instances hold
+    /// more memory than the budget, empties the least recently used pools. Returns how
+    /// many pools were dropped or emptied.
+    pub fn sweep(&self) -> usize {
+        let idle_ms = self.idle_timeout.as_millis() as u64;
+        let now = self.shared.now_ms();
+        let mut pools = self.pools.lock().expect("pools lock");
+        let before = pools.len();
+        pools.retain(|_, p| {
+            let keep = now.saturating_sub(p.last_used_ms.load(Ordering::Relaxed)) < idle_ms;
+            if !keep {
+                p.drain();
+            }
+            keep
+        });
+        let dropped = before - pools.len();
+        drop(pools);
+        dropped + self.enforce_budget()
+    }
+
+    fn enforce_budget(&self) -> usize {
+        if self.shared.ready_bytes.load(Ordering::Relaxed) <= self.shared.budget_bytes {
+            return 0;
+        }
+        let mut by_age: Vec<Arc<Pool>> = self.pools.lock().expect("pools lock").values().cloned().collect();
+        by_age.sort_by_key(|p| p.last_used_ms.load(Ordering::Relaxed));
+        let mut emptied = 0;
+        for pool in by_age {
+            if self.shared.ready_bytes.load(Ordering::Relaxed) <= self.shared.budget_bytes {
+                break;
+            }
+            if pool.drain() > 0 {
+                emptied += 1;
+            }
+        }
+        emptied
+    }
+
+    /// Figures of every pool.
+    pub fn stats(&self) -> Vec<PoolStats> {
+        let pools: Vec<Arc<Pool>> = self.pools.lock().expect("pools lock").values().cloned().collect();
+        pools.iter().map(|p| p.stats()).collect()
+    }
+
+    /// Memory held by ready instances of all pools.
+    pub fn ready_bytes(&self) -> usize {
+        self.shared.ready_bytes.load(Ordering::Relaxed)
+    }
+}
