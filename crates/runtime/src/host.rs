@@ -301,7 +301,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> wasmtime::Result<(
             let host = request.url.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_string)).unwrap_or_default();
             if !host_allowed(&ctx.allow_hosts, &host) {
                 tracing::warn!(function_id = %ctx.function_id, request_id = %ctx.request_id, host, "http_fetch denied: host not on the allow-list");
-                ctx.log(LogLevel::Warn, &format!("http_fetch to `{host}` denied: not on this function's allow-list"));
                 return Ok(code::DENIED);
             }
             let Some(services) = ctx.services.clone() else { return Ok(code::FAILED) };

@@ -26,6 +26,9 @@ pub struct UpCommand {
     /// Memory ready function instances may hold, in MiB (least recently used first out).
     #[arg(long, env = "EDGEFN_MEMORY_BUDGET_MB")]
     memory_budget_mb: Option<usize>,
+    /// Requests that may wait for a function at its concurrency limit; more get 503.
+    #[arg(long, env = "EDGEFN_MAX_QUEUE")]
+    max_queue: Option<usize>,
     /// Where the database, artifacts, compiled cache and admin token live.
     #[arg(long, env = "EDGEFN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -52,6 +55,7 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     pop: Option<String>,
     memory_budget_mb: Option<usize>,
+    max_queue: Option<usize>,
     data_dir: Option<PathBuf>,
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
@@ -80,6 +84,7 @@ impl UpCommand {
                     .memory_budget_mb
                     .or(file.memory_budget_mb)
                     .map_or(edgefn_runtime::DEFAULT_MEMORY_BUDGET_BYTES, |mb| mb * 1024 * 1024),
+                max_queue: self.max_queue.or(file.max_queue).unwrap_or(edgefn_runtime::DEFAULT_MAX_QUEUE),
                 ..Default::default()
             },
         };

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::{Api, Server};
 
 /// A handle-ABI module whose `handle` runs `body` (WAT instructions leaving an i32).
-fn handler(body: &str) -> Vec<u8> {
+pub(crate) fn handler(body: &str) -> Vec<u8> {
     wat::parse_str(format!(
         r#"(module (memory (export "memory") 1) (data (i32.const 0) "200\n\nok")
             (global $h (mut i32) (i32.const 4096))
@@ -18,7 +18,7 @@ fn handler(body: &str) -> Vec<u8> {
 }
 
 /// Uploads `wasm` as `name` and routes `path` (exact) to it.
-async fn deploy(api: &Api, name: &str, wasm: Vec<u8>, path: &str) -> Value {
+pub(crate) async fn deploy(api: &Api, name: &str, wasm: Vec<u8>, path: &str) -> Value {
     assert_eq!(api.upload(name, "1.0.0", wasm).await.0, 201);
     let (status, route) = api.post("/api/v1/routes", json!({"path": path, "moduleId": name})).await;
     assert_eq!(status, 201, "{route}");
@@ -26,7 +26,7 @@ async fn deploy(api: &Api, name: &str, wasm: Vec<u8>, path: &str) -> Value {
 }
 
 /// GETs `path` on the node until it stops answering 404 (routes reach the node asynchronously).
-async fn get_routed(node: &str, path: &str) -> reqwest::Response {
+pub(crate) async fn get_routed(node: &str, path: &str) -> reqwest::Response {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let res = reqwest::get(format!("{node}{path}")).await.unwrap();

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod crash;
+mod host;
 mod http;
 mod invoke;
 mod restart;
@@ -112,6 +113,10 @@ impl Api {
     /// POST JSON.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(self.http.post(format!("{}{path}", self.url)).json(&body)).await
+    }
+    /// PATCH JSON.
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.patch(format!("{}{path}", self.url)).json(&body)).await
     }
     /// Uploads module bytes.
     pub async fn upload(&self, name: &str, version: &str, bytes: Vec<u8>) -> (u16, Value) {

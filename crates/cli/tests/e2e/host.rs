@@ -1,0 +1,204 @@
+//! Host functions, limits and metrics on the edge node of `edgefn up`, through real
+//! requests: key-value, env, request id and headers, guest counters, the guest log cap,
+//! the outbound allow-list, grants, the concurrency limit, and a long run of 100 clients.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::http::{deploy, get_routed, handler};
+use crate::{Server, example};
+
+/// The value of the first metric line starting with `series` (name and labels).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+async fn metrics(server: &Server) -> String {
+    reqwest::get(format!("{}/metrics", server.metrics)).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn host_functions_reach_kv_env_request_data_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let route = deploy(&api, "demo", example("host-demo.wat"), "/visits").await;
+    let id = route["moduleId"].as_str().unwrap().to_string();
+
+    let res = get_routed(&server.node, "/visits").await;
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(res.text().await.unwrap(), format!("Hello anonymous: visit 1 (request {request_id})\n"));
+
+    let (status, body) = api.patch("/api/v1/modules/demo", json!({"env": {"GREETING": "Hi "}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["env"], json!({"GREETING": "Hi "}));
+    let res = reqwest::Client::new().get(format!("{}/visits", server.node)).header("x-name", "Ada").send().await.unwrap();
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(res.text().await.unwrap(), format!("Hi Ada: visit 2 (request {request_id})\n"), "the count lives in the KV store");
+
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, &format!("wasm_guest_counter_total{{function_id=\"{id}\",name=\"visits\"}}")), Some(2.0), "{text}");
+    assert_eq!(metric(&text, &format!("wasm_invoke_count_total{{function_id=\"{id}\"}}")), Some(2.0));
+    assert_eq!(metric(&text, &format!("wasm_invoke_latency_seconds_count{{function_id=\"{id}\"}}")), Some(2.0));
+    assert!(metric(&text, "wasm_cache_hits_total").unwrap() >= 2.0);
+    assert!(text.contains("wasm_pool_ready_instances{pool="), "pool gauges: {text}");
+}
+
+#[tokio::test]
+async fn a_log_flood_is_capped_at_1000_lines_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let route = deploy(&api, "demo", example("host-demo.wat"), "/flood").await;
+    let id = route["moduleId"].as_str().unwrap();
+    let res = get_routed(&server.node, "/flood").await;
+    assert_eq!(res.text().await.unwrap(), "5000 lines logged\n");
+    let dropped = metric(&metrics(&server).await, &format!("wasm_guest_logs_dropped_total{{function_id=\"{id}\"}}"));
+    assert_eq!(dropped, Some(4000.0), "5000 lines in well under a second: 1000 kept, 4000 dropped and counted");
+    // The node still answers at once.
+    assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn outbound_http_is_limited_to_the_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    deploy(&api, "demo", example("host-demo.wat"), "/fetch").await;
+    // The API's health endpoint is a real HTTP server to fetch from.
+    let url = format!("{}/healthz", server.url);
+    assert_eq!(api.patch("/api/v1/modules/demo", json!({"env": {"URL": url}})).await.0, 200);
+    let denied = get_routed(&server.node, "/fetch").await.text().await.unwrap();
+    assert_eq!(denied, "fetch failed with code -3", "a host off the allow-list is denied");
+
+    let (status, body) = api.patch("/api/v1/modules/demo", json!({"allowHosts": ["not a host"]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!(api.patch("/api/v1/modules/demo", json!({"allowHosts": ["127.0.0.1"]})).await.0, 200);
+    let fetched = reqwest::get(format!("{}/fetch", server.node)).await.unwrap().text().await.unwrap();
+    assert!(fetched.starts_with("200\n") && fetched.contains("\n\n"), "the guest got the response: {fetched}");
+    assert!(fetched.ends_with("ok") || fetched.contains("\"ok\""), "{fetched}");
+}
+
+#[tokio::test]
+async fn imports_outside_the_grants_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let unknown = wat::parse_str(r#"(module (import "edgefn" "fly" (func)))"#).unwrap();
+    let (status, body) = api.upload("fly", "1.0.0", unknown).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("disallowed_import")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("edgefn::fly"), "{body}");
+
+    // A `user` module may only abort (seed §6.2): make the demo one, then route it.
+    assert_eq!(api.upload("demo", "1.0.0", example("host-demo.wat")).await.0, 201);
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("edgefn.db").display())).await.unwrap();
+    sqlx::query("UPDATE modules SET owner_type = 'user' WHERE name = 'demo'").execute(&db).await.unwrap();
+    let (status, body) = api.post("/api/v1/routes", json!({"path": "/demo", "moduleId": "demo"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("disallowed_import")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`edgefn.log`") && message.contains("class `user`"), "{message}");
+}
+
+#[tokio::test]
+async fn a_saturated_function_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-queue", "0"]);
+    let api = server.client();
+    deploy(&api, "spin", handler("(loop $l (br $l)) (i32.const 0)"), "/spin").await;
+    assert_eq!(api.patch("/api/v1/modules/spin", json!({"maxInstances": 1})).await.0, 200);
+    assert_eq!(api.patch("/api/v1/modules/spin", json!({"maxInstances": 0})).await.0, 400);
+    let node = server.node.clone();
+    let first = tokio::spawn(async move { reqwest::get(format!("{node}/spin")).await.unwrap().status() });
+    // Once the pool gauge shows the first request running, the next one has no slot and no queue.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !metrics(&server).await.lines().any(|l| l.starts_with("wasm_pool_busy_instances{") && l.ends_with(" 1")) {
+        assert!(Instant::now() < deadline, "the first request never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = reqwest::get(format!("{}/spin", server.node)).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused.text().await.unwrap().contains("limit of 1 concurrent request"));
+    assert_eq!(first.await.unwrap(), 504);
+    let text = metrics(&server).await;
+    assert!(text.lines().any(|l| l.starts_with("wasm_invoke_errors_total{") && l.contains("code=\"unavailable\"")), "{text}");
+}
+
+#[tokio::test]
+async fn a_hundred_clients_for_thirty_seconds_get_no_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(get_routed(&server.node, "/hello").await.status(), 200);
+    let http = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let (http, url) = (http.clone(), format!("{}/hello", server.node));
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while Instant::now() < until {
+                    let answer = match http.get(&url).send().await {
+                        Ok(res) => (res.status(), res.text().await),
+                        Err(e) => {
+                            failed.push(e.to_string());
+                            continue;
+                        }
+                    };
+                    match answer {
+                        (status, Ok(text)) if status == 200 && text.starts_with("Hello from edgefn!") => ok += 1,
+                        (status, text) => failed.push(format!("{status}: {text:?}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (n, f) = c.await.unwrap();
+        ok += n;
+        failed.extend(f);
+    }
+    println!("100 clients × 30 s: {ok} answers, {} errors", failed.len());
+    assert!(failed.is_empty(), "{} errors, first: {:?}", failed.len(), failed.first());
+    assert!(ok > 1000, "only {ok} answers");
+}
+
+#[tokio::test]
+async fn a_standalone_node_serves_the_control_planes_routes_and_follows_changes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    /// Kills the node when the test ends, passed or not.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgefn"))
+        .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("EDGEFN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _child = Killed(child);
+    let node = loop {
+        let line = lines.next().expect("edgefn node exited").unwrap();
+        if let Some(url) = line.strip_prefix("node listening on ") {
+            break url.to_string();
+        }
+    };
+    let res = reqwest::get(format!("{node}/hello")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "Hello from edgefn! GET /hello\n");
+
+    // A route added through the control plane reaches the other process.
+    deploy(&server.client(), "ok", handler("(memory.copy (local.get 8) (i32.const 0) (i32.const 7)) (i32.const 7)"), "/ok").await;
+    let res = get_routed(&node, "/ok").await;
+    assert_eq!((res.status().as_u16(), res.text().await.unwrap()), (200, "ok".to_string()));
+}
