@@ -14,3 +14,9 @@ pub(crate) fn init_logs(json: bool) {
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     if json { logs.json().init() } else { logs.init() }
 }
+
+/// Ends when `stopped` turns true (or its sender is dropped): the shutdown signal each
+/// server of a command is given.
+pub(crate) async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}

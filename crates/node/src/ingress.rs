@@ -175,41 +175,19 @@ impl Node {
 
     /// Serves `GET /metrics` (Prometheus) and `GET /healthz` on `listener` until
     /// `shutdown`: kept off the function port so no route can shadow it.
-    pub async fn serve_metrics(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics accept failed");
-                        continue;
-                    }
-                },
-                () = &mut shutdown => return Ok(()),
-            };
-            let node = self.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let node = node.clone();
-                async move {
-                    let (status, kind, body) = match req.uri().path() {
-                        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", node.metrics_text()),
-                        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
-                        _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "404 see /metrics\n".to_string()),
-                    };
-                    let mut reply = Response::new(full(body));
-                    *reply.status_mut() = status;
-                    reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(kind));
-                    Ok::<_, std::convert::Infallible>(reply)
-                }
-            });
-            tokio::spawn(async move {
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "metrics connection ended with an error");
-                }
-            });
-        }
+    pub async fn serve_metrics(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        use axum::routing::get;
+        let exposition = [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+        let app = axum::Router::new()
+            .route("/metrics", get(move || async move { (exposition, self.metrics_text()) }))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "404 see /metrics\n") });
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        Ok(())
     }
 
     /// Rebuilds the router from the stored routes.
@@ -372,8 +350,14 @@ impl Node {
         let lease = pool.acquire(timeout).await.map_err(|e| {
             (StatusCode::SERVICE_UNAVAILABLE, format!("{}: {e}", module.name), Some((RETRY_AFTER, HeaderValue::from_static("1"))))
         })?;
-        let headers: Vec<(String, String)> =
-            parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let is_component = version.kind == "component";
+        // Core modules read headers from the request bytes and through `request_header`
+        // (one shared copy); components get them through wasi:http and have no host functions.
+        let headers: Arc<[(String, String)]> = if is_component {
+            Arc::default()
+        } else {
+            parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+        };
         let ctx = CallContext {
             function_id: Arc::from(module.id.as_str()),
             request_id: request_id.to_string(),
@@ -391,7 +375,7 @@ impl Node {
             };
             (status, format!("{}@{}: {e}", module.name, version.version), None)
         };
-        if version.kind == "component" {
+        if is_component {
             let request = Request::from_parts(parts, full(body));
             return lease.serve_wasi_http(request, limits, ctx).await.map_err(failed);
         }

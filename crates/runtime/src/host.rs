@@ -166,8 +166,8 @@ pub struct CallContext {
     pub function_id: Arc<str>,
     /// The request id (`x-request-id` of the answer).
     pub request_id: String,
-    /// The request's headers, names in lower case.
-    pub headers: Vec<(String, String)>,
+    /// The request's headers, names in lower case (shared with the request itself).
+    pub headers: Arc<[(String, String)]>,
     /// Host functions this module may call.
     pub grants: Grants,
     /// The module's configuration values for `env_get`.

@@ -28,7 +28,7 @@ pub struct HttpRequest {
     /// Path and query, as received (`/hello?name=x`).
     pub path: String,
     /// Header names and values.
-    pub headers: Vec<(String, String)>,
+    pub headers: std::sync::Arc<[(String, String)]>,
     /// The whole body.
     pub body: Vec<u8>,
 }
@@ -112,7 +112,7 @@ pub(crate) async fn call_handle(
 ) -> Result<HttpResponse, HttpError> {
     let fail = |e: wasmtime::Error| HttpError::from(classify(e, limits.timeout));
     let mut headers = Vec::with_capacity(req.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum());
-    for (name, value) in &req.headers {
+    for (name, value) in req.headers.iter() {
         headers.extend_from_slice(name.as_bytes());
         headers.extend_from_slice(b": ");
         headers.extend_from_slice(value.as_bytes());

@@ -59,11 +59,8 @@ impl NodeCommand {
         println!("metrics listening on http://{}", metrics.local_addr()?);
         println!("node listening on http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        tokio::spawn(node.clone().serve_metrics(metrics, until_stopped(stopped.clone())));
-        let serving = tokio::spawn(node.serve(listener, until_stopped(stopped)));
+        tokio::spawn(node.clone().serve_metrics(metrics, super::until_stopped(stopped.clone())));
+        let serving = tokio::spawn(node.serve(listener, super::until_stopped(stopped)));
         super::up::shutdown_signal().await;
         stop.send_replace(true);
         serving.await?

@@ -127,12 +127,9 @@ impl UpCommand {
         println!("node listening on http://{node_addr}");
         println!("listening on http://{addr}");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        tokio::spawn(node.clone().serve_metrics(metrics_listener, until_stopped(stopped.clone())));
-        let node_task = tokio::spawn(node.serve(node_listener, until_stopped(stopped.clone())));
-        let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, until_stopped(stopped)));
+        tokio::spawn(node.clone().serve_metrics(metrics_listener, super::until_stopped(stopped.clone())));
+        let node_task = tokio::spawn(node.serve(node_listener, super::until_stopped(stopped.clone())));
+        let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, super::until_stopped(stopped)));
         shutdown_signal().await;
         stop.send_replace(true);
         node_task.await??;

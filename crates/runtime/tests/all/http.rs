@@ -13,7 +13,12 @@ fn limits() -> HttpLimits {
 }
 
 fn get(path: &str) -> HttpRequest {
-    HttpRequest { method: "GET".into(), path: path.into(), headers: vec![("host".into(), "example.com".into())], body: vec![] }
+    HttpRequest {
+        method: "GET".into(),
+        path: path.into(),
+        headers: vec![("host".to_string(), "example.com".to_string())].into(),
+        body: vec![],
+    }
 }
 
 async fn serve(wasm: Vec<u8>, req: HttpRequest, limits: HttpLimits) -> Result<HttpResponse, HttpError> {
@@ -60,7 +65,7 @@ async fn inputs_reach_the_guest_byte_for_byte() {
     )
     .unwrap();
     let body: Vec<u8> = (0..=255).collect();
-    let req = HttpRequest { method: "POST".into(), path: "/".into(), headers: vec![], body: body.clone() };
+    let req = HttpRequest { method: "POST".into(), path: "/".into(), headers: Vec::new().into(), body: body.clone() };
     let res = serve(wasm, req, limits()).await.unwrap();
     assert_eq!((res.status, res.body), (201, body));
 }

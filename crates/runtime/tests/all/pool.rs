@@ -30,7 +30,7 @@ fn limits(timeout_ms: u64) -> HttpLimits {
 }
 
 fn get() -> HttpRequest {
-    HttpRequest { method: "GET".into(), path: "/".into(), headers: vec![], body: vec![] }
+    HttpRequest { method: "GET".into(), path: "/".into(), headers: Vec::new().into(), body: vec![] }
 }
 
 async fn body(pool: &Arc<Pool>) -> String {
