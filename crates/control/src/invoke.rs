@@ -1,12 +1,13 @@
 //! Calling functions: `POST /api/v1/modules/{id}/invoke` and the seeds' compatible
 //! `POST /functions/v1/wasm-executor`. Every call, failed or not, is recorded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use edgefn_runtime::{InvokeRequest, ResultEncoding};
+use edgefn_runtime::{CallContext, Grants, InvokeRequest, ResultEncoding};
 use edgefn_store::{Execution, Module, ModuleVersion, User, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -79,12 +80,23 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
 
     // A caller may ask for less time than the module allows, never more.
     let timeout_ms = body.timeout_ms.map_or(module.timeout_ms as u64, |t| t.min(module.timeout_ms as u64));
+    let execution_id = uuid_v4();
     let request = InvokeRequest {
         function: body.function.clone(),
         args: body.args.clone(),
         timeout: Duration::from_millis(timeout_ms),
         max_memory_bytes: module.max_memory_pages as usize * 65536,
         result: body.result,
+        // Host functions as the module's class allows; the platform log takes its lines,
+        // and the key-value store and outbound fetch belong to the edge node.
+        context: CallContext {
+            function_id: Arc::from(module.id.as_str()),
+            request_id: execution_id.clone(),
+            grants: Grants::for_class(&module.owner_type),
+            env: module.env.clone(),
+            allow_hosts: module.allow_hosts.clone(),
+            ..CallContext::default()
+        },
     };
     let started = std::time::Instant::now();
     let outcome = state.runtime.invoke(&loaded.module, request).await;
@@ -92,7 +104,7 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
 
     let cap = state.settings.max_recorded_bytes;
     let mut record = Execution {
-        id: uuid_v4(),
+        id: execution_id,
         seq: 0,
         module_id: module.id.clone(),
         version: version.version.clone(),

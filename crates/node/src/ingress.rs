@@ -351,9 +351,11 @@ impl Node {
             (StatusCode::SERVICE_UNAVAILABLE, format!("{}: {e}", module.name), Some((RETRY_AFTER, HeaderValue::from_static("1"))))
         })?;
         let is_component = version.kind == "component";
+        let grants = Grants::for_class(&module.owner_type);
         // Core modules read headers from the request bytes and through `request_header`
-        // (one shared copy); components get them through wasi:http and have no host functions.
-        let headers: Arc<[(String, String)]> = if is_component {
+        // (one shared copy); components get them through wasi:http, and a copy only when
+        // they may call `request.header`.
+        let headers: Arc<[(String, String)]> = if is_component && !grants.allows("request_header") {
             Arc::default()
         } else {
             parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
@@ -362,7 +364,7 @@ impl Node {
             function_id: Arc::from(module.id.as_str()),
             request_id: request_id.to_string(),
             headers: headers.clone(),
-            grants: Grants::for_class(&module.owner_type),
+            grants,
             env: module.env.clone(),
             allow_hosts: module.allow_hosts.clone(),
             services: Some(self.state.services.clone()),

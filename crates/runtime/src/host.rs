@@ -73,24 +73,34 @@ impl Grants {
         HOST_FUNCTIONS.iter().position(|f| *f == function).is_some_and(|i| self.0 & (1 << i) != 0)
     }
 
-    /// Checks a module's imports: `Err` names the first host function it imports without
-    /// the grant, as `module.name`.
+    /// Checks a module's imports: `Err` names the first one that needs a host function
+    /// the module was not granted (`module.name` for a core module, the interface name
+    /// for a component).
     pub fn check(self, imports: &[String]) -> Result<(), String> {
-        match imports.iter().find(|i| host_function(i).is_some_and(|f| !self.allows(f))) {
+        match imports.iter().find(|i| required_grants(i).iter().any(|f| !self.allows(f))) {
             Some(import) => Err(import.clone()),
             None => Ok(()),
         }
     }
 }
 
-/// The host function behind an import written `module.name`, if it is one.
-pub fn host_function(import: &str) -> Option<&'static str> {
-    let (module, name) = import.split_once('.')?;
+/// The host functions an import needs granted: one for a core import written
+/// `module.name`, all of an `edgefn:host/…` interface's for a component import.
+fn required_grants(import: &str) -> Vec<&'static str> {
     let known = |n: &str| HOST_FUNCTIONS.iter().copied().find(|f| *f == n);
+    if let Some(interface) = import.strip_prefix("edgefn:host/") {
+        let interface = interface.split('@').next().unwrap_or_default();
+        return match crate::component_host::INTERFACE_GRANTS.iter().find(|(name, _)| *name == interface) {
+            Some((_, functions)) => functions.to_vec(),
+            // Not an interface of ours: linking refuses it as an unknown import.
+            None => Vec::new(),
+        };
+    }
+    let Some((module, name)) = import.split_once('.') else { return Vec::new() };
     match module {
-        "env" if name == "abort" || name == "log" => known(name),
-        "edgefn" if name != "abort" => known(name),
-        _ => None,
+        "env" if name == "abort" || name == "log" => known(name).into_iter().collect(),
+        "edgefn" if name != "abort" => known(name).into_iter().collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -180,7 +190,8 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    fn log(&self, level: LogLevel, message: &str) {
+    /// Writes a guest log line through the node's services, or the platform log.
+    pub(crate) fn log(&self, level: LogLevel, message: &str) {
         match &self.services {
             Some(s) => s.log(self, level, message),
             None => tracing::info!(target: "guest", function_id = %self.function_id, level = level.as_str(), message),
@@ -409,6 +420,10 @@ mod tests {
         assert_eq!(user.check(&["env.abort".into(), "wasi_snapshot_preview1.fd_write".into()]), Ok(()));
         assert_eq!(user.check(&["env.abort".into(), "edgefn.kv_get".into()]), Err("edgefn.kv_get".into()));
         assert!(Grants::for_class("admin").check(&["edgefn.http_fetch".into()]).is_ok());
+        let system = Grants::for_class("system");
+        assert_eq!(system.check(&["wasi:http/types@0.2.0".into(), "edgefn:host/log@0.1.0".into()]), Ok(()));
+        assert_eq!(system.check(&["edgefn:host/kv@0.1.0".into()]), Err("edgefn:host/kv@0.1.0".into()));
+        assert_eq!(user.check(&["edgefn:host/request@0.1.0".into()]), Err("edgefn:host/request@0.1.0".into()));
         assert!(Grants::from_names(&["fly"]).unwrap_err().contains("unknown host function `fly`"));
     }
 

@@ -75,8 +75,8 @@ pub(crate) fn core_imports(module: &wasmtime::Module) -> Vec<String> {
 }
 
 /// Names a component imports (`wasi:http/types@0.2.0`…).
-pub(crate) fn component_imports(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> Vec<String> {
-    component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect()
+pub(crate) fn component_imports(component: &wasmtime::component::Component) -> Vec<String> {
+    component.component_type().imports(component.engine()).map(|(name, _)| name.to_string()).collect()
 }
 
 /// Exported functions of a core module.

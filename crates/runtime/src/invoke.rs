@@ -48,7 +48,7 @@ pub enum ResultEncoding {
 }
 
 /// One call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InvokeRequest {
     /// Exported function name (`interface#func` inside component interfaces).
     pub function: String,
@@ -60,6 +60,8 @@ pub struct InvokeRequest {
     pub max_memory_bytes: usize,
     /// How to read a core function's result.
     pub result: ResultEncoding,
+    /// Grants, configuration and services for host functions (none by default).
+    pub context: CallContext,
 }
 
 impl InvokeRequest {
@@ -71,6 +73,7 @@ impl InvokeRequest {
             timeout: DEFAULT_TIMEOUT,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             result: ResultEncoding::Values,
+            context: CallContext::default(),
         }
     }
 }
@@ -102,19 +105,11 @@ pub(crate) struct ComponentHost {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    hooks: crate::wasi_http::DenyOutbound,
 }
 
 impl ComponentHost {
     pub(crate) fn new(limiter: MemoryLimiter) -> Self {
-        Self {
-            limiter,
-            ctx: CallContext::default(),
-            wasi: sandbox().build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
-            hooks: crate::wasi_http::DenyOutbound,
-        }
+        Self { limiter, ctx: CallContext::default(), wasi: sandbox().build(), table: ResourceTable::new(), http: WasiHttpCtx::new() }
     }
 }
 
@@ -126,7 +121,7 @@ impl WasiView for ComponentHost {
 
 impl WasiHttpView for ComponentHost {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.ctx }
     }
 }
 
@@ -228,11 +223,13 @@ pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeReques
     let (result, peak) = match compiled {
         Compiled::Core { pre, .. } => {
             let mut store = core_store(&inner.engine, limiter, deadline, &inner.lanes);
+            store.data_mut().ctx = req.context.clone();
             let result = with_deadline(deadline, req.timeout, call_core(&mut store, pre, &req)).await;
             (result, store.data().limiter.peak_bytes())
         }
         Compiled::Component { component, pre, .. } => {
             let mut store = component_store(&inner.engine, limiter, deadline, &inner.lanes);
+            store.data_mut().ctx = req.context.clone();
             let result = with_deadline(deadline, req.timeout, call_component(&inner.engine, &mut store, component, pre, &req)).await;
             (result, store.data().limiter.peak_bytes())
         }

@@ -21,6 +21,7 @@
 //! ```
 
 mod cache;
+mod component_host;
 mod component_json;
 mod config;
 mod core_abi;
@@ -37,7 +38,7 @@ mod wasi_http;
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
 pub use error::{InvokeError, PrepareError};
-pub use host::{CallContext, FetchRequest, Grants, HOST_FUNCTIONS, HostFuture, HostServices, LogLevel, host_allowed, host_function};
+pub use host::{CallContext, FetchRequest, Grants, HOST_FUNCTIONS, HostFuture, HostServices, LogLevel, host_allowed};
 pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, HttpResponse, parse_response};
 pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
 pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding};

@@ -48,11 +48,12 @@ pub enum Compiled {
 }
 
 impl Compiled {
-    /// The core module's function imports as `module.name` (checked against grants).
+    /// What the module imports, as checked against grants: `module.name` of a core
+    /// module's functions, the interface names of a component.
     pub fn imports(&self) -> Vec<String> {
         match self {
             Compiled::Core { pre } => inspect::core_imports(pre.module()),
-            Compiled::Component { .. } => Vec::new(),
+            Compiled::Component { component, .. } => inspect::component_imports(component),
         }
     }
 }
@@ -128,6 +129,7 @@ impl Runtime {
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
+        crate::component_host::add_to_linker(&mut component_linker).map_err(anyhow::Error::from)?;
 
         let disk = config.cache_dir.as_deref().map(|dir| DiskCache::open(dir, &engine)).transpose()?;
         let capacity = NonZeroUsize::new(config.memory_cache_entries.max(1)).expect("max(1) is non-zero");
@@ -191,7 +193,7 @@ impl Runtime {
                 kind: ModuleKind::Component,
                 world: Some(inspect::component_world(&self.inner.engine, c)),
                 exports: inspect::component_exports(&self.inner.engine, c),
-                imports: inspect::component_imports(&self.inner.engine, c),
+                imports: inspect::component_imports(c),
                 memory_pages: None,
                 max_memory_pages: None,
             },

@@ -1,10 +1,10 @@
 //! Serving HTTP with `wasi:http/proxy` components (wasmtime-wasi-http): the same
 //! component runs unchanged under `wasmtime serve` or Spin. The request is handed to the
 //! guest's `incoming-handler`; its response head comes back through a oneshot channel
-//! while the body streams from the guest. Outbound requests are denied (the allow-list
-//! is granted per module in a later step).
+//! while the body streams from the guest. Outbound requests (`outgoing-handler`) go out
+//! only when the module is granted `http_fetch` and the host is on its `allowHosts`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -16,25 +16,52 @@ use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
 use crate::error::InvokeError;
+use crate::host::{CallContext, host_allowed};
 use crate::http_abi::{HttpError, HttpLimits};
 use crate::invoke::{ComponentHost, classify, with_deadline};
 
 /// Request and response bodies of HTTP functions.
 pub type HttpBody = UnsyncBoxBody<Bytes, anyhow::Error>;
 
-/// Hooks that refuse every outbound request from a guest.
-pub(crate) struct DenyOutbound;
-
 type Sent = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
 
-impl WasiHttpHooks for DenyOutbound {
+/// Longest an outbound request may take to connect, to its first response byte, or
+/// between two body chunks (the guest may ask for less).
+const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Outbound `wasi:http` requests of a component, checked against its grants and
+/// allow-list; a denied one is logged with the function and request id and fails in the
+/// guest with `HTTP-request-denied`.
+impl WasiHttpHooks for CallContext {
     fn send_request(
         &mut self,
-        _request: hyper::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        request: hyper::Request<WasiBody>,
+        options: Option<RequestOptions>,
         _fut: Sent,
     ) -> Box<dyn Future<Output = Result<(hyper::Response<WasiBody>, Sent), wasmtime_wasi_http::Error>> + Send> {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+        let host = request.uri().host().unwrap_or_default().to_string();
+        let why = if !self.grants.allows("http_fetch") {
+            Some("outbound HTTP is not granted to this function")
+        } else if !host_allowed(&self.allow_hosts, &host) {
+            Some("host not on the allow-list")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            tracing::warn!(function_id = %self.function_id, request_id = %self.request_id, host, "outbound request denied: {why}");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        let cap = |t: Option<Duration>| Some(t.map_or(OUTBOUND_TIMEOUT, |t| t.min(OUTBOUND_TIMEOUT)));
+        let options = options.unwrap_or_default();
+        let options = RequestOptions {
+            connect_timeout: cap(options.connect_timeout),
+            first_byte_timeout: cap(options.first_byte_timeout),
+            between_bytes_timeout: cap(options.between_bytes_timeout),
+        };
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Sent))
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Host functions, limits and metrics on the edge node of `edgefn up`, through real
 //! requests: key-value, env, request id and headers, guest counters, the guest log cap,
-//! the outbound allow-list, grants, the concurrency limit, and a long run of 100 clients.
+//! the outbound allow-list, the same for components (wit/host.wit), grants, the concurrency limit, and a long run of 100 clients.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,42 @@ async fn outbound_http_is_limited_to_the_allow_list() {
     let fetched = reqwest::get(format!("{}/fetch", server.node)).await.unwrap().text().await.unwrap();
     assert!(fetched.starts_with("200\n") && fetched.contains("\n\n"), "the guest got the response: {fetched}");
     assert!(fetched.ends_with("ok") || fetched.contains("\"ok\""), "{fetched}");
+}
+
+#[tokio::test]
+async fn components_use_the_host_interfaces_and_allow_listed_outbound_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let route = deploy(&api, "hc", example("host-component.wat"), "/hc").await;
+    let id = route["moduleId"].as_str().unwrap().to_string();
+
+    let first = get_routed(&server.node, "/hc").await;
+    let first_id = first.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(first.text().await.unwrap(), "greeting=;last=;fetch=off\n");
+
+    // config values, and an outbound request to a host that is not allow-listed yet
+    let authority = server.url.trim_start_matches("http://").to_string();
+    let (status, body) = api.patch("/api/v1/modules/hc", json!({"env": {"greeting": "hi", "fetch": authority}})).await;
+    assert_eq!(status, 200, "{body}");
+    let second = get_routed(&server.node, "/hc").await;
+    let second_id = second.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(second.text().await.unwrap(), format!("greeting=hi;last={first_id};fetch=denied\n"), "kv kept the last request id");
+
+    assert_eq!(api.patch("/api/v1/modules/hc", json!({"allowHosts": ["127.0.0.1"]})).await.0, 200);
+    let third = get_routed(&server.node, "/hc").await.text().await.unwrap();
+    assert_eq!(third, format!("greeting=hi;last={second_id};fetch=200\n"), "the API's /healthz answered the guest");
+
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, &format!("wasm_guest_counter_total{{function_id=\"{id}\",name=\"component_hits\"}}")), Some(3.0), "{text}");
+
+    // A `system` module may not use the key-value store: refused at route creation, naming the interface.
+    assert_eq!(api.upload("hc-system", "1.0.0", example("host-component.wat")).await.0, 201);
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("edgefn.db").display())).await.unwrap();
+    sqlx::query("UPDATE modules SET owner_type = 'system' WHERE name = 'hc-system'").execute(&db).await.unwrap();
+    let (status, body) = api.post("/api/v1/routes", json!({"path": "/hc2", "moduleId": "hc-system"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("disallowed_import")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("`edgefn:host/kv@0.1.0`"), "{body}");
 }
 
 #[tokio::test]

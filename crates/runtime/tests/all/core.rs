@@ -56,7 +56,8 @@ async fn an_infinite_loop_stops_at_its_timeout() {
     let err = call("loop.wat", req).await.unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, InvokeError::Timeout { timeout_ms: 300 }), "{err}");
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(400), "took {took:?}");
+    // Stopped at the deadline, not later than scheduling on a loaded machine explains.
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1000), "took {took:?}");
 }
 
 #[tokio::test]

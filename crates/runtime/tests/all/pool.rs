@@ -38,13 +38,18 @@ async fn body(pool: &Arc<Pool>) -> String {
     String::from_utf8(lease.handle_http(get(), limits(500), CallContext::default()).await.unwrap().body).unwrap()
 }
 
-/// Waits until the pool has made `n` ready instances in the background.
-async fn ready(pool: &Arc<Pool>, n: usize) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while pool.stats().ready != n {
-        assert!(Instant::now() < until, "pool never had {n} ready instances: {:?}", pool.stats());
+/// Waits (at most 5 s, however loaded the machine) until `holds` says yes.
+async fn until(what: &str, holds: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !holds() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Waits until the pool has made `n` ready instances in the background.
+async fn ready(pool: &Arc<Pool>, n: usize) {
+    until(&format!("{n} ready instances"), || pool.stats().ready == n).await;
 }
 
 #[tokio::test]
@@ -76,8 +81,7 @@ async fn a_saturated_function_is_refused_then_recovers() {
 
     let lease = pool.acquire(Duration::from_secs(1)).await.unwrap();
     let running = tokio::spawn(lease.handle_http(get(), limits(300), CallContext::default()));
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(pool.stats().busy, 1);
+    until("the first request runs", || pool.stats().busy == 1).await;
 
     // One may wait (the queue holds one), but not past its wait time.
     let started = Instant::now();
@@ -89,8 +93,7 @@ async fn a_saturated_function_is_refused_then_recovers() {
         let pool = pool.clone();
         async move { pool.acquire(Duration::from_secs(2)).await.is_ok() }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(pool.stats().queued, 1);
+    until("one request waits", || pool.stats().queued == 1).await;
     assert!(pool.acquire(Duration::from_secs(2)).await.is_err(), "a full queue refuses at once");
 
     assert!(matches!(running.await.unwrap(), Err(HttpError::Timeout { timeout_ms: 300 })));
