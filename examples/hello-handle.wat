@@ -2,7 +2,7 @@
 ;; with "Hello from edgefn!" and echoes the method and path it was called with.
 ;;   edgefn module upload examples/hello-handle.wat --name hello
 (module
-  (memory (export "memory") 1)
+  (memory (export "memory") 18)
   (global $heap (mut i32) (i32.const 1024))
   (data (i32.const 0) "200\ncontent-type: text/plain; charset=utf-8\n\nHello from edgefn! ")
   (func $alloc (export "alloc") (param $len i32) (result i32)

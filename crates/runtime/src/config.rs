@@ -15,9 +15,16 @@ pub const DEFAULT_MEMORY_CACHE_ENTRIES: usize = 512;
 /// Upper bound of any one instance's linear memory: the largest per-class limit of the
 /// seeds (admin, 500 MB) rounded up. Per-call limits are usually far lower.
 pub const DEFAULT_MAX_INSTANCE_MEMORY_BYTES: usize = 512 * 1024 * 1024;
-/// Instances that may run at once in this process (pooling allocator slots). Slots are
-/// virtual-address reservations, so a generous number costs no resident memory.
-pub const DEFAULT_MAX_CONCURRENT_INSTANCES: u32 = 1000;
+/// Instances alive at once in this process (pooling allocator slots), ready ones
+/// included: an edge node keeps one ready per deployed function, so this bounds the
+/// functions a node serves hot. Each slot reserves address space (4 GiB plus guard, no
+/// resident memory), so 2000 slots take 8 TiB of the 128 TiB a process may map.
+pub const DEFAULT_MAX_CONCURRENT_INSTANCES: u32 = 2000;
+/// Linear memory a freed slot resets by copying rather than unmapping, per slot: the
+/// pages a guest dirtied (found with Linux's PAGEMAP_SCAN) up to this size are restored
+/// with `memcpy`, so short requests cost no `madvise`, no cross-core TLB shootdown and no
+/// page faults on the next instance. Beyond it pages are returned to the kernel.
+pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 256 * 1024;
 /// Guest stack: wasmtime's default; deep enough for real code, small enough that runaway
 /// recursion traps quickly with "call stack exhausted".
 pub const DEFAULT_MAX_WASM_STACK: usize = 512 * 1024;

@@ -341,6 +341,12 @@ impl Pools {
         Self { runtime, pools: Mutex::default(), shared, idle_timeout }
     }
 
+    /// The pool for `key` if there is one with these settings: a hot function's request
+    /// needs neither the compiled-module cache nor [`Pools::get`].
+    pub fn find(&self, key: &str, settings: PoolSettings) -> Option<Arc<Pool>> {
+        self.pools.lock().expect("pools lock").get(key).filter(|p| p.settings == settings).cloned()
+    }
+
     /// The pool for `key` (one function version), made — and filled in the background —
     /// on first use, and replaced when the module or its settings changed.
     pub fn get(&self, key: &str, compiled: &Arc<Compiled>, settings: PoolSettings) -> Arc<Pool> {

@@ -12,7 +12,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 
 use crate::cache::DiskCache;
-use crate::config::{EPOCH_TICK, RuntimeConfig};
+use crate::config::{EPOCH_TICK, MEMORY_KEEP_RESIDENT_BYTES, RuntimeConfig};
 use crate::error::{InvokeError, PrepareError};
 use crate::http_abi;
 use crate::inspect::{self, ModuleInfo, ModuleKind};
@@ -107,12 +107,16 @@ impl Runtime {
     /// Builds the engine, linkers and caches, and starts the epoch ticker thread.
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_core_instances(config.max_concurrent_instances)
-            .total_component_instances(config.max_concurrent_instances)
-            .total_memories(config.max_concurrent_instances)
-            .total_tables(config.max_concurrent_instances)
-            .total_stacks(config.max_concurrent_instances)
-            .max_memory_size(config.max_instance_memory_bytes);
+        let instances = config.max_concurrent_instances;
+        // A component holds several core instances and tables (its module, adapter shims).
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances)
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
+            .max_memory_size(config.max_instance_memory_bytes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
+            .table_keep_resident(MEMORY_KEEP_RESIDENT_BYTES / 4);
         let mut wasm = wasmtime::Config::new();
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             // Instantiation maps the module's data image copy-on-write instead of copying it.

@@ -65,9 +65,9 @@ impl WasiHttpHooks for CallContext {
     }
 }
 
-/// Hands `req` to a ready instance's `incoming-handler`. The guest keeps running in its
-/// own task after it sets the response head, to stream the body; `deadline` bounds the
-/// whole of it. `finished` gets the store and instance back when the guest returned
+/// Hands `req` to a ready instance's `incoming-handler`. A guest still running after it
+/// set the response head goes on in its own task, to stream the body; `deadline` bounds
+/// the whole of it. `finished` gets the store and instance back when the guest returned
 /// normally, `None` when it failed.
 pub(crate) async fn serve(
     mut store: Store<ComponentHost>,
@@ -77,27 +77,48 @@ pub(crate) async fn serve(
     deadline: Instant,
     finished: impl FnOnce(Option<(Store<ComponentHost>, Proxy)>) + Send + 'static,
 ) -> Result<hyper::Response<HttpBody>, HttpError> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let (sender, mut receiver) = tokio::sync::oneshot::channel();
     // A request body that fails to arrive ends the guest's stream as a terminated connection.
     let req = req.map(|b| b.map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated).boxed_unsync());
     let setup = |e: wasmtime::Error| HttpError::Trap(format!("{:#}", anyhow::Error::from(e)));
     let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(setup)?;
     let out = store.data_mut().http().new_response_outparam(sender).map_err(setup)?;
     let timeout = limits.timeout;
-    let task = tokio::spawn(async move {
+    let mut task = Box::pin(async move {
         let call = async { proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| classify(e, timeout)) };
         let result = with_deadline(deadline, timeout, call).await;
         finished(result.is_ok().then_some((store, proxy)));
         result
     });
-    match receiver.await {
-        Ok(Ok(response)) => Ok(response.map(|b| b.map_err(anyhow::Error::from).boxed_unsync())),
-        Ok(Err(code)) => Err(HttpError::Trap(format!("the function answered with error {code:?}"))),
-        Err(_) => match task.await {
-            Ok(Ok(())) => Err(HttpError::Malformed("the function returned without setting a response".into())),
-            Ok(Err(InvokeError::Timeout { timeout_ms })) => Err(HttpError::Timeout { timeout_ms }),
-            Ok(Err(e)) => Err(HttpError::Trap(e.to_string())),
-            Err(e) => Err(HttpError::Trap(format!("the function's task failed: {e}"))),
+    // The guest runs right here until it returns or sets the response head; only a guest
+    // still streaming its body after the head goes on in a task of its own. (Most
+    // answer and return in one go, and a hop to another thread would cost latency.)
+    let head = tokio::select! {
+        biased;
+        result = &mut task => match receiver.try_recv() {
+            Ok(head) => head,
+            Err(_) => return Err(no_response(result)),
         },
+        head = &mut receiver => match head {
+            Ok(head) => {
+                tokio::spawn(task);
+                head
+            }
+            // The guest dropped its response-outparam unset and is still running.
+            Err(_) => return Err(no_response(task.await)),
+        },
+    };
+    match head {
+        Ok(response) => Ok(response.map(|b| b.map_err(anyhow::Error::from).boxed_unsync())),
+        Err(code) => Err(HttpError::Trap(format!("the function answered with error {code:?}"))),
+    }
+}
+
+/// The error for a guest that ended without setting a response.
+fn no_response(result: Result<(), InvokeError>) -> HttpError {
+    match result {
+        Ok(()) => HttpError::Malformed("the function returned without setting a response".into()),
+        Err(InvokeError::Timeout { timeout_ms }) => HttpError::Timeout { timeout_ms },
+        Err(e) => HttpError::Trap(e.to_string()),
     }
 }
