@@ -154,6 +154,10 @@ def main():
                 api(base, token, "POST", "/api/v1/routes", {"path": f"/f/{deployed:03d}", "moduleId": f"f{deployed}"})
                 deployed += 1
             wait_http(f"http://127.0.0.1:9003/f/{count - 1:03d}")
+            # One request to each function first: this measures deployed, running functions;
+            # a function's first request (pool creation) is a cold start, not steady state.
+            for n in range(count):
+                urllib.request.urlopen(f"http://127.0.0.1:9003/f/{n:03d}").read()
             # Every path names a deployed function: /f/000 … /f/099 for 100.
             pattern = {1: "/f/000", 100: "/f/0[0-9]{2}", 1000: "/f/[0-9]{3}"}[count]
             extra = ["--rand-regex-url"] if count > 1 else []

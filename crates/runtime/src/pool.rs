@@ -35,8 +35,10 @@ pub const DEFAULT_MIN_INSTANCES: usize = 1;
 pub const DEFAULT_MAX_INSTANCES: usize = 10;
 /// A pool unused this long is dropped.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// Memory that ready (idle) instances of all pools may hold together.
-pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 1024 * 1024 * 1024;
+/// Linear memory that ready (idle) instances of all pools may declare together. Declared,
+/// not resident: a ready instance has touched only its data image, so 2 GiB keeps 1,000
+/// functions of ~1 MiB memory hot while bounding what they could grow to.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 2 * 1024 * 1024 * 1024;
 /// Requests that may wait for a busy function; more are refused at once.
 pub const DEFAULT_MAX_QUEUE: usize = 1000;
 

@@ -115,6 +115,9 @@ impl Runtime {
             .total_tables(instances.saturating_mul(4))
             .total_stacks(instances)
             .max_memory_size(config.max_instance_memory_bytes)
+            // Every freed slot stays warm for the module that used it, so a node serving many
+            // functions does not re-map module images when their instances come and go.
+            .max_unused_warm_slots(instances)
             .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
             .table_keep_resident(MEMORY_KEEP_RESIDENT_BYTES / 4);
         let mut wasm = wasmtime::Config::new();
