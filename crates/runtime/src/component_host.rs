@@ -1,6 +1,6 @@
 //! Host functions for components: the `edgefn:host` WIT interfaces in `wit/host.wit`,
 //! the counterparts of the core imports in [`crate::host`], with the same grants, the
-//! same [`CallContext`] and the same node services. An interface the module's class is
+//! same [`crate::CallContext`] and the same node services. An interface the module's class is
 //! not granted is refused before it runs ([`crate::Grants::check`]); a call of an
 //! ungranted function traps as a second line of defence.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::host::{CallContext, LogLevel};
+use crate::host::LogLevel;
 use crate::invoke::ComponentHost;
 
 mod bindings {
@@ -35,18 +35,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ComponentHost>) -> wasmtime::Res
     bindings::Imports::add_to_linker::<ComponentHost, HasSelf<ComponentHost>>(linker, |h| h)
 }
 
-/// Traps unless the calling module was granted `function`.
-fn granted(ctx: &CallContext, function: &str) -> wasmtime::Result<()> {
-    if ctx.grants.allows(function) {
-        Ok(())
-    } else {
-        Err(wasmtime::Error::msg(format!("host function `{function}` is not granted to this function")))
-    }
-}
-
 impl log::Host for ComponentHost {
     async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        granted(&self.ctx, "log")?;
+        self.ctx.require("log")?;
         let level = match level {
             log::Level::Debug => LogLevel::Debug,
             log::Level::Info => LogLevel::Info,
@@ -60,7 +51,7 @@ impl log::Host for ComponentHost {
 
 impl metrics::Host for ComponentHost {
     async fn increment(&mut self, name: String, value: u64) -> wasmtime::Result<()> {
-        granted(&self.ctx, "metrics_increment")?;
+        self.ctx.require("metrics_increment")?;
         if let Some(s) = &self.ctx.services {
             s.metrics_increment(&self.ctx, &name, value);
         }
@@ -70,13 +61,13 @@ impl metrics::Host for ComponentHost {
 
 impl kv::Host for ComponentHost {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
-        granted(&self.ctx, "kv_get")?;
+        self.ctx.require("kv_get")?;
         let Some(services) = self.ctx.services.clone() else { return Ok(Err("no key-value store here".into())) };
         Ok(services.kv_get(&self.ctx.function_id, &key).await.map_err(|e| format!("kv get `{key}` failed: {e:#}")))
     }
 
     async fn put(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> wasmtime::Result<Result<(), String>> {
-        granted(&self.ctx, "kv_put")?;
+        self.ctx.require("kv_put")?;
         let Some(services) = self.ctx.services.clone() else { return Ok(Err("no key-value store here".into())) };
         let ttl = ttl_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s.into()));
         Ok(services.kv_put(&self.ctx.function_id, &key, value, ttl).await.map_err(|e| format!("kv put `{key}` failed: {e:#}")))
@@ -85,19 +76,19 @@ impl kv::Host for ComponentHost {
 
 impl config::Host for ComponentHost {
     async fn get(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        granted(&self.ctx, "env_get")?;
+        self.ctx.require("env_get")?;
         Ok(self.ctx.env.get(&name).cloned())
     }
 }
 
 impl request::Host for ComponentHost {
     async fn id(&mut self) -> wasmtime::Result<String> {
-        granted(&self.ctx, "request_id")?;
+        self.ctx.require("request_id")?;
         Ok(self.ctx.request_id.clone())
     }
 
     async fn header(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        granted(&self.ctx, "request_header")?;
+        self.ctx.require("request_header")?;
         Ok(self.ctx.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(&name)).map(|(_, v)| v.clone()))
     }
 }

@@ -190,6 +190,16 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// A trap unless the calling module was granted `function`: the second line of
+    /// defence behind the import check, for core imports and component interfaces alike.
+    pub(crate) fn require(&self, function: &str) -> wasmtime::Result<()> {
+        if self.grants.allows(function) {
+            Ok(())
+        } else {
+            Err(wasmtime::Error::msg(format!("host function `{function}` is not granted to this function")))
+        }
+    }
+
     /// Writes a guest log line through the node's services, or the platform log.
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
         match &self.services {
@@ -212,20 +222,20 @@ pub fn host_allowed(allow: &[String], host: &str) -> bool {
 /// Defines every host function in `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "abort", |mut caller: Caller<'_, CoreHost>, msg: i32, file: i32, line: i32, col: i32| {
-        granted(&caller, "abort")?;
+        caller.data().ctx.require("abort")?;
         let message = read_as_string(&mut caller, msg).unwrap_or_default();
         let file = read_as_string(&mut caller, file).unwrap_or_default();
         Err::<(), _>(wasmtime::Error::msg(format!("the function aborted: {message} at {file}:{line}:{col}")))
     })?;
     linker.func_wrap("env", "log", |mut caller: Caller<'_, CoreHost>, ptr: i32, len: i32| {
-        granted(&caller, "log")?;
+        caller.data().ctx.require("log")?;
         if let Some(text) = read_str(&mut caller, ptr, len) {
             caller.data().ctx.log(LogLevel::Info, &text);
         }
         Ok(())
     })?;
     linker.func_wrap("edgefn", "log", |mut caller: Caller<'_, CoreHost>, level: i32, ptr: i32, len: i32| {
-        granted(&caller, "log")?;
+        caller.data().ctx.require("log")?;
         Ok(match read_str(&mut caller, ptr, len) {
             Some(text) => {
                 caller.data().ctx.log(LogLevel::from_i32(level), &text);
@@ -235,7 +245,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> wasmtime::Result<(
         })
     })?;
     linker.func_wrap("edgefn", "metrics_increment", |mut caller: Caller<'_, CoreHost>, ptr: i32, len: i32, value: i64| {
-        granted(&caller, "metrics_increment")?;
+        caller.data().ctx.require("metrics_increment")?;
         let Some(name) = read_str(&mut caller, ptr, len) else { return Ok(code::BAD_ARGUMENT) };
         let ctx = &caller.data().ctx;
         if let Some(s) = &ctx.services {
@@ -244,25 +254,25 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> wasmtime::Result<(
         Ok(0)
     })?;
     linker.func_wrap("edgefn", "env_get", |mut caller: Caller<'_, CoreHost>, ptr: i32, len: i32, out: i32, cap: i32| {
-        granted(&caller, "env_get")?;
+        caller.data().ctx.require("env_get")?;
         let Some(name) = read_str(&mut caller, ptr, len) else { return Ok(code::BAD_ARGUMENT) };
         let value = caller.data().ctx.env.get(&name).cloned();
         Ok(write_out(&mut caller, value.as_deref().map(str::as_bytes), out, cap))
     })?;
     linker.func_wrap("edgefn", "request_id", |mut caller: Caller<'_, CoreHost>, out: i32, cap: i32| {
-        granted(&caller, "request_id")?;
+        caller.data().ctx.require("request_id")?;
         let id = caller.data().ctx.request_id.clone();
         Ok(write_out(&mut caller, Some(id.as_bytes()), out, cap))
     })?;
     linker.func_wrap("edgefn", "request_header", |mut caller: Caller<'_, CoreHost>, ptr: i32, len: i32, out: i32, cap: i32| {
-        granted(&caller, "request_header")?;
+        caller.data().ctx.require("request_header")?;
         let Some(name) = read_str(&mut caller, ptr, len) else { return Ok(code::BAD_ARGUMENT) };
         let value = caller.data().ctx.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(&name)).map(|(_, v)| v.clone());
         Ok(write_out(&mut caller, value.as_deref().map(str::as_bytes), out, cap))
     })?;
     linker.func_wrap_async("edgefn", "kv_get", |mut caller: Caller<'_, CoreHost>, (ptr, len, out, cap): (i32, i32, i32, i32)| {
         Box::new(async move {
-            granted(&caller, "kv_get")?;
+            caller.data().ctx.require("kv_get")?;
             let Some(key) = read_str(&mut caller, ptr, len) else { return Ok(code::BAD_ARGUMENT) };
             let ctx = caller.data().ctx.clone();
             let Some(services) = ctx.services.clone() else { return Ok(code::FAILED) };
@@ -280,7 +290,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> wasmtime::Result<(
         "kv_put",
         |mut caller: Caller<'_, CoreHost>, (kptr, klen, vptr, vlen, ttl): (i32, i32, i32, i32, i64)| {
             Box::new(async move {
-                granted(&caller, "kv_put")?;
+                caller.data().ctx.require("kv_put")?;
                 let (Some(key), Some(value)) = (read_str(&mut caller, kptr, klen), read_bytes(&mut caller, vptr, vlen)) else {
                     return Ok(code::BAD_ARGUMENT);
                 };
@@ -299,7 +309,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> wasmtime::Result<(
     )?;
     linker.func_wrap_async("edgefn", "http_fetch", |mut caller: Caller<'_, CoreHost>, (ptr, len, out, cap): (i32, i32, i32, i32)| {
         Box::new(async move {
-            granted(&caller, "http_fetch")?;
+            caller.data().ctx.require("http_fetch")?;
             let Some(raw) = read_bytes(&mut caller, ptr, len) else { return Ok(code::BAD_ARGUMENT) };
             let ctx = caller.data().ctx.clone();
             let request = match parse_fetch(&raw) {
@@ -325,15 +335,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> wasmtime::Result<(
         })
     })?;
     Ok(())
-}
-
-/// Traps unless the calling module was granted `function`.
-fn granted(caller: &Caller<'_, CoreHost>, function: &str) -> wasmtime::Result<()> {
-    if caller.data().ctx.grants.allows(function) {
-        Ok(())
-    } else {
-        Err(wasmtime::Error::msg(format!("host function `{function}` is not granted to this function")))
-    }
 }
 
 fn memory(caller: &mut Caller<'_, CoreHost>) -> Option<Memory> {

@@ -118,7 +118,6 @@ pub(crate) async fn serve(
 fn no_response(result: Result<(), InvokeError>) -> HttpError {
     match result {
         Ok(()) => HttpError::Malformed("the function returned without setting a response".into()),
-        Err(InvokeError::Timeout { timeout_ms }) => HttpError::Timeout { timeout_ms },
-        Err(e) => HttpError::Trap(e.to_string()),
+        Err(e) => e.into(),
     }
 }
