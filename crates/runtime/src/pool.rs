@@ -11,6 +11,10 @@
 //! [`Pools`] holds every function's pool, drops pools idle for longer than the idle
 //! timeout, and keeps the memory of ready instances under the node's budget by emptying
 //! the least recently used pools first.
+//!
+//! Instances are made ahead of time on one background thread at the lowest CPU priority
+//! (`SCHED_IDLE`): that work is speculative, so it only ever uses time no request wants.
+//! When every core is busy serving, requests find no ready instance and make their own.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -125,12 +129,38 @@ pub struct Pool {
     shared: Arc<Shared>,
 }
 
-/// What all pools share: the clock they measure idleness with and the memory of ready
-/// instances, against the budget.
+/// What all pools share: the clock they measure idleness with, the memory of ready
+/// instances against the budget, and the background thread that fills pools.
 struct Shared {
     epoch: Instant,
     ready_bytes: AtomicUsize,
     budget_bytes: usize,
+    refills: std::sync::mpsc::Sender<Arc<Pool>>,
+}
+
+/// Starts the thread that fills pools, at the lowest CPU priority; it ends when the
+/// pools are dropped.
+fn start_filler() -> std::sync::mpsc::Sender<Arc<Pool>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<Pool>>();
+    let thread = std::thread::Builder::new().name("edgefn-pool-fill".into()).spawn(move || {
+        lowest_cpu_priority();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime builds");
+        while let Ok(pool) = rx.recv() {
+            rt.block_on(pool.fill());
+        }
+    });
+    thread.expect("spawning the pool-fill thread");
+    tx
+}
+
+/// Moves the calling thread to `SCHED_IDLE`: it runs only when a core has nothing else.
+#[expect(unsafe_code, reason = "sched_setscheduler on the calling thread (pid 0) with a valid, initialised parameter")]
+fn lowest_cpu_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is this thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the pool-fill thread's priority");
+    }
 }
 
 impl Shared {
@@ -228,7 +258,7 @@ impl Pool {
         self.refill();
     }
 
-    /// Makes instances in the background until `min_instances` are ready.
+    /// Asks the background thread to make instances until `min_instances` are ready.
     fn refill(self: &Arc<Self>) {
         if self.unservable.is_some()
             || self.ready.lock().expect("pool lock").len() >= self.settings.min_instances
@@ -236,27 +266,31 @@ impl Pool {
         {
             return;
         }
-        let pool = self.clone();
-        tokio::spawn(async move {
-            while pool.ready.lock().expect("pool lock").len() < pool.settings.min_instances {
-                if pool.shared.ready_bytes.load(Ordering::Relaxed) > pool.shared.budget_bytes {
+        if self.shared.refills.send(self.clone()).is_err() {
+            self.refilling.store(false, Ordering::Release);
+        }
+    }
+
+    /// Makes instances until `min_instances` are ready (on the pool-fill thread).
+    async fn fill(&self) {
+        while self.ready.lock().expect("pool lock").len() < self.settings.min_instances {
+            if self.shared.ready_bytes.load(Ordering::Relaxed) > self.shared.budget_bytes {
+                break;
+            }
+            let timeout = crate::invoke::DEFAULT_TIMEOUT;
+            match self.instantiate(Instant::now() + timeout, timeout).await {
+                Ok(warm) => {
+                    let bytes = warm.memory_bytes();
+                    self.ready.lock().expect("pool lock").push((warm, bytes));
+                    self.shared.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(pool = self.key, error = %e, "could not make a ready instance");
                     break;
                 }
-                let timeout = crate::invoke::DEFAULT_TIMEOUT;
-                match pool.instantiate(Instant::now() + timeout, timeout).await {
-                    Ok(warm) => {
-                        let bytes = warm.memory_bytes();
-                        pool.ready.lock().expect("pool lock").push((warm, bytes));
-                        pool.shared.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::warn!(pool = pool.key, error = %e, "could not make a ready instance");
-                        break;
-                    }
-                }
             }
-            pool.refilling.store(false, Ordering::Release);
-        });
+        }
+        self.refilling.store(false, Ordering::Release);
     }
 
     /// Drops every ready instance; returns the memory freed.
@@ -339,7 +373,7 @@ pub struct Pools {
 impl Pools {
     /// No pools yet; ready instances together may hold `budget_bytes` of memory.
     pub fn new(runtime: Runtime, budget_bytes: usize, idle_timeout: Duration) -> Self {
-        let shared = Arc::new(Shared { epoch: Instant::now(), ready_bytes: AtomicUsize::new(0), budget_bytes });
+        let shared = Arc::new(Shared { epoch: Instant::now(), ready_bytes: AtomicUsize::new(0), budget_bytes, refills: start_filler() });
         Self { runtime, pools: Mutex::default(), shared, idle_timeout }
     }
 
