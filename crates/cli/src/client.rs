@@ -1,5 +1,6 @@
 //! The API client of the client commands: finds the server and token (flags, then
-//! `EDGEFN_URL`/`EDGEFN_TOKEN`, then `./.edgefn/`), and turns API errors into messages.
+//! `EDGEFN_URL`/`EDGEFN_TOKEN`, then what `edgefn login` saved, then `./.edgefn/`), and
+//! turns API errors into messages.
 
 use std::path::PathBuf;
 
@@ -14,10 +15,10 @@ const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 /// Connection flags shared by every client command.
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
-    /// API address.
-    #[arg(long, env = "EDGEFN_URL", default_value = DEFAULT_URL, global = true)]
-    pub url: String,
-    /// API token (default: the admin token in <data-dir>/admin-token).
+    /// API address (default: the one `edgefn login` saved, else http://127.0.0.1:8080).
+    #[arg(long, env = "EDGEFN_URL", global = true)]
+    pub url: Option<String>,
+    /// API token (default: the one `edgefn login` saved, else <data-dir>/admin-token).
     #[arg(long, env = "EDGEFN_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Data directory whose admin-token to use when no token is given.
@@ -38,10 +39,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Builds a client from the flags, reading the token file if needed.
+    /// Builds a client from the flags, reading the saved login or token file if needed.
     pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
-        let token = match &args.token {
-            Some(t) => t.clone(),
+        let saved = Login::load()?;
+        let url = args.url.clone().or_else(|| saved.as_ref().map(|l| l.url.clone())).unwrap_or_else(|| DEFAULT_URL.into());
+        let token = match args.token.clone().or_else(|| saved.map(|l| l.token)) {
+            Some(t) => t,
             None => {
                 let path = args.data_dir.join(edgefn_control::ADMIN_TOKEN_FILE);
                 std::fs::read_to_string(&path)
@@ -50,7 +53,17 @@ impl Client {
                     .to_string()
             }
         };
-        Ok(Self { http: reqwest::Client::new(), url: args.url.trim_end_matches('/').to_string(), token, json: args.json })
+        Ok(Self { http: reqwest::Client::new(), url: url.trim_end_matches('/').to_string(), token, json: args.json })
+    }
+
+    /// The API address.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The token in use.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// A request to `path` with the token set.
@@ -75,6 +88,46 @@ async fn json_or_error(res: Response) -> anyhow::Result<Value> {
     match parsed.as_ref().and_then(|v| v.get("error")) {
         Some(e) => bail!("{} (HTTP {}, {})", e["message"].as_str().unwrap_or("?"), status.as_u16(), e["code"].as_str().unwrap_or("?")),
         None => bail!("HTTP {status}: {text}"),
+    }
+}
+
+/// What `edgefn login` saves: `<config dir>/edgefn/login.toml`, mode 0600.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    /// API address.
+    pub url: String,
+    /// API token.
+    pub token: String,
+}
+
+impl Login {
+    /// Where it is kept: `$XDG_CONFIG_HOME/edgefn/login.toml` or `~/.config/edgefn/login.toml`.
+    pub fn path() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("edgefn").join("login.toml"))
+    }
+
+    /// The saved login, if any.
+    pub fn load() -> anyhow::Result<Option<Self>> {
+        let Some(path) = Self::path().filter(|p| p.exists()) else { return Ok(None) };
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(toml::from_str(&text).with_context(|| format!("in {}", path.display()))?))
+    }
+
+    /// Saves it, readable by the user alone.
+    pub fn save(&self) -> anyhow::Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = Self::path().context("no config directory: set HOME or XDG_CONFIG_HOME")?;
+        std::fs::create_dir_all(path.parent().expect("has a parent")).with_context(|| format!("creating {}", path.display()))?;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+        // A file that existed before keeps its mode on open: set it.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(toml::to_string(self)?.as_bytes())?;
+        Ok(path)
     }
 }
 

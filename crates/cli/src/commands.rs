@@ -1,6 +1,7 @@
 //! One file per subcommand, each with `execute(self)`.
 
 pub mod history;
+pub mod identity;
 pub mod invoke;
 pub mod module;
 pub mod node;

@@ -36,6 +36,20 @@ enum Command {
     Executions(commands::history::ExecutionsCommand),
     /// Show a module's call statistics.
     Stats(commands::history::StatsCommand),
+    /// Check a server and token, and save them for later commands (mode 0600).
+    Login(commands::identity::LoginCommand),
+    /// Create, list, disable and enable users.
+    #[command(subcommand)]
+    User(commands::identity::UserCommand),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(commands::identity::TokenCommand),
+    /// Projects and their members.
+    #[command(subcommand)]
+    Project(commands::identity::ProjectCommand),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(commands::identity::AuditCommand),
 }
 
 #[tokio::main]
@@ -49,6 +63,11 @@ async fn main() -> std::process::ExitCode {
         Command::Invoke(c) => c.execute().await,
         Command::Executions(c) => c.execute().await,
         Command::Stats(c) => c.execute().await,
+        Command::Login(c) => c.execute().await,
+        Command::User(c) => c.execute().await,
+        Command::Token(c) => c.execute().await,
+        Command::Project(c) => c.execute().await,
+        Command::Audit(c) => c.execute().await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

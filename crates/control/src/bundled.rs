@@ -1,10 +1,9 @@
 //! Example functions deployed on first start, so `curl 127.0.0.1:8000/hello` answers on
 //! a fresh install. They are ordinary modules and routes: change or delete them freely.
 
-use edgefn_store::User;
-
+use crate::access::Caller;
 use crate::error::ApiError;
-use crate::modules::add_version;
+use crate::modules::{Upload, add_version};
 use crate::routes::{RouteBody, add_route};
 use crate::state::AppState;
 
@@ -14,21 +13,29 @@ const EXAMPLES: [(&str, &str, &str); 2] = [
     ("hello-http", include_str!("../../../examples/hello-http.wat"), "/hello-http"),
 ];
 
-/// Uploads the examples and routes `GET /hello` (the `handle` ABI) and `GET /hello-http`
-/// (a `wasi:http/proxy` component) to them.
-pub async fn deploy(state: &AppState, admin: &User) -> Result<(), ApiError> {
+/// Uploads the examples as `system` modules (runnable by everyone) of the first admin and
+/// routes `GET /hello` (the `handle` ABI) and `GET /hello-http` (a `wasi:http/proxy`
+/// component) to them.
+pub async fn deploy(state: &AppState, admin: &Caller) -> Result<(), ApiError> {
     for (name, text, path) in EXAMPLES {
         deploy_one(state, admin, name, text, path).await?;
     }
     Ok(())
 }
 
-async fn deploy_one(state: &AppState, admin: &User, name: &str, text: &str, path: &str) -> Result<(), ApiError> {
+async fn deploy_one(state: &AppState, admin: &Caller, name: &str, text: &str, path: &str) -> Result<(), ApiError> {
     let wasm = wat::parse_str(text).map_err(ApiError::internal)?;
-    let description = Some(format!("Bundled example: answers GET {path} on the edge node"));
-    let (module, _) = add_version(state, admin, name.into(), "1.0.0".into(), description, wasm).await?;
+    let upload = Upload {
+        name: name.into(),
+        version: "1.0.0".into(),
+        description: Some(format!("Bundled example: answers GET {path} on the edge node")),
+        owner_type: Some("system".into()),
+        project: None,
+    };
+    let (module, _) = add_version(state, admin, upload, wasm).await?;
     add_route(
         state,
+        admin,
         RouteBody {
             host: None,
             path: path.into(),

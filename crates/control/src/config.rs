@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The API listens on loopback by default: exposing it is a deliberate choice.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -29,6 +30,10 @@ pub struct ControlConfig {
     pub max_module_bytes: usize,
     /// Executions kept per module.
     pub execution_retention: i64,
+    /// Sandbox limits per module class.
+    pub classes: edgefn_runtime::Classes,
+    /// JWT bearer tokens from an identity provider, when configured.
+    pub jwt: Option<crate::jwt::JwtConfig>,
 }
 
 impl Default for ControlConfig {
@@ -38,6 +43,8 @@ impl Default for ControlConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_module_bytes: edgefn_runtime::RuntimeConfig::default().max_module_bytes,
             execution_retention: DEFAULT_EXECUTION_RETENTION,
+            classes: edgefn_runtime::Classes::default(),
+            jwt: None,
         }
     }
 }
@@ -49,4 +56,8 @@ pub struct ApiSettings {
     pub max_module_bytes: usize,
     /// Input/output kept per execution.
     pub max_recorded_bytes: usize,
+    /// Sandbox limits per module class.
+    pub classes: edgefn_runtime::Classes,
+    /// The JWT verifier, when configured.
+    pub jwt: Option<Arc<crate::jwt::Jwt>>,
 }

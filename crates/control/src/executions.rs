@@ -5,7 +5,9 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::{Caller, Op, decide};
 use crate::error::ApiError;
+use crate::modules::find;
 use crate::state::AppState;
 
 /// Most rows in one page.
@@ -21,22 +23,29 @@ pub struct Page {
     offset: Option<i64>,
 }
 
-/// `GET /api/v1/modules/{id}/executions?limit=&offset=`: newest first.
-pub async fn list(State(state): State<AppState>, Path(id): Path<String>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/v1/modules/{id}/executions?limit=&offset=`: newest first. The module's owner
+/// and admins see every execution; anyone else who may read the module, their own.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     let offset = page.offset.unwrap_or(0);
     if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
         return Err(ApiError::bad_request(format!("limit must be 1..={MAX_PAGE} and offset at least 0")));
     }
-    let module = state.db.module_by_id_or_name(&id).await?;
+    let module = find(&state, &caller, &id, Op::Read).await?;
+    let executor = decide(&caller, &module, Op::History).is_err().then_some(caller.user.id.as_str());
     state.recorder.flush().await;
-    let (executions, total) = state.db.executions(&module.id, limit, offset).await?;
+    let (executions, total) = state.db.executions(&module.id, executor, limit, offset).await?;
     Ok(Json(json!({"executions": executions, "total": total, "limit": limit, "offset": offset})))
 }
 
-/// `GET /api/v1/modules/{id}/stats`.
-pub async fn stats(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let module = state.db.module_by_id_or_name(&id).await?;
+/// `GET /api/v1/modules/{id}/stats`: for those who may see every execution.
+pub async fn stats(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let module = find(&state, &caller, &id, Op::History).await?;
     state.recorder.flush().await;
     let stats = state.db.execution_stats(&module.id).await?;
     Ok(Json(serde_json::to_value(stats).map_err(ApiError::internal)?))

@@ -7,11 +7,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use edgefn_runtime::{CallContext, Grants, InvokeRequest, ResultEncoding};
-use edgefn_store::{Execution, Module, ModuleVersion, User, now_ms};
+use edgefn_runtime::{CallContext, InvokeRequest, ResultEncoding};
+use edgefn_store::{Execution, Module, ModuleVersion, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::{Caller, Op};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -46,53 +47,49 @@ pub struct ExecutorBody {
 /// `POST /api/v1/modules/{id}/invoke`.
 pub async fn invoke(
     State(state): State<AppState>,
-    axum::Extension(user): axum::Extension<User>,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<InvokeBody>,
 ) -> Result<Response, ApiError> {
-    run(&state, &user, &id, body).await
+    run(&state, &caller, &id, body).await
 }
 
 /// `POST /functions/v1/wasm-executor`.
-pub async fn executor(
-    State(state): State<AppState>,
-    axum::Extension(user): axum::Extension<User>,
-    JsonBody(body): JsonBody<ExecutorBody>,
-) -> Result<Response, ApiError> {
+pub async fn executor(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<ExecutorBody>) -> Result<Response, ApiError> {
     let ExecutorBody { module_id, function_name, args, timeout_ms, version, result } = body;
-    run(&state, &user, &module_id, InvokeBody { function: function_name, args, timeout_ms, version, result }).await
+    run(&state, &caller, &module_id, InvokeBody { function: function_name, args, timeout_ms, version, result }).await
 }
 
-async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Result<Response, ApiError> {
+async fn run(state: &AppState, caller: &Caller, id: &str, body: InvokeBody) -> Result<Response, ApiError> {
     if body.timeout_ms == Some(0) {
         return Err(ApiError::bad_request("timeoutMs must be at least 1"));
     }
-    let resolved = state.db.resolve(id, body.version.as_deref()).await?;
+    let found = crate::modules::find(state, caller, id, Op::Execute).await?;
+    let resolved = state.db.resolve(&found.id, body.version.as_deref()).await?;
     let (module, version) = (&resolved.0, &resolved.1);
-    if module.status != "active" {
-        return Err(ApiError::forbidden(format!("module {} is {} and cannot be run", module.name, module.status)));
-    }
     let loaded = state
         .runtime
         .load(&version.sha256, || async { Ok(state.artifacts.get(&version.sha256).await?) })
         .await
         .map_err(|e| ApiError::internal(format!("loading {}@{}: {e:#}", module.name, version.version)))?;
 
-    // A caller may ask for less time than the module allows, never more.
-    let timeout_ms = body.timeout_ms.map_or(module.timeout_ms as u64, |t| t.min(module.timeout_ms as u64));
+    // A module's limits are capped by its class; a caller may ask for less time, never more.
+    let class = state.settings.classes.of(&module.owner_type);
+    let (module_timeout_ms, max_memory_bytes) = class.cap(module.timeout_ms, module.max_memory_pages);
+    let timeout_ms = body.timeout_ms.map_or(module_timeout_ms, |t| t.min(module_timeout_ms));
     let execution_id = uuid_v4();
     let request = InvokeRequest {
         function: body.function.clone(),
         args: body.args.clone(),
         timeout: Duration::from_millis(timeout_ms),
-        max_memory_bytes: module.max_memory_pages as usize * 65536,
+        max_memory_bytes: max_memory_bytes as usize,
         result: body.result,
         // Host functions as the module's class allows; the platform log takes its lines,
         // and the key-value store and outbound fetch belong to the edge node.
         context: CallContext {
             function_id: Arc::from(module.id.as_str()),
             request_id: execution_id.clone(),
-            grants: Grants::for_class(&module.owner_type),
+            grants: class.grants,
             env: module.env.clone(),
             allow_hosts: module.allow_hosts.clone(),
             ..CallContext::default()
@@ -108,7 +105,7 @@ async fn run(state: &AppState, user: &User, id: &str, body: InvokeBody) -> Resul
         seq: 0,
         module_id: module.id.clone(),
         version: version.version.clone(),
-        executor_id: Some(user.id.clone()),
+        executor_id: Some(caller.user.id.clone()),
         function_name: body.function,
         input: capped(body.args.to_string(), cap),
         output: None,

@@ -13,14 +13,19 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
+mod audit;
 mod auth;
 mod body;
 mod bundled;
 mod config;
 mod error;
 mod executions;
+mod identity;
 mod invoke;
+mod jwt;
 mod modules;
+mod projects;
 mod recorder;
 mod routes;
 mod state;
@@ -29,12 +34,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 use edgefn_runtime::{Runtime, RuntimeConfig};
 use edgefn_store::{Artifacts, Database};
 
 pub use config::{ApiSettings, ControlConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_RECORDED_BYTES};
 pub use error::ApiError;
+pub use jwt::JwtConfig;
 pub use recorder::Recorder;
 pub use state::AppState;
 
@@ -55,7 +61,8 @@ pub struct Opened {
 /// Opens the data directory: database (migrated), artifacts (unreferenced ones removed),
 /// compiled-module cache, and the first admin with a token on first start.
 pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
-    let ControlConfig { listen: _, data_dir, max_module_bytes, execution_retention } = config;
+    let ControlConfig { listen: _, data_dir, max_module_bytes, execution_retention, classes, jwt } = config;
+    let jwt = jwt.clone().map(jwt::Jwt::new).transpose()?.map(Arc::new);
     let (db, artifacts, runtime) = open_storage(data_dir, *max_module_bytes).await?;
     let removed = artifacts.collect_garbage(&db.referenced_digests().await?).await?;
     if removed > 0 {
@@ -80,9 +87,15 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     };
 
     let recorder = Recorder::start(db.clone(), *execution_retention);
-    let settings = Arc::new(ApiSettings { max_module_bytes: *max_module_bytes, max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES });
+    let settings = Arc::new(ApiSettings {
+        max_module_bytes: *max_module_bytes,
+        max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES,
+        classes: *classes,
+        jwt,
+    });
     let (routes, _) = tokio::sync::watch::channel(0);
     let state = AppState { db, artifacts, runtime, recorder, settings, routes };
+    let admin = access::Caller { roles: state.db.memberships(&admin.id).await?, user: admin };
     if created && let Err(e) = bundled::deploy(&state, &admin).await {
         tracing::warn!(error = e.message(), "could not deploy the bundled examples; continuing without them");
     }
@@ -127,6 +140,16 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/routes", post(routes::create).get(routes::list))
         .route("/api/v1/routes/{id}", get(routes::show).delete(routes::delete))
         .route("/functions/v1/wasm-executor", post(invoke::executor))
+        .route("/api/v1/me", get(identity::me))
+        .route("/api/v1/users", post(identity::create_user).get(identity::list_users))
+        .route("/api/v1/users/{id}", patch(identity::patch_user))
+        .route("/api/v1/tokens", post(identity::create_token).get(identity::list_tokens))
+        .route("/api/v1/tokens/{id}", delete(identity::revoke_token))
+        .route("/api/v1/projects", post(projects::create).get(projects::list))
+        .route("/api/v1/projects/{id}", get(projects::show))
+        .route("/api/v1/projects/{id}/members/{user}", put(projects::put_member).delete(projects::remove_member))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));
     Router::new()
         .merge(api)

@@ -4,11 +4,11 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use edgefn_runtime::Grants;
-use edgefn_store::{Module, ModuleFilter, ModulePatch, ModuleVersion, NewModule, NewVersion, User};
+use edgefn_store::{Actor, Module, ModuleFilter, ModulePatch, ModuleVersion, NewModule, NewVersion};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::{Caller, Op, decide, pick};
 use crate::body::{JsonBody, read_upload};
 use crate::config::{DEFAULT_MODULE_MAX_MEMORY_PAGES, DEFAULT_MODULE_TIMEOUT_MS, MAX_MODULE_TIMEOUT_MS};
 use crate::error::ApiError;
@@ -23,14 +23,37 @@ const MAX_MEMORY_PAGES: i64 = 8192;
 
 /// Query of an upload.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UploadQuery {
     name: Option<String>,
     version: Option<String>,
     description: Option<String>,
+    owner_type: Option<String>,
+    project: Option<String>,
 }
 
-fn check_label(what: &str, value: &str) -> Result<(), ApiError> {
+/// What an upload names besides the bytes.
+pub struct Upload {
+    /// Module name.
+    pub name: String,
+    /// Version label.
+    pub version: String,
+    /// New description.
+    pub description: Option<String>,
+    /// Class of a new module (default `admin` for admins, `user` for everyone else).
+    pub owner_type: Option<String>,
+    /// Project (id or name) of a new module (default: the caller's personal project).
+    pub project: Option<String>,
+}
+
+/// The module `key` (id or name) names for this caller, checked for `op`.
+pub async fn find(state: &AppState, caller: &Caller, key: &str, op: Op) -> Result<Module, ApiError> {
+    let module = pick(caller, key, state.db.modules_by_id_or_name(key).await?)?;
+    decide(caller, &module, op)?;
+    Ok(module)
+}
+
+pub(crate) fn check_label(what: &str, value: &str) -> Result<(), ApiError> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
@@ -44,44 +67,70 @@ fn check_label(what: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /api/v1/modules?name=&version=&description=` with the wasm as the body.
+/// `POST /api/v1/modules?name=&version=&description=&ownerType=&project=` with the wasm
+/// as the body (or multipart with those fields).
 pub async fn upload(
     State(state): State<AppState>,
-    axum::Extension(user): axum::Extension<User>,
+    caller: Caller,
     Query(query): Query<UploadQuery>,
     req: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let upload = read_upload(req, state.settings.max_module_bytes).await?;
     let field = |key: &str| upload.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    let name = field("name").or(query.name).ok_or_else(|| ApiError::bad_request("missing module name (`name`)"))?;
-    let version = field("version").or(query.version).unwrap_or_else(|| "1.0.0".into());
-    let description = field("description").or(query.description);
-    let (module, version) = add_version(&state, &user, name, version, description, upload.bytes).await?;
+    let what = Upload {
+        name: field("name").or(query.name).ok_or_else(|| ApiError::bad_request("missing module name (`name`)"))?,
+        version: field("version").or(query.version).unwrap_or_else(|| "1.0.0".into()),
+        description: field("description").or(query.description),
+        owner_type: field("ownerType").or(query.owner_type),
+        project: field("project").or(query.project),
+    };
+    let (module, version) = add_version(&state, &caller, what, upload.bytes).await?;
     Ok((StatusCode::CREATED, Json(json!({"module": module, "version": version}))))
 }
 
-/// Validates, stores and registers a module version (creating the module if the owner
-/// has none of that name). Bytes first, rows second: a crash in between leaves only an
-/// unreferenced artifact, which the next start removes.
-pub async fn add_version(
-    state: &AppState,
-    user: &User,
-    name: String,
-    version: String,
-    description: Option<String>,
-    bytes: Vec<u8>,
-) -> Result<(Module, ModuleVersion), ApiError> {
+/// Validates, stores and registers a module version: a new version of the project's
+/// module of that name, or a new module. Bytes first, rows second: a crash in between
+/// leaves only an unreferenced artifact, which the next start removes.
+pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, bytes: Vec<u8>) -> Result<(Module, ModuleVersion), ApiError> {
+    let Upload { name, version, description, owner_type, project } = upload;
     check_label("name", &name)?;
     check_label("version", &version)?;
+    if let Some(t) = owner_type.as_deref().filter(|t| !OWNER_TYPES.contains(t)) {
+        return Err(ApiError::bad_request(format!("ownerType `{t}` is not one of {}", OWNER_TYPES.join(", "))));
+    }
+    let project = match &project {
+        Some(key) => state.db.project(key).await?,
+        None => state.db.personal_project(&caller.user.id).await?,
+    };
+    let existing =
+        state.db.modules_by_id_or_name(&name).await?.into_iter().find(|m| m.name == name && m.project_id.as_deref() == Some(&project.id));
+    let (owner_id, owner_type) = match &existing {
+        Some(module) => {
+            decide(caller, module, Op::Version)?;
+            if owner_type.as_deref().is_some_and(|t| t != module.owner_type) {
+                return Err(ApiError::forbidden(format!(
+                    "module {name} is of class `{}`; a module's class cannot be changed",
+                    module.owner_type
+                )));
+            }
+            (module.owner_id.clone(), module.owner_type.clone())
+        }
+        None => {
+            // An admin's upload is an admin module unless it says otherwise.
+            let class = owner_type.unwrap_or_else(|| if caller.user.is_admin() { "admin" } else { "user" }.into());
+            caller.may_create(&class, caller.roles.get(&project.id).map(String::as_str))?;
+            (caller.user.id.clone(), class)
+        }
+    };
     let prepared = state.runtime.prepare(&bytes).await?;
-    let owner_type = if user.role == "admin" { "admin" } else { "user" };
-    if let Err(import) = Grants::for_class(owner_type).check(&prepared.info.imports) {
-        return Err(ApiError::ungranted(&import, owner_type));
+    if let Err(import) = state.settings.classes.of(&owner_type).grants.check(&prepared.info.imports) {
+        return Err(ApiError::ungranted(&import, &owner_type));
     }
     state.artifacts.put(&prepared.sha256, bytes).await?;
     let new_module = NewModule {
-        owner_id: user.id.clone(),
-        owner_type: owner_type.into(),
+        owner_id,
+        project_id: project.id,
+        owner_type,
         name,
         description,
         timeout_ms: DEFAULT_MODULE_TIMEOUT_MS,
@@ -97,7 +146,7 @@ pub async fn add_version(
         memory_pages: prepared.info.memory_pages.map(|p| p as i64),
         max_memory_pages: prepared.info.max_memory_pages.map(|p| p as i64),
     };
-    let (module, version) = state.db.create_version(&new_module, &new_version).await?;
+    let (module, version) = state.db.create_version(&Actor::from(&caller.user), &new_module, &new_version).await?;
     tracing::info!(module = %module.id, name = %module.name, version = %version.version, sha256 = %version.sha256, "module uploaded");
     Ok((module, version))
 }
@@ -108,23 +157,28 @@ pub async fn add_version(
 pub struct ListQuery {
     owner_type: Option<String>,
     status: Option<String>,
+    /// Only modules the caller may run (the seeds' `listExecutable`).
+    #[serde(default)]
+    executable: bool,
 }
 
-/// `GET /api/v1/modules`.
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/v1/modules`: the modules the caller may read.
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     if let Some(t) = q.owner_type.as_deref().filter(|t| !OWNER_TYPES.contains(t)) {
         return Err(ApiError::bad_request(format!("owner_type `{t}` is not one of {}", OWNER_TYPES.join(", "))));
     }
     if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(format!("status `{s}` is not one of {}", STATUSES.join(", "))));
     }
-    let modules = state.db.list_modules(&ModuleFilter { owner_type: q.owner_type, status: q.status }).await?;
+    let op = if q.executable { Op::Execute } else { Op::Read };
+    let mut modules = state.db.list_modules(&ModuleFilter { owner_type: q.owner_type, status: q.status }).await?;
+    modules.retain(|m| decide(&caller, m, op).is_ok());
     Ok(Json(json!({"modules": modules})))
 }
 
 /// `GET /api/v1/modules/{id}`: the module with its versions. `{id}` may also be a name.
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let module = state.db.module_by_id_or_name(&id).await?;
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let module = find(&state, &caller, &id, Op::Read).await?;
     let versions = state.db.versions(&module.id).await?;
     let mut body = serde_json::to_value(&module).map_err(ApiError::internal)?;
     body["versions"] = serde_json::to_value(&versions).map_err(ApiError::internal)?;
@@ -132,8 +186,8 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 /// `GET /api/v1/modules/{id}/versions`.
-pub async fn versions(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let module = state.db.module_by_id_or_name(&id).await?;
+pub async fn versions(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let module = find(&state, &caller, &id, Op::Read).await?;
     Ok(Json(json!({"versions": state.db.versions(&module.id).await?})))
 }
 
@@ -144,6 +198,8 @@ pub struct PatchBody {
     description: Option<String>,
     status: Option<String>,
     is_public: Option<bool>,
+    allowed_users: Option<Vec<String>>,
+    owner_type: Option<String>,
     timeout_ms: Option<i64>,
     max_memory_pages: Option<i64>,
     max_instances: Option<i64>,
@@ -168,17 +224,49 @@ fn check_allowed_host(entry: &str) -> Result<(), ApiError> {
 /// `PATCH /api/v1/modules/{id}`.
 pub async fn patch(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let module = find(&state, &caller, &id, Op::Update).await?;
+    if body.owner_type.as_ref().is_some_and(|t| *t != module.owner_type) {
+        return Err(ApiError::forbidden(format!(
+            "module {} is of class `{}`; a module's class cannot be changed",
+            module.name, module.owner_type
+        )));
+    }
+    let only_status = body.description.is_none()
+        && body.is_public.is_none()
+        && body.allowed_users.is_none()
+        && body.timeout_ms.is_none()
+        && body.max_memory_pages.is_none()
+        && body.max_instances.is_none()
+        && body.reuse_instances.is_none()
+        && body.env.is_none()
+        && body.allow_hosts.is_none();
+    if module.owner_type == "system" && !only_status {
+        return Err(ApiError::forbidden(format!(
+            "system module {} is immutable: only its status may change; upload a new version",
+            module.name
+        )));
+    }
+    let class = state.settings.classes.of(&module.owner_type);
     if let Some(s) = body.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(format!("status `{s}` is not one of {}", STATUSES.join(", "))));
     }
-    if let Some(t) = body.timeout_ms.filter(|t| !(1..=MAX_MODULE_TIMEOUT_MS).contains(t)) {
-        return Err(ApiError::bad_request(format!("timeoutMs {t} must be between 1 and {MAX_MODULE_TIMEOUT_MS}")));
+    let max_timeout = MAX_MODULE_TIMEOUT_MS.min(class.max_execution_ms as i64);
+    if let Some(t) = body.timeout_ms.filter(|t| !(1..=max_timeout).contains(t)) {
+        return Err(ApiError::bad_request(format!(
+            "timeoutMs {t} must be between 1 and {max_timeout} (the limit of `{}` modules)",
+            module.owner_type
+        )));
     }
-    if let Some(p) = body.max_memory_pages.filter(|p| !(1..=MAX_MEMORY_PAGES).contains(p)) {
-        return Err(ApiError::bad_request(format!("maxMemoryPages {p} must be between 1 and {MAX_MEMORY_PAGES}")));
+    let max_pages = MAX_MEMORY_PAGES.min((class.max_memory_bytes / 65536) as i64);
+    if let Some(p) = body.max_memory_pages.filter(|p| !(1..=max_pages).contains(p)) {
+        return Err(ApiError::bad_request(format!(
+            "maxMemoryPages {p} must be between 1 and {max_pages} (the limit of `{}` modules)",
+            module.owner_type
+        )));
     }
     if let Some(n) = body.max_instances.filter(|n| !(1..=MAX_INSTANCES).contains(n)) {
         return Err(ApiError::bad_request(format!("maxInstances {n} must be between 1 and {MAX_INSTANCES}")));
@@ -189,11 +277,22 @@ pub async fn patch(
     for entry in body.allow_hosts.iter().flatten() {
         check_allowed_host(entry)?;
     }
-    let module = state.db.module_by_id_or_name(&id).await?;
+    let mut allowed_users = None;
+    if let Some(keys) = &body.allowed_users {
+        let mut ids = Vec::new();
+        for key in keys {
+            let user = state.db.user(key).await.map_err(|_| ApiError::bad_request(format!("allowedUsers: no user {key}")))?;
+            if !ids.contains(&user.id) {
+                ids.push(user.id);
+            }
+        }
+        allowed_users = Some(ids);
+    }
     let patch = ModulePatch {
         description: body.description,
         status: body.status,
         is_public: body.is_public,
+        allowed_users,
         timeout_ms: body.timeout_ms,
         max_memory_pages: body.max_memory_pages,
         max_instances: body.max_instances,
@@ -201,13 +300,14 @@ pub async fn patch(
         env: body.env,
         allow_hosts: body.allow_hosts,
     };
-    Ok(Json(serde_json::to_value(state.db.update_module(&module.id, &patch).await?).map_err(ApiError::internal)?))
+    let updated = state.db.update_module(&Actor::from(&caller.user), &module.id, &patch).await?;
+    Ok(Json(serde_json::to_value(updated).map_err(ApiError::internal)?))
 }
 
 /// `DELETE /api/v1/modules/{id}`: the module, its versions, history, and unshared bytes.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let module = state.db.module_by_id_or_name(&id).await?;
-    let orphaned = state.db.delete_module(&module.id).await?;
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let module = find(&state, &caller, &id, Op::Delete).await?;
+    let orphaned = state.db.delete_module(&Actor::from(&caller.user), &module.id).await?;
     // Its routes went with it.
     state.routes_changed();
     for sha in orphaned {

@@ -6,10 +6,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use edgefn_node::{Router, route_spec};
-use edgefn_store::{NewRoute, Route};
+use edgefn_store::{Actor, NewRoute, Route};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::{Caller, Op, decide};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -38,7 +39,7 @@ pub struct RouteBody {
 }
 
 /// Validates and stores a route, then tells the nodes.
-pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiError> {
+pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Result<Route, ApiError> {
     let match_kind = body.match_kind.unwrap_or_else(|| "exact".into());
     if edgefn_node::PathMatch::parse(&match_kind).is_none() {
         return Err(ApiError::bad_request(format!("match `{match_kind}` is not one of exact, prefix, regex")));
@@ -47,7 +48,8 @@ pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiEr
     if let Some(bad) = methods.iter().find(|m| m.is_empty() || !m.chars().all(|c| c.is_ascii_uppercase())) {
         return Err(ApiError::bad_request(format!("method `{bad}` is not an HTTP method name")));
     }
-    let resolved = state.db.resolve(&body.module_id, body.version.as_deref()).await?;
+    let found = crate::modules::find(state, caller, &body.module_id, Op::Route).await?;
+    let resolved = state.db.resolve(&found.id, body.version.as_deref()).await?;
     let (module, version) = (&resolved.0, &resolved.1);
     let loaded = state
         .runtime
@@ -57,7 +59,7 @@ pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiEr
     if let Err(why) = state.runtime.check_http(&loaded.module) {
         return Err(ApiError::bad_request(format!("{}@{} cannot serve HTTP: {why}", module.name, version.version)));
     }
-    if let Err(import) = edgefn_runtime::Grants::for_class(&module.owner_type).check(&loaded.module.imports()) {
+    if let Err(import) = state.settings.classes.of(&module.owner_type).grants.check(&loaded.module.imports()) {
         return Err(ApiError::ungranted(&import, &module.owner_type));
     }
     let new = NewRoute {
@@ -85,30 +87,52 @@ pub async fn add_route(state: &AppState, body: RouteBody) -> Result<Route, ApiEr
         created_at: 0,
     };
     Router::new(vec![route_spec(&probe)], None).map_err(|e| ApiError::bad_request(e.to_string().replacen("route new: ", "", 1)))?;
-    let route = state.db.create_route(&new).await?;
+    let route = state.db.create_route(&Actor::from(&caller.user), &new).await?;
     state.routes_changed();
     tracing::info!(route = %route.id, path = %route.path, module = %module.name, "route added");
     Ok(route)
 }
 
-/// `POST /api/v1/routes`.
-pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody<RouteBody>) -> Result<(StatusCode, Json<Route>), ApiError> {
-    Ok((StatusCode::CREATED, Json(add_route(&state, body).await?)))
+/// `POST /api/v1/routes`: needs the right to route to the target module.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RouteBody>,
+) -> Result<(StatusCode, Json<Route>), ApiError> {
+    Ok((StatusCode::CREATED, Json(add_route(&state, &caller, body).await?)))
 }
 
-/// `GET /api/v1/routes`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"routes": state.db.routes().await?})))
+/// `GET /api/v1/routes`: routes to modules the caller may read.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut routes = Vec::new();
+    for route in state.db.routes().await? {
+        if readable_route(&state, &caller, &route, Op::Read).await.is_ok() {
+            routes.push(route);
+        }
+    }
+    Ok(Json(json!({"routes": routes})))
+}
+
+/// The route's target module checked for `op`; a route to a module the caller may not
+/// read is not found.
+async fn readable_route(state: &AppState, caller: &Caller, route: &Route, op: Op) -> Result<(), ApiError> {
+    let module = state.db.module(&route.module_id).await?;
+    decide(caller, &module, Op::Read).map_err(|_| ApiError::not_found(format!("route {} not found", route.id)))?;
+    decide(caller, &module, op)
 }
 
 /// `GET /api/v1/routes/{id}`.
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Route>, ApiError> {
-    Ok(Json(state.db.route(&id).await?))
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Route>, ApiError> {
+    let route = state.db.route(&id).await?;
+    readable_route(&state, &caller, &route, Op::Read).await?;
+    Ok(Json(route))
 }
 
-/// `DELETE /api/v1/routes/{id}`.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.db.delete_route(&id).await?;
+/// `DELETE /api/v1/routes/{id}`: needs the right to route to its module.
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let route = state.db.route(&id).await?;
+    readable_route(&state, &caller, &route, Op::Route).await?;
+    state.db.delete_route(&Actor::from(&caller.user), &id).await?;
     state.routes_changed();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edgefn_runtime::{
-    CallContext, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES, DEFAULT_RESPONSE_CAP, Grants,
-    HttpBody, HttpError, HttpLimits, HttpRequest, PoolSettings, Pools, Runtime,
+    CallContext, Classes, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES,
+    DEFAULT_RESPONSE_CAP, HttpBody, HttpError, HttpLimits, HttpRequest, PoolSettings, Pools, Runtime,
 };
 use edgefn_store::{Artifacts, Database, Resolved, Route};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub memory_budget_bytes: usize,
     /// A function's pool unused this long is dropped.
     pub idle_timeout: Duration,
+    /// Sandbox limits per module class.
+    pub classes: Classes,
 }
 
 impl Default for NodeConfig {
@@ -59,6 +61,7 @@ impl Default for NodeConfig {
             max_queue: DEFAULT_MAX_QUEUE,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            classes: Classes::default(),
         }
     }
 }
@@ -334,8 +337,10 @@ impl Node {
             }
             Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"), None)),
         };
-        let timeout = self.state.config.http_timeout.min(Duration::from_millis(module.timeout_ms as u64));
-        let max_memory_bytes = module.max_memory_pages as usize * 65536;
+        let class = self.state.config.classes.of(&module.owner_type);
+        let (timeout_ms, max_memory_bytes) = class.cap(module.timeout_ms, module.max_memory_pages);
+        let timeout = self.state.config.http_timeout.min(Duration::from_millis(timeout_ms));
+        let max_memory_bytes = max_memory_bytes as usize;
         let limits = HttpLimits { timeout, max_memory_bytes, response_cap: DEFAULT_RESPONSE_CAP };
         let settings = PoolSettings {
             min_instances: self.state.config.min_instances,
@@ -365,7 +370,7 @@ impl Node {
             (StatusCode::SERVICE_UNAVAILABLE, format!("{}: {e}", module.name), Some((RETRY_AFTER, HeaderValue::from_static("1"))))
         })?;
         let is_component = version.kind == "component";
-        let grants = Grants::for_class(&module.owner_type);
+        let grants = class.grants;
         // Core modules read headers from the request bytes and through `request_header`
         // (one shared copy); components get them through wasi:http, and a copy only when
         // they may call `request.header`.

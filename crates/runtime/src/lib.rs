@@ -21,6 +21,7 @@
 //! ```
 
 mod cache;
+mod classes;
 mod component_host;
 mod component_json;
 mod config;
@@ -35,6 +36,7 @@ mod pool;
 mod runtime;
 mod wasi_http;
 
+pub use classes::{ClassLimits, Classes, ClassesFile};
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
 pub use error::{InvokeError, PrepareError};

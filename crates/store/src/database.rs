@@ -7,9 +7,11 @@ use std::sync::{Arc, RwLock};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
+use crate::audit::{Change, append};
 use crate::error::StoreError;
 use crate::models::{
-    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewRoute, NewVersion, Route, User,
+    Actor, Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewRoute, NewVersion,
+    Route, TokenOwner, User,
 };
 use crate::time::now_ms;
 
@@ -17,7 +19,7 @@ use crate::time::now_ms;
 const MAX_CONNECTIONS: u32 = 8;
 
 /// Columns of a module plus its newest version's label.
-const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.owner_type, m.name, m.description, m.status, m.is_public, \
+const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.project_id, m.owner_type, m.name, m.description, m.status, m.is_public, \
     m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.max_instances, m.reuse_instances, m.env, m.allow_hosts, m.created_at, m.updated_at, \
     (SELECT v.version FROM module_versions v WHERE v.module_id = m.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS latest_version";
 
@@ -33,14 +35,21 @@ const MAX_CACHED: usize = 10_000;
 /// or tokens empties the caches, so a read never sees a row older than this process's
 /// last write. (Several control-plane replicas over one PostgreSQL will need a change
 /// feed to do the same across processes.)
+///
+/// Writes that are audited take one lock for their transaction, so audit entries are
+/// numbered and chained one after another.
 #[derive(Clone, Debug)]
 pub struct Database {
-    pool: SqlitePool,
-    users: Arc<RwLock<HashMap<String, User>>>,
+    pub(crate) pool: SqlitePool,
+    pub(crate) tokens_cache: Arc<RwLock<HashMap<String, TokenOwner>>>,
     resolved: Arc<RwLock<HashMap<ResolveKey, Resolved>>>,
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A module key (id or name) and an optional version label.
+/// An audited write in progress: the write lock and the transaction.
+pub(crate) type AuditedTx = (tokio::sync::OwnedMutexGuard<()>, sqlx::Transaction<'static, Sqlite>);
+
+/// A module id and an optional version label.
 type ResolveKey = (String, Option<String>);
 /// A module with the version a lookup chose, shared from the cache.
 pub type Resolved = Arc<(Module, ModuleVersion)>;
@@ -57,12 +66,18 @@ impl Database {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, users: Arc::default(), resolved: Arc::default() })
+        Ok(Self { pool, tokens_cache: Arc::default(), resolved: Arc::default(), writes: Arc::default() })
+    }
+
+    /// Starts a transaction whose changes go to the audit log.
+    pub(crate) async fn begin_audited(&self) -> Result<AuditedTx, StoreError> {
+        let lock = self.writes.clone().lock_owned().await;
+        Ok((lock, self.pool.begin().await?))
     }
 
     /// Empties the read caches; called by every write they could make stale.
-    fn invalidate(&self) {
-        self.users.write().expect("cache lock").clear();
+    pub(crate) fn invalidate(&self) {
+        self.tokens_cache.write().expect("cache lock").clear();
         self.resolved.write().expect("cache lock").clear();
     }
 
@@ -84,7 +99,7 @@ impl Database {
         self.invalidate();
     }
 
-    fn remember<K: std::hash::Hash + Eq, V>(cache: &RwLock<HashMap<K, V>>, key: K, value: V) {
+    pub(crate) fn remember<K: std::hash::Hash + Eq, V>(cache: &RwLock<HashMap<K, V>>, key: K, value: V) {
         let mut map = cache.write().expect("cache lock");
         if map.len() >= MAX_CACHED {
             map.clear();
@@ -92,60 +107,35 @@ impl Database {
         map.insert(key, value);
     }
 
-    /// The first admin, created with its token hash when the database is new. Returns the
-    /// admin and whether it was created now.
+    /// The first admin, and a token for it (its hash given) when it has none: on the
+    /// first start, or after a start that stopped between the two. Returns the admin and
+    /// whether the token was created now.
     pub async fn ensure_admin(&self, token_hash: impl FnOnce() -> String) -> Result<(User, bool), StoreError> {
-        if let Some(admin) = sqlx::query_as::<_, User>("SELECT * FROM users WHERE role = 'admin' ORDER BY created_at LIMIT 1")
+        let actor = Actor::system();
+        let existing = sqlx::query_as::<_, User>("SELECT * FROM users WHERE role = 'admin' ORDER BY created_at LIMIT 1")
             .fetch_optional(&self.pool)
-            .await?
-        {
+            .await?;
+        let admin = match existing {
+            Some(admin) => admin,
+            None => self.create_user(&actor, "admin", "admin", None).await?,
+        };
+        let tokens: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?").bind(&admin.id).fetch_one(&self.pool).await?;
+        if tokens > 0 {
             return Ok((admin, false));
         }
-        let now = now_ms();
-        let user = User { id: uuid::Uuid::new_v4().to_string(), name: "admin".into(), role: "admin".into(), created_at: now };
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO users (id, name, role, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&user.id)
-            .bind(&user.name)
-            .bind(&user.role)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?, ?, 'first admin token', ?, ?)")
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(&user.id)
-            .bind(token_hash())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.invalidate();
-        Ok((user, true))
+        self.create_token(&actor, &admin.id, "first admin token", &token_hash(), None).await?;
+        Ok((admin, true))
     }
 
-    /// The user owning the token with this hash.
-    pub async fn user_by_token_hash(&self, hash: &str) -> Result<Option<User>, StoreError> {
-        if let Some(user) = self.users.read().expect("cache lock").get(hash) {
-            return Ok(Some(user.clone()));
-        }
-        let user = sqlx::query_as::<_, User>("SELECT u.* FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(user) = &user {
-            Self::remember(&self.users, hash.to_string(), user.clone());
-        }
-        Ok(user)
-    }
-
-    /// The module named by `key` (id or name) and its version `version` (newest when
-    /// `None`): the lookup every call makes, served from memory after the first time.
-    pub async fn resolve(&self, key: &str, version: Option<&str>) -> Result<Resolved, StoreError> {
-        let cache_key = (key.to_string(), version.map(str::to_string));
+    /// The module with id `id` and its version `version` (newest when `None`): the
+    /// lookup every call makes, served from memory after the first time.
+    pub async fn resolve(&self, id: &str, version: Option<&str>) -> Result<Resolved, StoreError> {
+        let cache_key = (id.to_string(), version.map(str::to_string));
         if let Some(found) = self.resolved.read().expect("cache lock").get(&cache_key) {
             return Ok(found.clone());
         }
-        let module = self.module_by_id_or_name(key).await?;
+        let module = self.module(id).await?;
         let version = self.version(&module.id, version).await?;
         let found = Arc::new((module, version));
         Self::remember(&self.resolved, cache_key, found.clone());
@@ -185,17 +175,23 @@ impl Database {
 
     /// Adds a version, creating the module when the owner has none of that name, in one
     /// transaction. A version label the module already has is a conflict.
-    pub async fn create_version(&self, module: &NewModule, version: &NewVersion) -> Result<(Module, ModuleVersion), StoreError> {
+    pub async fn create_version(
+        &self,
+        actor: &Actor,
+        module: &NewModule,
+        version: &NewVersion,
+    ) -> Result<(Module, ModuleVersion), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (_lock, mut tx) = self.begin_audited().await?;
         // Writing first takes the write lock at once, so concurrent uploads queue instead
         // of failing on a lock upgrade.
-        sqlx::query(
-            "INSERT INTO modules (id, owner_id, owner_type, name, description, timeout_ms, max_memory_pages, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) DO NOTHING",
+        let created = sqlx::query(
+            "INSERT INTO modules (id, owner_id, project_id, owner_type, name, description, timeout_ms, max_memory_pages, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) DO NOTHING",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(&module.owner_id)
+        .bind(&module.project_id)
         .bind(&module.owner_type)
         .bind(&module.name)
         .bind(module.description.as_deref().unwrap_or(""))
@@ -204,7 +200,9 @@ impl Database {
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         let module_id: String = sqlx::query_scalar("SELECT id FROM modules WHERE owner_id = ? AND name = ?")
             .bind(&module.owner_id)
             .bind(&module.name)
@@ -242,10 +240,14 @@ impl Database {
             }
             other => other?,
         };
+        let m = module_row(&mut tx, &module_id).await?;
+        let v: ModuleVersion = sqlx::query_as("SELECT * FROM module_versions WHERE id = ?").bind(&version_id).fetch_one(&mut *tx).await?;
+        if created {
+            append(&mut tx, actor, Change::new("module", &module_id, "create", None, Some(&m))).await?;
+        }
+        append(&mut tx, actor, Change::new("version", &version_id, "create", None, Some(&v))).await?;
         tx.commit().await?;
         self.invalidate();
-        let m = self.module(&module_id).await?;
-        let v = self.version(&module_id, Some(&version.version)).await?;
         Ok((m, v))
     }
 
@@ -269,21 +271,23 @@ impl Database {
         row.ok_or_else(|| StoreError::NotFound(format!("module {id}")))
     }
 
-    /// The module with this id, or else the one with this name (oldest first).
-    pub async fn module_by_id_or_name(&self, key: &str) -> Result<Module, StoreError> {
-        let row: Option<Module> = sqlx::query_as(&format!(
-            "SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ? OR m.name = ? ORDER BY m.id = ? DESC, m.created_at LIMIT 1"
+    /// The module with this id, or else those with this name (oldest first): names are
+    /// unique per owner only, so the caller picks among them by what it may see.
+    pub async fn modules_by_id_or_name(&self, key: &str) -> Result<Vec<Module>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ? OR m.name = ? ORDER BY m.id = ? DESC, m.created_at, m.id"
         ))
         .bind(key)
         .bind(key)
         .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.ok_or_else(|| StoreError::NotFound(format!("module {key}")))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Applies a patch and returns the module as it now is.
-    pub async fn update_module(&self, id: &str, patch: &ModulePatch) -> Result<Module, StoreError> {
+    pub async fn update_module(&self, actor: &Actor, id: &str, patch: &ModulePatch) -> Result<Module, StoreError> {
+        let (_lock, mut tx) = self.begin_audited().await?;
+        let old = module_row(&mut tx, id).await?;
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE modules SET updated_at = ");
         q.push_bind(now_ms());
         if let Some(v) = &patch.description {
@@ -294,6 +298,9 @@ impl Database {
         }
         if let Some(v) = patch.is_public {
             q.push(", is_public = ").push_bind(v);
+        }
+        if let Some(v) = &patch.allowed_users {
+            q.push(", allowed_users = ").push_bind(serde_json::to_string(v).expect("strings serialize"));
         }
         if let Some(v) = patch.timeout_ms {
             q.push(", timeout_ms = ").push_bind(v);
@@ -314,25 +321,25 @@ impl Database {
             q.push(", allow_hosts = ").push_bind(serde_json::to_string(v).expect("strings serialize"));
         }
         q.push(" WHERE id = ").push_bind(id);
-        let changed = q.build().execute(&self.pool).await?.rows_affected();
+        q.build().execute(&mut *tx).await?;
+        let new = module_row(&mut tx, id).await?;
+        append(&mut tx, actor, Change::new("module", id, "update", Some(&old), Some(&new))).await?;
+        tx.commit().await?;
         self.invalidate();
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("module {id}")));
-        }
-        self.module(id).await
+        Ok(new)
     }
 
     /// Deletes a module with its versions and executions. Returns the digests no longer
     /// referenced by any version, whose artifacts the caller may delete.
-    pub async fn delete_module(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn delete_module(&self, actor: &Actor, id: &str) -> Result<Vec<String>, StoreError> {
+        let (_lock, mut tx) = self.begin_audited().await?;
+        let old = module_row(&mut tx, id).await?;
         let digests: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT sha256 FROM module_versions WHERE module_id = ?").bind(id).fetch_all(&mut *tx).await?;
         sqlx::query("DELETE FROM executions WHERE module_id = ?").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM module_versions WHERE module_id = ?").bind(id).execute(&mut *tx).await?;
-        if sqlx::query("DELETE FROM modules WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("module {id}")));
-        }
+        sqlx::query("DELETE FROM modules WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        append(&mut tx, actor, Change::new("module", id, "delete", Some(&old), None)).await?;
         let mut orphaned = Vec::new();
         for sha in digests {
             let still: i64 =
@@ -428,16 +435,31 @@ impl Database {
         Ok(())
     }
 
-    /// A page of a module's executions, newest first, and the total count.
-    pub async fn executions(&self, module_id: &str, limit: i64, offset: i64) -> Result<(Vec<Execution>, i64), StoreError> {
-        let rows = sqlx::query_as::<_, Execution>("SELECT * FROM executions WHERE module_id = ? ORDER BY seq DESC LIMIT ? OFFSET ?")
+    /// A page of a module's executions, newest first, and the total count; only those
+    /// run by `executor` when given.
+    pub async fn executions(
+        &self,
+        module_id: &str,
+        executor: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Execution>, i64), StoreError> {
+        let rows = sqlx::query_as::<_, Execution>(
+            "SELECT * FROM executions WHERE module_id = ? AND (? IS NULL OR executor_id = ?) ORDER BY seq DESC LIMIT ? OFFSET ?",
+        )
+        .bind(module_id)
+        .bind(executor)
+        .bind(executor)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE module_id = ? AND (? IS NULL OR executor_id = ?)")
             .bind(module_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
+            .bind(executor)
+            .bind(executor)
+            .fetch_one(&self.pool)
             .await?;
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE module_id = ?").bind(module_id).fetch_one(&self.pool).await?;
         Ok((rows, total))
     }
 
@@ -465,9 +487,9 @@ impl Database {
     }
 
     /// Adds a route, numbered after every earlier one.
-    pub async fn create_route(&self, r: &NewRoute) -> Result<Route, StoreError> {
+    pub async fn create_route(&self, actor: &Actor, r: &NewRoute) -> Result<Route, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.pool.begin().await?;
+        let (_lock, mut tx) = self.begin_audited().await?;
         sqlx::query(
             "INSERT INTO routes (id, seq, host, path, match_kind, methods, priority, pop_selector, module_id, version, created_at) \
              VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM routes), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -484,8 +506,10 @@ impl Database {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
+        let route: Route = sqlx::query_as("SELECT * FROM routes WHERE id = ?").bind(&id).fetch_one(&mut *tx).await?;
+        append(&mut tx, actor, Change::new("route", &id, "create", None, Some(&route))).await?;
         tx.commit().await?;
-        self.route(&id).await
+        Ok(route)
     }
 
     /// Every route, in creation order.
@@ -500,10 +524,20 @@ impl Database {
     }
 
     /// Deletes a route.
-    pub async fn delete_route(&self, id: &str) -> Result<(), StoreError> {
-        if sqlx::query("DELETE FROM routes WHERE id = ?").bind(id).execute(&self.pool).await?.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("route {id}")));
-        }
+    pub async fn delete_route(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
+        let (_lock, mut tx) = self.begin_audited().await?;
+        let old: Option<Route> = sqlx::query_as("SELECT * FROM routes WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let old = old.ok_or_else(|| StoreError::NotFound(format!("route {id}")))?;
+        sqlx::query("DELETE FROM routes WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        append(&mut tx, actor, Change::new("route", id, "delete", Some(&old), None)).await?;
+        tx.commit().await?;
         Ok(())
     }
+}
+
+/// A module read inside a transaction.
+async fn module_row(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<Module, StoreError> {
+    let row: Option<Module> =
+        sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ?")).bind(id).fetch_optional(&mut *conn).await?;
+    row.ok_or_else(|| StoreError::NotFound(format!("module {id}")))
 }

@@ -14,15 +14,19 @@
 //! ```
 
 mod artifacts;
+mod audit;
 mod database;
 mod error;
+mod identity;
 mod models;
 mod time;
 
 pub use artifacts::Artifacts;
+pub use audit::{AuditVerdict, BadEntry};
 pub use database::{Database, Resolved};
 pub use error::StoreError;
 pub use models::{
-    Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewRoute, NewVersion, Route, User,
+    Actor, ApiToken, AuditEntry, AuditFilter, Execution, ExecutionStats, Member, Module, ModuleFilter, ModulePatch, ModuleVersion,
+    NewExecution, NewModule, NewRoute, NewVersion, Project, Route, TokenOwner, User,
 };
 pub use time::now_ms;

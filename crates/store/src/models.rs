@@ -3,10 +3,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::time::rfc3339;
+use crate::time::{rfc3339, rfc3339_opt};
 
-/// A user (the identity issue adds roles beyond the first admin).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A user.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// UUID.
@@ -15,9 +15,152 @@ pub struct User {
     pub name: String,
     /// `admin` or `user`.
     pub role: String,
+    /// A disabled user's credentials are refused.
+    pub disabled: bool,
+    /// Subject (`sub`) of the JWTs that name this user, when it came from an identity provider.
+    pub external_id: Option<String>,
     /// Creation time.
     #[serde(serialize_with = "rfc3339")]
     pub created_at: i64,
+}
+
+impl User {
+    /// Whether this user is a platform admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+/// An API token as listed: never its secret or hash.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiToken {
+    /// UUID.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// What it is for.
+    pub name: String,
+    /// Creation time.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+    /// After this (ms since the epoch) the token is refused.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub expires_at: Option<i64>,
+    /// When it was revoked.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub revoked_at: Option<i64>,
+}
+
+/// A token with the user it names: what authentication looks at.
+#[derive(Debug, Clone)]
+pub struct TokenOwner {
+    /// The token.
+    pub token: ApiToken,
+    /// Its user.
+    pub user: User,
+}
+
+/// A project: modules and the users who work on them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    /// UUID.
+    pub id: String,
+    /// Unique name; a personal project is `~<user name>`.
+    pub name: String,
+    /// The user whose personal project this is.
+    pub personal_of: Option<String>,
+    /// Creation time.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+}
+
+/// A member of a project.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The project.
+    pub project_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The user's name.
+    pub user_name: String,
+    /// `owner`, `developer` or `viewer`.
+    pub role: String,
+    /// When they joined.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// UUID.
+    pub id: String,
+    /// Who did it (`None` for edgefn itself).
+    pub actor_id: Option<String>,
+    /// The actor's name at the time.
+    pub actor_name: String,
+    /// `user`, `token`, `project`, `member`, `module`, `version` or `route`.
+    pub resource_type: String,
+    /// Id of the resource.
+    pub resource_id: String,
+    /// `create`, `update`, `delete`, `disable`, `revoke`, …
+    pub operation: String,
+    /// The resource before, as JSON text.
+    pub old_value: Option<String>,
+    /// The resource after, as JSON text.
+    pub new_value: Option<String>,
+    /// When.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+    /// Hash of the entry before (64 zeros for the first).
+    pub prev_hash: String,
+    /// SHA-256 of this entry with `prev_hash`.
+    pub hash: String,
+}
+
+/// Who makes a change, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// User id; `None` for edgefn itself.
+    pub id: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl Actor {
+    /// edgefn itself (first start, bundled examples).
+    pub fn system() -> Self {
+        Self { id: None, name: "edgefn".into() }
+    }
+}
+
+impl From<&User> for Actor {
+    fn from(user: &User) -> Self {
+        Self { id: Some(user.id.clone()), name: user.name.clone() }
+    }
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this actor (user id).
+    pub actor_id: Option<String>,
+    /// Only this resource type.
+    pub resource_type: Option<String>,
+    /// Only this resource.
+    pub resource_id: Option<String>,
+    /// Only this operation.
+    pub operation: Option<String>,
+    /// Only entries after this seq.
+    pub after: Option<i64>,
+    /// Most entries returned.
+    pub limit: i64,
 }
 
 /// A module: a name with versions, settings and access rules.
@@ -28,6 +171,8 @@ pub struct Module {
     pub id: String,
     /// Owning user.
     pub owner_id: String,
+    /// The project it belongs to.
+    pub project_id: Option<String>,
     /// `system`, `admin` or `user`.
     pub owner_type: String,
     /// Name, unique per owner.
@@ -103,6 +248,8 @@ pub struct ModuleVersion {
 pub struct NewModule {
     /// Owning user.
     pub owner_id: String,
+    /// Project of a new module.
+    pub project_id: String,
     /// `system`, `admin` or `user`.
     pub owner_type: String,
     /// Module name.
@@ -154,6 +301,8 @@ pub struct ModulePatch {
     pub status: Option<String>,
     /// New public flag.
     pub is_public: Option<bool>,
+    /// New list of users (ids) allowed to run it.
+    pub allowed_users: Option<Vec<String>>,
     /// New timeout.
     pub timeout_ms: Option<i64>,
     /// New memory cap.

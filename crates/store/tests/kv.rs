@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use edgefn_store::{Database, NewModule, NewVersion};
+use edgefn_store::{Actor, Database, NewModule, NewVersion};
 
 async fn module(db: &Database, name: &str) -> String {
+    let admin = db.ensure_admin(|| "hash".into()).await.unwrap().0;
     let new = NewModule {
-        owner_id: db.ensure_admin(|| "hash".into()).await.unwrap().0.id,
+        project_id: db.personal_project(&admin.id).await.unwrap().id,
+        owner_id: admin.id,
         owner_type: "admin".into(),
         name: name.into(),
         description: None,
@@ -23,7 +25,7 @@ async fn module(db: &Database, name: &str) -> String {
         memory_pages: None,
         max_memory_pages: None,
     };
-    db.create_version(&new, &version).await.unwrap().0.id
+    db.create_version(&Actor::system(), &new, &version).await.unwrap().0.id
 }
 
 #[tokio::test]
@@ -41,6 +43,6 @@ async fn keys_live_in_their_modules_namespace_until_their_ttl() {
     db.kv_put(&a, "k", b"new", None).await.unwrap();
     assert_eq!(db.kv_get(&a, "k").await.unwrap().as_deref(), Some(&b"new"[..]));
     // Deleting the module deletes its keys.
-    db.delete_module(&a).await.unwrap();
+    db.delete_module(&Actor::system(), &a).await.unwrap();
     assert_eq!(db.kv_get(&a, "k").await.unwrap(), None);
 }

@@ -39,6 +39,12 @@ pub struct UploadArgs {
     /// Description.
     #[arg(long)]
     description: Option<String>,
+    /// Class of a new module: `system` or `admin` (admins only) or `user`.
+    #[arg(long)]
+    owner_type: Option<String>,
+    /// Project (name or id) of a new module (default: your personal project).
+    #[arg(long)]
+    project: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -52,6 +58,9 @@ pub struct ListArgs {
     /// Only this status: uploading, active, disabled or error.
     #[arg(long)]
     status: Option<String>,
+    /// Only modules you may run.
+    #[arg(long)]
+    executable: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -128,8 +137,10 @@ async fn upload(a: UploadArgs) -> anyhow::Result<()> {
         Ok::<_, std::io::Error>(c)
     });
     let mut query = vec![("name", name), ("version", a.version)];
-    if let Some(d) = a.description {
-        query.push(("description", d));
+    for (key, value) in [("description", a.description), ("ownerType", a.owner_type), ("project", a.project)] {
+        if let Some(value) = value {
+            query.push((key, value));
+        }
     }
     let req = client
         .request(Method::POST, "/api/v1/modules")
@@ -169,6 +180,9 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = a.status {
         query.push(("status", s));
+    }
+    if a.executable {
+        query.push(("executable", "true".into()));
     }
     let res = client.send(client.request(Method::GET, "/api/v1/modules").query(&query)).await?;
     if client.json {

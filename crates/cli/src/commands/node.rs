@@ -33,6 +33,9 @@ pub struct NodeCommand {
     /// Memory ready function instances may hold, in MiB.
     #[arg(long, env = "EDGEFN_MEMORY_BUDGET_MB", default_value_t = edgefn_runtime::DEFAULT_MEMORY_BUDGET_BYTES / (1024 * 1024))]
     memory_budget_mb: usize,
+    /// The control plane's TOML config file, for its `[classes]` sandbox limits.
+    #[arg(long, env = "EDGEFN_CONFIG")]
+    config: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EDGEFN_LOG_JSON")]
     log_json: bool,
@@ -49,8 +52,13 @@ impl NodeCommand {
         );
         let max_module_bytes = edgefn_runtime::RuntimeConfig::default().max_module_bytes;
         let (db, artifacts, runtime) = edgefn_control::open_storage(&self.data_dir, max_module_bytes).await?;
-        let config =
-            edgefn_node::NodeConfig { pop: self.pop, memory_budget_bytes: self.memory_budget_mb * 1024 * 1024, ..Default::default() };
+        let classes = super::up::FileConfig::read(self.config.as_deref())?.classes()?;
+        let config = edgefn_node::NodeConfig {
+            pop: self.pop,
+            memory_budget_bytes: self.memory_budget_mb * 1024 * 1024,
+            classes,
+            ..Default::default()
+        };
         let node = edgefn_node::Node::start(db, artifacts, runtime, config).await?;
         node.poll_database(POLL_EVERY);
         let listener = tokio::net::TcpListener::bind(self.listen).await.with_context(|| format!("listening on {}", self.listen))?;

@@ -38,7 +38,14 @@ pub struct UpCommand {
     /// Executions kept per module.
     #[arg(long, env = "EDGEFN_EXECUTION_RETENTION")]
     execution_retention: Option<i64>,
-    /// A TOML file with any of the settings above (flags win).
+    /// Shared secret of HS256 JWTs from an identity provider (e.g. Supabase's JWT secret).
+    #[arg(long, env = "EDGEFN_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// JWKS URL of an identity provider whose JWTs are accepted.
+    #[arg(long, env = "EDGEFN_JWKS_URL")]
+    jwks_url: Option<String>,
+    /// A TOML file with any of the settings above (flags win), `[classes.<class>]`
+    /// sandbox limits and `[auth.jwt]` (docs/permissions.md).
     #[arg(long, env = "EDGEFN_CONFIG")]
     config: Option<PathBuf>,
     /// Log as JSON lines instead of text.
@@ -49,7 +56,7 @@ pub struct UpCommand {
 /// The optional TOML file; unknown keys are an error so typos do not pass silently.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+pub(crate) struct FileConfig {
     listen: Option<SocketAddr>,
     node_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
@@ -59,18 +66,45 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
+    #[serde(default)]
+    pub(crate) classes: edgefn_runtime::ClassesFile,
+    #[serde(default)]
+    auth: AuthFile,
+}
+
+/// `[auth]` of the config file.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    jwt: Option<edgefn_control::JwtConfig>,
+}
+
+impl FileConfig {
+    /// The file at `path`, or the defaults when there is none.
+    pub(crate) fn read(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Sandbox limits: the defaults with this file's changes.
+    pub(crate) fn classes(&self) -> anyhow::Result<edgefn_runtime::Classes> {
+        edgefn_runtime::Classes::default().with(&self.classes).map_err(anyhow::Error::msg)
+    }
 }
 
 impl UpCommand {
     /// The settings: flags, then the file, then defaults.
     fn config(&self) -> anyhow::Result<(edgefn_control::ControlConfig, NodeSettings)> {
-        let file: FileConfig = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("in {}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
+        let file = FileConfig::read(self.config.as_deref())?;
+        let classes = file.classes()?;
+        let mut jwt = file.auth.jwt.clone();
+        if self.jwt_secret.is_some() || self.jwks_url.is_some() {
+            let mut config = jwt.unwrap_or_default();
+            config.hs256_secret = self.jwt_secret.clone().or(config.hs256_secret);
+            config.jwks_url = self.jwks_url.clone().or(config.jwks_url);
+            jwt = Some(config);
+        }
         let defaults = edgefn_control::ControlConfig::default();
         let node = NodeSettings {
             listen: self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default")),
@@ -85,6 +119,7 @@ impl UpCommand {
                     .or(file.memory_budget_mb)
                     .map_or(edgefn_runtime::DEFAULT_MEMORY_BUDGET_BYTES, |mb| mb * 1024 * 1024),
                 max_queue: self.max_queue.or(file.max_queue).unwrap_or(edgefn_runtime::DEFAULT_MAX_QUEUE),
+                classes,
                 ..Default::default()
             },
         };
@@ -93,6 +128,8 @@ impl UpCommand {
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
             max_module_bytes: self.max_module_bytes.or(file.max_module_bytes).unwrap_or(defaults.max_module_bytes),
             execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
+            classes,
+            jwt,
         };
         Ok((control, node))
     }

@@ -5,7 +5,9 @@ mod config;
 mod crash;
 mod host;
 mod http;
+mod identity;
 mod invoke;
+mod permissions;
 mod restart;
 mod upload;
 

@@ -1,0 +1,119 @@
+//! `/api/v1/projects`: shared projects and their members. Viewers read a project's
+//! modules; developers also upload, invoke and manage routes; owners also manage
+//! members. Every user has a personal project (`~name`) it owns.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use edgefn_store::{Actor, Project};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::Caller;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::modules::check_label;
+use crate::state::AppState;
+
+/// Member roles.
+const ROLES: [&str; 3] = ["owner", "developer", "viewer"];
+
+/// Body of `POST /api/v1/projects`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProjectBody {
+    name: String,
+}
+
+/// `POST /api/v1/projects`: a shared project the caller owns.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewProjectBody>,
+) -> Result<(StatusCode, Json<Project>), ApiError> {
+    check_label("project name", &body.name)?;
+    let project = state.db.create_project(&Actor::from(&caller.user), &body.name, &caller.user.id).await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+/// `GET /api/v1/projects`: the caller's projects (admins: all).
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut projects = state.db.projects().await?;
+    projects.retain(|p| caller.user.is_admin() || caller.roles.contains_key(&p.id));
+    Ok(Json(json!({"projects": projects})))
+}
+
+/// The project `key` names, if the caller is a member (or an admin); 404 otherwise.
+async fn visible(state: &AppState, caller: &Caller, key: &str) -> Result<Project, ApiError> {
+    let project = state.db.project(key).await?;
+    if caller.user.is_admin() || caller.roles.contains_key(&project.id) {
+        Ok(project)
+    } else {
+        Err(ApiError::not_found(format!("project {key} not found")))
+    }
+}
+
+/// The project, checked that the caller may manage its members.
+async fn managed(state: &AppState, caller: &Caller, key: &str) -> Result<Project, ApiError> {
+    let project = visible(state, caller, key).await?;
+    if caller.user.is_admin() || caller.roles.get(&project.id).is_some_and(|r| r == "owner") {
+        Ok(project)
+    } else {
+        Err(ApiError::forbidden(format!("only owners of project {} manage its members", project.name)))
+    }
+}
+
+/// `GET /api/v1/projects/{id}`: the project and its members.
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let project = visible(&state, &caller, &id).await?;
+    let members = state.db.members(&project.id).await?;
+    let mut body = json!(project);
+    body["members"] = json!(members);
+    Ok(Json(body))
+}
+
+/// Body of `PUT /api/v1/projects/{id}/members/{user}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    role: String,
+}
+
+/// `PUT /api/v1/projects/{id}/members/{user}`: adds a member or changes its role.
+pub async fn put_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user)): Path<(String, String)>,
+    JsonBody(body): JsonBody<MemberBody>,
+) -> Result<Json<Value>, ApiError> {
+    if !ROLES.contains(&body.role.as_str()) {
+        return Err(ApiError::bad_request(format!("role `{}` is not one of {}", body.role, ROLES.join(", "))));
+    }
+    let project = managed(&state, &caller, &id).await?;
+    let user = state.db.user(&user).await?;
+    if project.personal_of.as_deref() == Some(user.id.as_str()) && body.role != "owner" {
+        return Err(ApiError::bad_request("the owner of a personal project stays its owner"));
+    }
+    let member = state.db.set_member(&Actor::from(&caller.user), &project.id, &user.id, &body.role).await?;
+    Ok(Json(json!(member)))
+}
+
+/// `DELETE /api/v1/projects/{id}/members/{user}`.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let project = managed(&state, &caller, &id).await?;
+    let user = state.db.user(&user).await?;
+    if project.personal_of.as_deref() == Some(user.id.as_str()) {
+        return Err(ApiError::bad_request("the owner of a personal project cannot be removed from it"));
+    }
+    let members = state.db.members(&project.id).await?;
+    let owners = members.iter().filter(|m| m.role == "owner").count();
+    if owners == 1 && members.iter().any(|m| m.user_id == user.id && m.role == "owner") {
+        return Err(ApiError::bad_request("a project keeps at least one owner"));
+    }
+    state.db.remove_member(&Actor::from(&caller.user), &project.id, &user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,178 @@
+//! The audit log: every change to users, tokens, projects, modules and routes, written in
+//! the same transaction as the change. Append-only and hash-chained: each entry's hash
+//! covers its fields and the previous entry's hash, so editing, reordering or deleting a
+//! row breaks the chain at that row, which [`Database::verify_audit`] reports.
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::database::Database;
+use crate::error::StoreError;
+use crate::models::{Actor, AuditEntry, AuditFilter};
+use crate::time::now_ms;
+
+/// `prev_hash` of the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A change to record.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub resource_type: &'static str,
+    pub resource_id: String,
+    pub operation: &'static str,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+impl Change {
+    /// A change of `resource_type` `resource_id` from `old` to `new` (either may be absent).
+    pub fn new<T: Serialize>(
+        resource_type: &'static str,
+        resource_id: &str,
+        operation: &'static str,
+        old: Option<&T>,
+        new: Option<&T>,
+    ) -> Self {
+        let json = |v: Option<&T>| v.map(|v| serde_json::to_value(v).expect("rows serialize"));
+        Self { resource_type, resource_id: resource_id.to_string(), operation, old: json(old), new: json(new) }
+    }
+}
+
+/// The hash of an entry: SHA-256 of the JSON array of its fields, `prev_hash` last.
+pub fn entry_hash(e: &AuditEntry) -> String {
+    let fields = serde_json::json!([
+        e.seq,
+        e.id,
+        e.actor_id,
+        e.actor_name,
+        e.resource_type,
+        e.resource_id,
+        e.operation,
+        e.old_value,
+        e.new_value,
+        e.created_at,
+        e.prev_hash
+    ]);
+    hex::encode(Sha256::digest(fields.to_string().as_bytes()))
+}
+
+/// Appends an entry inside the caller's transaction. Callers hold the database's write
+/// lock ([`Database::begin_audited`]), so the chain never forks.
+pub(crate) async fn append(conn: &mut SqliteConnection, actor: &Actor, change: Change) -> Result<(), StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+    let (seq, prev_hash) = last.map_or((1, GENESIS_HASH.to_string()), |(s, h)| (s + 1, h));
+    let mut entry = AuditEntry {
+        seq,
+        id: uuid::Uuid::new_v4().to_string(),
+        actor_id: actor.id.clone(),
+        actor_name: actor.name.clone(),
+        resource_type: change.resource_type.into(),
+        resource_id: change.resource_id,
+        operation: change.operation.into(),
+        old_value: change.old.map(|v| v.to_string()),
+        new_value: change.new.map(|v| v.to_string()),
+        created_at: now_ms(),
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry_hash(&entry);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, id, actor_id, actor_name, resource_type, resource_id, operation, old_value, new_value, created_at, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(entry.seq)
+    .bind(&entry.id)
+    .bind(&entry.actor_id)
+    .bind(&entry.actor_name)
+    .bind(&entry.resource_type)
+    .bind(&entry.resource_id)
+    .bind(&entry.operation)
+    .bind(&entry.old_value)
+    .bind(&entry.new_value)
+    .bind(entry.created_at)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// What [`Database::verify_audit`] found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerdict {
+    /// Entries read.
+    pub entries: i64,
+    /// `seq` and hash of the newest entry: keep it elsewhere to detect a deleted tail.
+    pub head_seq: i64,
+    /// Hash of the newest entry.
+    pub head_hash: String,
+    /// The first entry that does not fit the chain, and why; `None` when all do.
+    pub first_bad: Option<BadEntry>,
+}
+
+/// An entry that breaks the chain.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BadEntry {
+    /// Its position (as stored).
+    pub seq: i64,
+    /// Its id.
+    pub id: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Database {
+    /// Entries matching the filter, oldest first.
+    pub async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_log WHERE 1 = 1");
+        if let Some(v) = &f.actor_id {
+            q.push(" AND actor_id = ").push_bind(v);
+        }
+        if let Some(v) = &f.resource_type {
+            q.push(" AND resource_type = ").push_bind(v);
+        }
+        if let Some(v) = &f.resource_id {
+            q.push(" AND resource_id = ").push_bind(v);
+        }
+        if let Some(v) = &f.operation {
+            q.push(" AND operation = ").push_bind(v);
+        }
+        if let Some(v) = f.after {
+            q.push(" AND seq > ").push_bind(v);
+        }
+        q.push(" ORDER BY seq LIMIT ").push_bind(f.limit);
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// Walks the whole chain: numbering from 1 without gaps, each `prev_hash` equal to the
+    /// hash before, each hash recomputed from the fields. Stops at the first bad entry.
+    pub async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query_as::<_, AuditEntry>("SELECT * FROM audit_log ORDER BY seq").fetch(&self.pool);
+        let mut verdict = AuditVerdict { entries: 0, head_seq: 0, head_hash: GENESIS_HASH.into(), first_bad: None };
+        while let Some(e) = rows.try_next().await? {
+            let reason = if e.seq != verdict.head_seq + 1 {
+                Some(format!("expected entry {} here, found {} (an entry was deleted or renumbered)", verdict.head_seq + 1, e.seq))
+            } else if e.prev_hash != verdict.head_hash {
+                Some("its prev_hash is not the hash of the entry before (entries were deleted, inserted or reordered)".to_string())
+            } else if entry_hash(&e) != e.hash {
+                Some("its contents do not match its hash (the entry was edited)".to_string())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                verdict.first_bad = Some(BadEntry { seq: e.seq, id: e.id, reason });
+                break;
+            }
+            verdict.entries += 1;
+            verdict.head_seq = e.seq;
+            verdict.head_hash = e.hash;
+        }
+        Ok(verdict)
+    }
+}
