@@ -72,7 +72,14 @@ impl Database {
     /// Starts a transaction whose changes go to the audit log.
     pub(crate) async fn begin_audited(&self) -> Result<AuditedTx, StoreError> {
         let lock = self.writes.clone().lock_owned().await;
-        Ok((lock, self.pool.begin().await?))
+        Ok((lock, self.begin_write().await?))
+    }
+
+    /// A transaction holding SQLite's write lock from its first statement. A deferred
+    /// transaction that reads first cannot upgrade once another connection has committed
+    /// (`SQLITE_BUSY_SNAPSHOT`, not retried); this one waits for the lock instead.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Empties the read caches; called by every write they could make stale.
@@ -157,7 +164,7 @@ impl Database {
     pub async fn kv_put(&self, module_id: &str, key: &str, value: &[u8], ttl: Option<std::time::Duration>) -> Result<(), StoreError> {
         let now = now_ms();
         let expires_at = ttl.map(|t| now.saturating_add(t.as_millis().min(i64::MAX as u128) as i64));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO kv (module_id, key, value, expires_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (module_id, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
@@ -183,8 +190,6 @@ impl Database {
     ) -> Result<(Module, ModuleVersion), StoreError> {
         let now = now_ms();
         let (_lock, mut tx) = self.begin_audited().await?;
-        // Writing first takes the write lock at once, so concurrent uploads queue instead
-        // of failing on a lock upgrade.
         let created = sqlx::query(
             "INSERT INTO modules (id, owner_id, project_id, owner_type, name, description, timeout_ms, max_memory_pages, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) DO NOTHING",
@@ -389,7 +394,7 @@ impl Database {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM executions").fetch_one(&mut *tx).await?;
         // One multi-row INSERT per chunk: 15 columns × 500 rows stays far below SQLite's
         // limit on bound parameters.
