@@ -349,8 +349,10 @@ impl Node {
             max_memory_bytes,
             max_queue: self.state.config.max_queue,
         };
-        // A function with a pool is hot: its pool holds the compiled module.
-        let pool = match self.state.pools.find(&version.id, settings) {
+        // A function with a pool is hot: its pool holds the compiled module. Pools are
+        // named `<function id>@<version>`, which the pool gauges split into labels.
+        let pool_key = format!("{}@{}", module.id, version.version);
+        let pool = match self.state.pools.find(&pool_key, settings) {
             Some(pool) => {
                 self.state.metrics.cache_hits.inc();
                 pool
@@ -363,7 +365,7 @@ impl Node {
                 } else {
                     self.state.metrics.cache_misses.inc()
                 };
-                self.state.pools.get(&version.id, &loaded.module, settings)
+                self.state.pools.get(&pool_key, &loaded.module, settings)
             }
         };
         let lease = pool.acquire(timeout).await.map_err(|e| {

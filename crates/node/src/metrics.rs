@@ -36,11 +36,13 @@ pub struct GuestCounterLabels {
     pub name: String,
 }
 
-/// Labels of pool gauges.
+/// Labels of pool gauges: the same `function_id` as the invoke metrics, and the version.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
-    /// The function version the pool serves.
-    pub pool: String,
+    /// The module id.
+    pub function_id: String,
+    /// The version label the pool serves.
+    pub version: String,
 }
 
 /// Every metric of a node.
@@ -123,7 +125,8 @@ impl Metrics {
         self.pool_busy.clear();
         self.pool_queued.clear();
         for stats in pools.stats() {
-            let labels = PoolLabels { pool: stats.key };
+            let (function_id, version) = stats.key.split_once('@').unwrap_or((&stats.key, ""));
+            let labels = PoolLabels { function_id: function_id.to_string(), version: version.to_string() };
             self.pool_ready.get_or_create(&labels).set(stats.ready as i64);
             self.pool_busy.get_or_create(&labels).set(stats.busy as i64);
             self.pool_queued.get_or_create(&labels).set(stats.queued as i64);

@@ -42,7 +42,9 @@ async fn host_functions_reach_kv_env_request_data_and_metrics() {
     assert_eq!(metric(&text, &format!("wasm_invoke_count_total{{function_id=\"{id}\"}}")), Some(2.0));
     assert_eq!(metric(&text, &format!("wasm_invoke_latency_seconds_count{{function_id=\"{id}\"}}")), Some(2.0));
     assert!(metric(&text, "wasm_cache_hits_total").unwrap() >= 2.0);
-    assert!(text.contains("wasm_pool_ready_instances{pool="), "pool gauges: {text}");
+    // Pool gauges carry the same function_id as the invoke metrics, and the version.
+    let busy = format!("wasm_pool_busy_instances{{function_id=\"{id}\",version=\"1.0.0\"}}");
+    assert_eq!(metric(&text, &busy), Some(0.0), "pool gauges: {text}");
 }
 
 #[tokio::test]
