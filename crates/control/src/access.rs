@@ -60,10 +60,15 @@ impl Caller {
         module.project_id.as_ref().and_then(|p| self.roles.get(p)).map(String::as_str)
     }
 
+    /// `Ok` for a platform admin; otherwise a 403 saying only admins `action`.
+    pub fn require_admin(&self, action: &str) -> Result<(), ApiError> {
+        if self.user.is_admin() { Ok(()) } else { Err(ApiError::forbidden(format!("only admins {action}"))) }
+    }
+
     /// Whether it may create a module of `class` in the project where it has `role`.
     pub fn may_create(&self, class: &str, role: Option<&str>) -> Result<(), ApiError> {
-        if matches!(class, "system" | "admin") && !self.user.is_admin() {
-            return Err(ApiError::forbidden(format!("only admins create `{class}` modules")));
+        if matches!(class, "system" | "admin") {
+            self.require_admin(&format!("create `{class}` modules"))?;
         }
         if !self.user.is_admin() && !matches!(role, Some("owner" | "developer")) {
             return Err(ApiError::forbidden("uploading to this project needs the owner or developer role"));

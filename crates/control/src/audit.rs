@@ -27,13 +27,9 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.user.is_admin() { Ok(()) } else { Err(ApiError::forbidden("only admins read the audit log")) }
-}
-
 /// `GET /api/v1/audit?actor=&resourceType=&resourceId=&operation=&after=&limit=`: oldest first.
 pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin("read the audit log")?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1..={MAX_PAGE}")));
@@ -49,6 +45,6 @@ pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query
 
 /// `GET /api/v1/audit/verify`: walks the chain and names the first bad entry.
 pub async fn verify(State(state): State<AppState>, caller: Caller) -> Result<Json<AuditVerdict>, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin("read the audit log")?;
     Ok(Json(state.db.verify_audit().await?))
 }

@@ -19,10 +19,6 @@ use crate::state::AppState;
 /// Longest a token may live, in days (10 years).
 const MAX_TOKEN_DAYS: i64 = 3650;
 
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.user.is_admin() { Ok(()) } else { Err(ApiError::forbidden("only admins may do this")) }
-}
-
 fn check_role(role: &str) -> Result<(), ApiError> {
     if matches!(role, "admin" | "user") { Ok(()) } else { Err(ApiError::bad_request(format!("role `{role}` is not one of admin, user"))) }
 }
@@ -52,7 +48,7 @@ pub async fn create_user(
     caller: Caller,
     JsonBody(body): JsonBody<NewUserBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin("manage users")?;
     check_label("name", &body.name)?;
     let role = body.role.unwrap_or_else(|| "user".into());
     check_role(&role)?;
@@ -65,7 +61,7 @@ pub async fn create_user(
 
 /// `GET /api/v1/users` (admins).
 pub async fn list_users(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin("manage users")?;
     Ok(Json(json!({"users": state.db.users().await?})))
 }
 
@@ -85,7 +81,7 @@ pub async fn patch_user(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserPatchBody>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin("manage users")?;
     if let Some(role) = &body.role {
         check_role(role)?;
     }
@@ -122,7 +118,7 @@ pub async fn create_token(
     }
     let owner = match &body.user {
         Some(key) if *key != caller.user.id && *key != caller.user.name => {
-            require_admin(&caller)?;
+            caller.require_admin("create tokens for other users")?;
             state.db.user(key).await?
         }
         _ => caller.user.clone(),
@@ -147,7 +143,7 @@ pub struct TokensQuery {
 /// `GET /api/v1/tokens`: the caller's tokens (admins: `?all=true` for everyone's).
 pub async fn list_tokens(State(state): State<AppState>, caller: Caller, Query(q): Query<TokensQuery>) -> Result<Json<Value>, ApiError> {
     if q.all {
-        require_admin(&caller)?;
+        caller.require_admin("list every user's tokens")?;
     }
     let tokens = state.db.tokens((!q.all).then_some(caller.user.id.as_str())).await?;
     Ok(Json(json!({"tokens": tokens})))

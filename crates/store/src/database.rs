@@ -30,8 +30,8 @@ const MAX_CACHED: usize = 10_000;
 
 /// The metadata database.
 ///
-/// The two lookups on every call's path — token to user, and module key to module and
-/// version — are cached in memory. Every method here that writes modules, versions, users
+/// The lookups on every call's path — token to user, the user's project roles, module
+/// key to candidate modules, and module id to module and version — are cached in memory. Every method here that writes modules, versions, users
 /// or tokens empties the caches, so a read never sees a row older than this process's
 /// last write. (Several control-plane replicas over one PostgreSQL will need a change
 /// feed to do the same across processes.)
@@ -43,6 +43,8 @@ pub struct Database {
     pub(crate) pool: SqlitePool,
     pub(crate) tokens_cache: Arc<RwLock<HashMap<String, TokenOwner>>>,
     resolved: Arc<RwLock<HashMap<ResolveKey, Resolved>>>,
+    pub(crate) memberships_cache: Arc<RwLock<HashMap<String, HashMap<String, String>>>>,
+    named: Arc<RwLock<HashMap<String, Vec<Module>>>>,
     writes: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -66,13 +68,27 @@ impl Database {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, tokens_cache: Arc::default(), resolved: Arc::default(), writes: Arc::default() })
+        Ok(Self {
+            pool,
+            tokens_cache: Arc::default(),
+            resolved: Arc::default(),
+            memberships_cache: Arc::default(),
+            named: Arc::default(),
+            writes: Arc::default(),
+        })
     }
 
     /// Starts a transaction whose changes go to the audit log.
     pub(crate) async fn begin_audited(&self) -> Result<AuditedTx, StoreError> {
         let lock = self.writes.clone().lock_owned().await;
         Ok((lock, self.begin_write().await?))
+    }
+
+    /// Commits an audited transaction and empties the read caches it may have made stale.
+    pub(crate) async fn commit_audited(&self, tx: sqlx::Transaction<'static, Sqlite>) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.invalidate();
+        Ok(())
     }
 
     /// A transaction holding SQLite's write lock from its first statement. A deferred
@@ -85,6 +101,8 @@ impl Database {
     /// Empties the read caches; called by every write they could make stale.
     pub(crate) fn invalidate(&self) {
         self.tokens_cache.write().expect("cache lock").clear();
+        self.memberships_cache.write().expect("cache lock").clear();
+        self.named.write().expect("cache lock").clear();
         self.resolved.write().expect("cache lock").clear();
     }
 
@@ -251,8 +269,7 @@ impl Database {
             append(&mut tx, actor, Change::new("module", &module_id, "create", None, Some(&m))).await?;
         }
         append(&mut tx, actor, Change::new("version", &version_id, "create", None, Some(&v))).await?;
-        tx.commit().await?;
-        self.invalidate();
+        self.commit_audited(tx).await?;
         Ok((m, v))
     }
 
@@ -279,14 +296,19 @@ impl Database {
     /// The module with this id, or else those with this name (oldest first): names are
     /// unique per owner only, so the caller picks among them by what it may see.
     pub async fn modules_by_id_or_name(&self, key: &str) -> Result<Vec<Module>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        if let Some(found) = self.named.read().expect("cache lock").get(key) {
+            return Ok(found.clone());
+        }
+        let found: Vec<Module> = sqlx::query_as(&format!(
             "SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id = ? OR m.name = ? ORDER BY m.id = ? DESC, m.created_at, m.id"
         ))
         .bind(key)
         .bind(key)
         .bind(key)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Self::remember(&self.named, key.to_string(), found.clone());
+        Ok(found)
     }
 
     /// Applies a patch and returns the module as it now is.
@@ -329,8 +351,7 @@ impl Database {
         q.build().execute(&mut *tx).await?;
         let new = module_row(&mut tx, id).await?;
         append(&mut tx, actor, Change::new("module", id, "update", Some(&old), Some(&new))).await?;
-        tx.commit().await?;
-        self.invalidate();
+        self.commit_audited(tx).await?;
         Ok(new)
     }
 
@@ -353,8 +374,7 @@ impl Database {
                 orphaned.push(sha);
             }
         }
-        tx.commit().await?;
-        self.invalidate();
+        self.commit_audited(tx).await?;
         Ok(orphaned)
     }
 
@@ -513,7 +533,7 @@ impl Database {
         .await?;
         let route: Route = sqlx::query_as("SELECT * FROM routes WHERE id = ?").bind(&id).fetch_one(&mut *tx).await?;
         append(&mut tx, actor, Change::new("route", &id, "create", None, Some(&route))).await?;
-        tx.commit().await?;
+        self.commit_audited(tx).await?;
         Ok(route)
     }
 
@@ -535,7 +555,7 @@ impl Database {
         let old = old.ok_or_else(|| StoreError::NotFound(format!("route {id}")))?;
         sqlx::query("DELETE FROM routes WHERE id = ?").bind(id).execute(&mut *tx).await?;
         append(&mut tx, actor, Change::new("route", id, "delete", Some(&old), None)).await?;
-        tx.commit().await?;
+        self.commit_audited(tx).await?;
         Ok(())
     }
 }

@@ -9,6 +9,10 @@ use crate::error::StoreError;
 use crate::models::{Actor, ApiToken, Member, Project, TokenOwner, User};
 use crate::time::now_ms;
 
+/// A member with its user's name; callers add the WHERE clause.
+const MEMBER_SELECT: &str =
+    "SELECT m.project_id, m.user_id, u.name AS user_name, m.role, m.created_at FROM project_members m JOIN users u ON u.id = m.user_id";
+
 /// Columns of a token as listed.
 const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, expires_at, revoked_at";
 
@@ -46,8 +50,7 @@ impl Database {
             created_at: user.created_at,
         };
         insert_project(&mut tx, actor, &project, &user.id).await?;
-        tx.commit().await?;
-        self.invalidate();
+        self.commit_audited(tx).await?;
         Ok(user)
     }
 
@@ -93,8 +96,7 @@ impl Database {
             _ => "update",
         };
         append(&mut tx, actor, Change::new("user", id, operation, Some(&old), Some(&new))).await?;
-        tx.commit().await?;
-        self.invalidate();
+        self.commit_audited(tx).await?;
         Ok(new)
     }
 
@@ -126,7 +128,7 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         append(&mut tx, actor, Change::new("token", &token.id, "create", None, Some(&token))).await?;
-        tx.commit().await?;
+        self.commit_audited(tx).await?;
         Ok(token)
     }
 
@@ -155,8 +157,7 @@ impl Database {
         let new = ApiToken { revoked_at: Some(now_ms()), ..old.clone() };
         sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ?").bind(new.revoked_at).bind(id).execute(&mut *tx).await?;
         append(&mut tx, actor, Change::new("token", id, "revoke", Some(&old), Some(&new))).await?;
-        tx.commit().await?;
-        self.invalidate();
+        self.commit_audited(tx).await?;
         Ok(new)
     }
 
@@ -181,7 +182,7 @@ impl Database {
         let (_lock, mut tx) = self.begin_audited().await?;
         let project = Project { id: uuid::Uuid::new_v4().to_string(), name: name.into(), personal_of: None, created_at: now_ms() };
         insert_project(&mut tx, actor, &project, owner_id).await?;
-        tx.commit().await?;
+        self.commit_audited(tx).await?;
         Ok(project)
     }
 
@@ -210,20 +211,23 @@ impl Database {
 
     /// Members of a project, by name.
     pub async fn members(&self, project_id: &str) -> Result<Vec<Member>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT m.project_id, m.user_id, u.name AS user_name, m.role, m.created_at FROM project_members m \
-             JOIN users u ON u.id = m.user_id WHERE m.project_id = ? ORDER BY u.name",
-        )
-        .bind(project_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(&format!("{MEMBER_SELECT} WHERE m.project_id = ? ORDER BY u.name"))
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// The role of each project `user_id` is a member of, by project id.
+    /// Cached until the next write.
     pub async fn memberships(&self, user_id: &str) -> Result<HashMap<String, String>, StoreError> {
+        if let Some(found) = self.memberships_cache.read().expect("cache lock").get(user_id) {
+            return Ok(found.clone());
+        }
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT project_id, role FROM project_members WHERE user_id = ?").bind(user_id).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().collect())
+        let found: HashMap<String, String> = rows.into_iter().collect();
+        Self::remember(&self.memberships_cache, user_id.to_string(), found.clone());
+        Ok(found)
     }
 
     /// Adds a member or changes their role.
@@ -243,7 +247,7 @@ impl Database {
         let new = member(&mut tx, project_id, user_id).await?.expect("just written");
         let operation = if old.is_some() { "update" } else { "create" };
         append(&mut tx, actor, Change::new("member", &format!("{project_id}/{user_id}"), operation, old.as_ref(), Some(&new))).await?;
-        tx.commit().await?;
+        self.commit_audited(tx).await?;
         Ok(new)
     }
 
@@ -259,7 +263,7 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         append(&mut tx, actor, Change::new("member", &format!("{project_id}/{user_id}"), "delete", Some(&old), None)).await?;
-        tx.commit().await?;
+        self.commit_audited(tx).await?;
         Ok(())
     }
 }
@@ -291,12 +295,9 @@ async fn insert_project(conn: &mut sqlx::SqliteConnection, actor: &Actor, projec
 }
 
 async fn member(conn: &mut sqlx::SqliteConnection, project_id: &str, user_id: &str) -> Result<Option<Member>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT m.project_id, m.user_id, u.name AS user_name, m.role, m.created_at FROM project_members m \
-         JOIN users u ON u.id = m.user_id WHERE m.project_id = ? AND m.user_id = ?",
-    )
-    .bind(project_id)
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await?)
+    Ok(sqlx::query_as(&format!("{MEMBER_SELECT} WHERE m.project_id = ? AND m.user_id = ?"))
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
