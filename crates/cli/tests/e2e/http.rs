@@ -179,6 +179,8 @@ async fn a_looping_function_does_not_slow_another() {
     let server = Server::start(dir.path(), &[]);
     let api = server.client();
     deploy(&api, "spin", handler("(loop $l (br $l)) (i32.const 0)"), "/spin").await;
+    // Routes reach the node asynchronously: wait until /spin is in before the spinners go.
+    assert_eq!(get_routed(&server.node, "/spin").await.status(), 504);
     assert_eq!(get_routed(&server.node, "/hello").await.status(), 200);
     let node = server.node.clone();
     let spinners: Vec<_> = (0..4).map(|_| tokio::spawn(reqwest::get(format!("{node}/spin")))).collect();
