@@ -11,8 +11,8 @@ For each: peak throughput (oha -z 10s -c 50) and latency at a fixed 1000 req/s w
 latency correction (oha -q 1000 --latency-correction, 30 s so its p99 rests on 300
 requests), in BENCH_ROUNDS (5) interleaved rounds whose median is reported. Then p99
 at 1000 req/s spread over 1, 100 and 1000 deployed functions (distinct modules: each
-compiled and pooled on its own), also the median of BENCH_ROUNDS runs. Prints a
-markdown table for docs/benchmarks.md.
+compiled and pooled on its own), on three nodes up side by side, also the median of
+BENCH_ROUNDS interleaved rounds. Prints a markdown table for docs/benchmarks.md.
 
 On a machine with two or more CPUs, every server runs pinned to CPU 0 and oha to CPU 1
 (taskset), so the load generator does not take time from the server it measures and all
@@ -158,27 +158,39 @@ def main():
                 print(f"round {round_ + 1}: {name}: {peak['rps']:.0f} req/s peak; at 1000 req/s p50 {fixed['p50']:.2f} ms p99 {fixed['p99']:.2f} ms", file=sys.stderr)
         rows = [(name, median([p for p, _ in runs[name]], "rps"), median([f for _, f in runs[name]], "p99")) for name, _ in targets]
 
-        token = open(os.path.join(data, "admin-token")).read().strip()
-        base = "http://127.0.0.1:9004"
+        # The scale test: three more nodes, pinned like the others, with 1, 100 and 1000
+        # deployed functions (distinct modules: each compiled and pooled on its own). All
+        # are up at once and the rounds interleave them, as above.
         wasm = open(handle_wasm, "rb").read()
-        scale = []
-        deployed = 0
-        for count in [1, 100, 1000]:
-            while deployed < count:
-                api(base, token, "POST", f"/api/v1/modules?name=f{deployed}&version=1.0.0", distinct(wasm, deployed), "application/wasm")
-                api(base, token, "POST", "/api/v1/routes", {"path": f"/f/{deployed:03d}", "moduleId": f"f{deployed}"})
-                deployed += 1
-            wait_http(f"http://127.0.0.1:9003/f/{count - 1:03d}")
+        scale_targets = []
+        for i, count in enumerate([1, 100, 1000]):
+            ports = [9010 + 3 * i + k for k in range(3)]
+            scale_data = os.path.join(work, f"scale-{count}")
+            procs.append(subprocess.Popen(pinned(0, [os.path.join(TARGET, "release/edgefn"), "up", "--listen", f"127.0.0.1:{ports[0]}", "--node-listen", f"127.0.0.1:{ports[1]}",
+                                                     "--metrics-listen", f"127.0.0.1:{ports[2]}", "--data-dir", scale_data]),
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "EDGEFN_LOG": "error"}))
+            node = f"http://127.0.0.1:{ports[1]}"
+            wait_http(node + "/hello")
+            base = f"http://127.0.0.1:{ports[0]}"
+            token = open(os.path.join(scale_data, "admin-token")).read().strip()
+            for n in range(count):
+                api(base, token, "POST", f"/api/v1/modules?name=f{n}&version=1.0.0", distinct(wasm, n), "application/wasm")
+                api(base, token, "POST", "/api/v1/routes", {"path": f"/f/{n:03d}", "moduleId": f"f{n}"})
+            wait_http(f"{node}/f/{count - 1:03d}")
             # One request to each function first: this measures deployed, running functions;
             # a function's first request (pool creation) is a cold start, not steady state.
             for n in range(count):
-                urllib.request.urlopen(f"http://127.0.0.1:9003/f/{n:03d}").read()
+                urllib.request.urlopen(f"{node}/f/{n:03d}").read()
             # Every path names a deployed function: /f/000 … /f/099 for 100.
             pattern = {1: "/f/000", 100: "/f/0[0-9]{2}", 1000: "/f/[0-9]{3}"}[count]
-            extra = ["--rand-regex-url"] if count > 1 else []
-            fixed = median([oha("http://127.0.0.1:9003" + pattern, "-c", "50", "-q", "1000", "--latency-correction", *extra, duration=FIXED_DURATION) for _ in range(ROUNDS)], "p99")
-            scale.append((count, fixed))
-            print(f"{count} functions: p99 {fixed['p99']:.2f} ms", file=sys.stderr)
+            scale_targets.append((count, node + pattern, ["--rand-regex-url"] if count > 1 else []))
+        scale_runs = {count: [] for count, _, _ in scale_targets}
+        for round_ in range(ROUNDS):
+            for count, url, extra in scale_targets:
+                fixed = oha(url, "-c", "50", "-q", "1000", "--latency-correction", *extra, duration=FIXED_DURATION)
+                scale_runs[count].append(fixed)
+                print(f"round {round_ + 1}: {count} functions: at 1000 req/s p50 {fixed['p50']:.2f} ms p99 {fixed['p99']:.2f} ms", file=sys.stderr)
+        scale = [(count, median(scale_runs[count], "p99")) for count, _, _ in scale_targets]
     finally:
         for p in procs:
             p.terminate()
