@@ -39,8 +39,15 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
     let Some(credential) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
         return Err(ApiError::unauthorized("missing `Authorization: Bearer <token>` header"));
     };
+    let user = authenticate(&state, credential).await?;
+    req.extensions_mut().insert(user);
+    Ok(next.run(req).await)
+}
+
+/// The enabled user a credential (API token or JWT) names; 401 with the reason otherwise.
+pub async fn authenticate(state: &AppState, credential: &str) -> Result<User, ApiError> {
     let user = if credential.starts_with(TOKEN_PREFIX) {
-        token_user(&state, credential).await?
+        token_user(state, credential).await?
     } else if let Some(jwt) = &state.settings.jwt {
         jwt.user(&state.db, credential).await?
     } else {
@@ -49,8 +56,7 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
     if user.disabled {
         return Err(ApiError::unauthorized(format!("user {} is disabled", user.name)));
     }
-    req.extensions_mut().insert(user);
-    Ok(next.run(req).await)
+    Ok(user)
 }
 
 async fn token_user(state: &AppState, token: &str) -> Result<User, ApiError> {

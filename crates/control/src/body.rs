@@ -41,8 +41,10 @@ fn too_large(limit: usize) -> ApiError {
 pub struct Upload {
     /// The wasm bytes.
     pub bytes: Vec<u8>,
-    /// Form fields (multipart only): `name`, `version`, `description`.
+    /// Form fields (multipart only): `name`, `version`, `description`…
     pub fields: Vec<(String, String)>,
+    /// The file name the client gave (multipart only).
+    pub file_name: Option<String>,
 }
 
 /// Reads a raw (`application/wasm`) or `multipart/form-data` upload (file field `file`).
@@ -51,15 +53,16 @@ pub async fn read_upload(req: Request, limit: usize) -> Result<Upload, ApiError>
     if !multipart {
         // One byte over the limit is enough to know it is too large.
         let bytes = read_limited(req.into_body(), limit + 1, limit).await?;
-        return if bytes.len() > limit { Err(too_large(limit)) } else { Ok(Upload { bytes, fields: vec![] }) };
+        return if bytes.len() > limit { Err(too_large(limit)) } else { Ok(Upload { bytes, fields: vec![], file_name: None }) };
     }
     let mut form = Multipart::from_request(req, &()).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let mut upload = Upload { bytes: Vec::new(), fields: Vec::new() };
+    let mut upload = Upload { bytes: Vec::new(), fields: Vec::new(), file_name: None };
     let mut found = false;
     while let Some(mut field) = form.next_field().await.map_err(|e| ApiError::bad_request(e.body_text()))? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             found = true;
+            upload.file_name = field.file_name().map(str::to_string);
             while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad_request(e.body_text()))? {
                 upload.bytes.extend_from_slice(&chunk);
                 if upload.bytes.len() > limit {

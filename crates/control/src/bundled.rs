@@ -31,6 +31,7 @@ async fn deploy_one(state: &AppState, admin: &Caller, name: &str, text: &str, pa
         description: Some(format!("Bundled example: answers GET {path} on the edge node")),
         owner_type: Some("system".into()),
         project: None,
+        timeout_ms: None,
     };
     let (module, _) = add_version(state, admin, upload, wasm).await?;
     add_route(

@@ -54,6 +54,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
     /// The message.
     pub fn message(&self) -> &str {
         &self.message

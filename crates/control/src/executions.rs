@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use edgefn_store::Module;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,16 +16,21 @@ const MAX_PAGE: i64 = 500;
 /// Rows in a page when the caller does not say.
 const DEFAULT_PAGE: i64 = 50;
 
-/// Paging of the history.
+/// How an execution can end.
+pub(crate) const STATUSES: [&str; 3] = ["success", "error", "timeout"];
+
+/// Paging and filter of the history.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     limit: Option<i64>,
     offset: Option<i64>,
+    status: Option<String>,
 }
 
-/// `GET /api/v1/modules/{id}/executions?limit=&offset=`: newest first. The module's owner
-/// and admins see every execution; anyone else who may read the module, their own.
+/// `GET /api/v1/modules/{id}/executions?limit=&offset=&status=`: newest first. The
+/// module's owner and admins see every execution; anyone else who may read the module,
+/// their own.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -36,10 +42,11 @@ pub async fn list(
     if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
         return Err(ApiError::bad_request(format!("limit must be 1..={MAX_PAGE} and offset at least 0")));
     }
+    check_status(page.status.as_deref())?;
     let module = find(&state, &caller, &id, Op::Read).await?;
-    let executor = decide(&caller, &module, Op::History).is_err().then_some(caller.user.id.as_str());
+    let executor = visible_executor(&caller, &module);
     state.recorder.flush().await;
-    let (executions, total) = state.db.executions(&module.id, executor, limit, offset).await?;
+    let (executions, total) = state.db.executions(&module.id, executor, page.status.as_deref(), limit, offset).await?;
     Ok(Json(json!({"executions": executions, "total": total, "limit": limit, "offset": offset})))
 }
 
@@ -49,4 +56,18 @@ pub async fn stats(State(state): State<AppState>, caller: Caller, Path(id): Path
     state.recorder.flush().await;
     let stats = state.db.execution_stats(&module.id).await?;
     Ok(Json(serde_json::to_value(stats).map_err(ApiError::internal)?))
+}
+
+/// `Ok` for no status or one an execution can have.
+pub(crate) fn check_status(status: Option<&str>) -> Result<(), ApiError> {
+    match status {
+        Some(s) if !STATUSES.contains(&s) => Err(ApiError::bad_request(format!("status `{s}` is not one of {}", STATUSES.join(", ")))),
+        _ => Ok(()),
+    }
+}
+
+/// Whose executions of `module` the caller sees: everyone's (`None`) for the owner and
+/// admins, otherwise only its own.
+pub(crate) fn visible_executor<'a>(caller: &'a Caller, module: &Module) -> Option<&'a str> {
+    decide(caller, module, Op::History).is_err().then_some(caller.user.id.as_str())
 }

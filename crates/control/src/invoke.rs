@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use edgefn_runtime::{CallContext, InvokeRequest, ResultEncoding};
-use edgefn_store::{Execution, Module, ModuleVersion, now_ms};
+use edgefn_store::{Execution, Resolved, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,13 +21,27 @@ use crate::state::AppState;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InvokeBody {
-    function: String,
+    pub(crate) function: String,
     #[serde(default)]
-    args: Value,
-    timeout_ms: Option<u64>,
-    version: Option<String>,
+    pub(crate) args: Value,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) version: Option<String>,
     #[serde(default)]
-    result: ResultEncoding,
+    pub(crate) result: ResultEncoding,
+}
+
+/// A call that returned.
+pub struct Called {
+    /// The function's result.
+    pub result: Value,
+    /// Wall time of the call.
+    pub elapsed: Duration,
+    /// Linear memory the instance used.
+    pub memory_used_bytes: u64,
+    /// Whether the compiled module came from the cache.
+    pub cache_hit: bool,
+    /// The module and version called.
+    pub resolved: Resolved,
 }
 
 /// Body of the seeds' executor endpoint.
@@ -61,12 +75,18 @@ pub async fn executor(State(state): State<AppState>, caller: Caller, JsonBody(bo
 }
 
 async fn run(state: &AppState, caller: &Caller, id: &str, body: InvokeBody) -> Result<Response, ApiError> {
+    let called = call(state, caller, id, body).await?;
+    Ok(Json(success_body(&called)).into_response())
+}
+
+/// Runs a function of the module `id` (id or name) for `caller`, and records the call.
+pub async fn call(state: &AppState, caller: &Caller, id: &str, body: InvokeBody) -> Result<Called, ApiError> {
     if body.timeout_ms == Some(0) {
         return Err(ApiError::bad_request("timeoutMs must be at least 1"));
     }
     let found = crate::modules::find(state, caller, id, Op::Execute).await?;
     let resolved = state.db.resolve(&found.id, body.version.as_deref()).await?;
-    let (module, version) = (&resolved.0, &resolved.1);
+    let (module, version) = &*resolved;
     let loaded = state
         .runtime
         .load(&version.sha256, || async { Ok(state.artifacts.get(&version.sha256).await?) })
@@ -122,7 +142,13 @@ async fn run(state: &AppState, caller: &Caller, id: &str, body: InvokeBody) -> R
             record.output = Some(capped(out.result.to_string(), cap));
             record.memory_used_bytes = out.memory_used_bytes as i64;
             state.recorder.record(record).await;
-            Ok(Json(success_body(out.result, elapsed, out.memory_used_bytes, loaded.cache_hit, module, version)).into_response())
+            Ok(Called {
+                result: out.result,
+                elapsed,
+                memory_used_bytes: out.memory_used_bytes,
+                cache_hit: loaded.cache_hit,
+                resolved: resolved.clone(),
+            })
         }
         Err(err) => {
             record.status = if matches!(err, edgefn_runtime::InvokeError::Timeout { .. }) { "timeout" } else { "error" }.into();
@@ -133,11 +159,13 @@ async fn run(state: &AppState, caller: &Caller, id: &str, body: InvokeBody) -> R
     }
 }
 
-fn success_body(result: Value, elapsed: Duration, memory: u64, cache_hit: bool, module: &Module, version: &ModuleVersion) -> Value {
+fn success_body(called: &Called) -> Value {
+    let Called { result, elapsed, memory_used_bytes, cache_hit, resolved } = called;
+    let (module, version) = &**resolved;
     json!({
         "result": result,
         "executionTimeMs": elapsed.as_secs_f64() * 1000.0,
-        "memoryUsedBytes": memory,
+        "memoryUsedBytes": memory_used_bytes,
         "cacheHit": cache_hit,
         "module": {"id": module.id, "name": module.name, "version": version.version, "ownerType": module.owner_type},
     })

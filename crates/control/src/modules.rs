@@ -15,9 +15,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Module statuses a caller may set.
-const STATUSES: [&str; 4] = ["uploading", "active", "disabled", "error"];
+pub(crate) const STATUSES: [&str; 4] = ["uploading", "active", "disabled", "error"];
 /// Module classes.
-const OWNER_TYPES: [&str; 3] = ["system", "admin", "user"];
+pub(crate) const OWNER_TYPES: [&str; 3] = ["system", "admin", "user"];
 /// Largest memory cap a module may be given: the runtime's per-instance ceiling in pages.
 const MAX_MEMORY_PAGES: i64 = 8192;
 
@@ -30,6 +30,7 @@ pub struct UploadQuery {
     description: Option<String>,
     owner_type: Option<String>,
     project: Option<String>,
+    timeout_ms: Option<String>,
 }
 
 /// What an upload names besides the bytes.
@@ -44,6 +45,8 @@ pub struct Upload {
     pub owner_type: Option<String>,
     /// Project (id or name) of a new module (default: the caller's personal project).
     pub project: Option<String>,
+    /// Execution time limit (ms) of a new module, or the new limit of an existing one.
+    pub timeout_ms: Option<String>,
 }
 
 /// The module `key` (id or name) names for this caller, checked for `op`.
@@ -83,6 +86,7 @@ pub async fn upload(
         description: field("description").or(query.description),
         owner_type: field("ownerType").or(query.owner_type),
         project: field("project").or(query.project),
+        timeout_ms: field("timeoutMs").or(query.timeout_ms),
     };
     let (module, version) = add_version(&state, &caller, what, upload.bytes).await?;
     Ok((StatusCode::CREATED, Json(json!({"module": module, "version": version}))))
@@ -92,7 +96,7 @@ pub async fn upload(
 /// module of that name, or a new module. Bytes first, rows second: a crash in between
 /// leaves only an unreferenced artifact, which the next start removes.
 pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, bytes: Vec<u8>) -> Result<(Module, ModuleVersion), ApiError> {
-    let Upload { name, version, description, owner_type, project } = upload;
+    let Upload { name, version, description, owner_type, project, timeout_ms } = upload;
     check_label("name", &name)?;
     check_label("version", &version)?;
     if let Some(t) = owner_type.as_deref().filter(|t| !OWNER_TYPES.contains(t)) {
@@ -122,6 +126,17 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
             (caller.user.id.clone(), class)
         }
     };
+    let timeout_ms = match timeout_ms.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => Some(check_timeout(
+            state,
+            &owner_type,
+            text.parse().map_err(|_| ApiError::bad_request(format!("timeoutMs `{text}` is not a whole number of milliseconds")))?,
+        )?),
+        None => None,
+    };
+    if owner_type == "system" && existing.is_some() && timeout_ms.is_some() {
+        return Err(ApiError::forbidden(format!("system module {name} is immutable: only its status may change; upload a new version")));
+    }
     let prepared = state.runtime.prepare(&bytes).await?;
     if let Err(import) = state.settings.classes.of(&owner_type).grants.check(&prepared.info.imports) {
         return Err(ApiError::ungranted(&import, &owner_type));
@@ -133,7 +148,7 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
         owner_type,
         name,
         description,
-        timeout_ms: DEFAULT_MODULE_TIMEOUT_MS,
+        timeout_ms: timeout_ms.unwrap_or(DEFAULT_MODULE_TIMEOUT_MS),
         max_memory_pages: DEFAULT_MODULE_MAX_MEMORY_PAGES,
     };
     let new_version = NewVersion {
@@ -146,7 +161,11 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
         memory_pages: prepared.info.memory_pages.map(|p| p as i64),
         max_memory_pages: prepared.info.max_memory_pages.map(|p| p as i64),
     };
-    let (module, version) = state.db.create_version(&Actor::from(&caller.user), &new_module, &new_version).await?;
+    let actor = Actor::from(&caller.user);
+    let (mut module, version) = state.db.create_version(&actor, &new_module, &new_version).await?;
+    if existing.is_some() && timeout_ms.is_some_and(|t| t != module.timeout_ms) {
+        module = state.db.update_module(&actor, &module.id, &ModulePatch { timeout_ms, ..ModulePatch::default() }).await?;
+    }
     tracing::info!(module = %module.id, name = %module.name, version = %version.version, sha256 = %version.sha256, "module uploaded");
     Ok((module, version))
 }
@@ -221,6 +240,16 @@ fn check_allowed_host(entry: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `timeout_ms` if it is within what modules of `class` may be given; a 400 otherwise.
+fn check_timeout(state: &AppState, class: &str, timeout_ms: i64) -> Result<i64, ApiError> {
+    let max = MAX_MODULE_TIMEOUT_MS.min(state.settings.classes.of(class).max_execution_ms as i64);
+    if (1..=max).contains(&timeout_ms) {
+        Ok(timeout_ms)
+    } else {
+        Err(ApiError::bad_request(format!("timeoutMs {timeout_ms} must be between 1 and {max} (the limit of `{class}` modules)")))
+    }
+}
+
 /// `PATCH /api/v1/modules/{id}`.
 pub async fn patch(
     State(state): State<AppState>,
@@ -254,12 +283,8 @@ pub async fn patch(
     if let Some(s) = body.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(format!("status `{s}` is not one of {}", STATUSES.join(", "))));
     }
-    let max_timeout = MAX_MODULE_TIMEOUT_MS.min(class.max_execution_ms as i64);
-    if let Some(t) = body.timeout_ms.filter(|t| !(1..=max_timeout).contains(t)) {
-        return Err(ApiError::bad_request(format!(
-            "timeoutMs {t} must be between 1 and {max_timeout} (the limit of `{}` modules)",
-            module.owner_type
-        )));
+    if let Some(t) = body.timeout_ms {
+        check_timeout(&state, &module.owner_type, t)?;
     }
     let max_pages = MAX_MEMORY_PAGES.min((class.max_memory_bytes / 65536) as i64);
     if let Some(p) = body.max_memory_pages.filter(|p| !(1..=max_pages).contains(p)) {

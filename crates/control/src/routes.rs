@@ -104,13 +104,18 @@ pub async fn create(
 
 /// `GET /api/v1/routes`: routes to modules the caller may read.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"routes": visible_routes(&state, &caller).await?})))
+}
+
+/// Every route to a module the caller may read.
+pub(crate) async fn visible_routes(state: &AppState, caller: &Caller) -> Result<Vec<Route>, ApiError> {
     let mut routes = Vec::new();
     for route in state.db.routes().await? {
-        if readable_route(&state, &caller, &route, Op::Read).await.is_ok() {
+        if readable_route(state, caller, &route, Op::Read).await.is_ok() {
             routes.push(route);
         }
     }
-    Ok(Json(json!({"routes": routes})))
+    Ok(routes)
 }
 
 /// The route's target module checked for `op`; a route to a module the caller may not

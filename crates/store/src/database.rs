@@ -461,28 +461,28 @@ impl Database {
     }
 
     /// A page of a module's executions, newest first, and the total count; only those
-    /// run by `executor` when given.
+    /// run by `executor` and ending in `status` when given.
     pub async fn executions(
         &self,
         module_id: &str,
         executor: Option<&str>,
+        status: Option<&str>,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Execution>, i64), StoreError> {
-        let rows = sqlx::query_as::<_, Execution>(
-            "SELECT * FROM executions WHERE module_id = ? AND (? IS NULL OR executor_id = ?) ORDER BY seq DESC LIMIT ? OFFSET ?",
-        )
-        .bind(module_id)
-        .bind(executor)
-        .bind(executor)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE module_id = ? AND (? IS NULL OR executor_id = ?)")
+        const WHERE: &str = "WHERE module_id = ? AND (?2 IS NULL OR executor_id = ?2) AND (?3 IS NULL OR status = ?3)";
+        let rows = sqlx::query_as::<_, Execution>(&format!("SELECT * FROM executions {WHERE} ORDER BY seq DESC LIMIT ?4 OFFSET ?5"))
             .bind(module_id)
             .bind(executor)
+            .bind(status)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM executions {WHERE}"))
+            .bind(module_id)
             .bind(executor)
+            .bind(status)
             .fetch_one(&self.pool)
             .await?;
         Ok((rows, total))

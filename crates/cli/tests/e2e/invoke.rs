@@ -159,6 +159,14 @@ async fn every_call_is_recorded_and_counted() {
     let (_, next) = api.get(&format!("/api/v1/modules/{add}/executions?limit=3&offset=3")).await;
     assert_eq!(next["executions"][0]["input"], json!("[5,5]"));
     assert_eq!(api.get(&format!("/api/v1/modules/{add}/executions?limit=0")).await.0, 400);
+    let (_, errors) = api.get(&format!("/api/v1/modules/{add}/executions?status=error")).await;
+    assert_eq!((errors["total"].clone(), errors["executions"][0]["input"].clone()), (json!(1), json!("[1]")));
+    let (_, successes) = api.get(&format!("/api/v1/modules/{add}/executions?status=success&limit=2")).await;
+    assert_eq!(successes["total"], json!(8));
+    assert_eq!(successes["executions"][0]["input"], json!("[7,7]"));
+    let (status, body) = api.get(&format!("/api/v1/modules/{add}/executions?status=failed")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["message"], json!("status `failed` is not one of success, error, timeout"));
 
     let (_, timeouts) = api.get(&format!("/api/v1/modules/{spin}/executions")).await;
     assert_eq!(timeouts["executions"][0]["status"], json!("timeout"));

@@ -77,6 +77,13 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     }
     let (status, body) = api.send(api.http.post(format!("{}/api/v1/modules", api.url)).body(example("add.wat"))).await;
     assert_eq!((status, body["error"]["message"].clone()), (400, json!("missing module name (`name`)")));
+    for (timeout, message) in [
+        ("0", "timeoutMs 0 must be between 1 and 60000 (the limit of `admin` modules)"),
+        ("soon", "timeoutMs `soon` is not a whole number of milliseconds"),
+    ] {
+        let (status, body) = api.upload(&format!("slow&timeoutMs={timeout}"), "1.0.0", example("add.wat")).await;
+        assert_eq!((status, body["error"]["message"].clone()), (400, json!(message)));
+    }
 
     // Nothing but the first upload and the bundled hello is there: two modules, two
     // artifacts (the 4.6 KB hello-http example is over this server's 1000-byte limit).
@@ -167,4 +174,20 @@ async fn list_show_patch_and_delete() {
     assert_eq!(api.send(api.http.delete(format!("{}/api/v1/modules/{add}", api.url))).await.0, 404);
     // Only greet's and the bundled examples' bytes remain.
     assert_eq!(files_under(&dir.path().join("artifacts")).len(), 3);
+}
+
+#[tokio::test]
+async fn an_upload_sets_the_time_limit_of_a_new_module_or_a_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let (status, body) = api.upload("add&timeoutMs=250", "1.0.0", example("add.wat")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["module"]["timeoutMs"], json!(250));
+    let (status, body) = api.upload("add&timeoutMs=300", "1.1.0", example("add.wat")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["module"]["timeoutMs"], json!(300));
+    assert_eq!(api.get("/api/v1/modules/add").await.1["timeoutMs"], json!(300));
+    // Without it, a new version keeps the module's limit.
+    assert_eq!(api.upload("add", "1.2.0", example("add.wat")).await.1["module"]["timeoutMs"], json!(300));
 }
