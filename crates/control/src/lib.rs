@@ -1,4 +1,5 @@
-//! The edgefn control plane: the REST API over the module registry, invoke and history.
+//! The edgefn control plane: the REST API over the module registry, invoke and history,
+//! and the admin web UI over the same functions.
 //!
 //! [`open`] prepares the data directory (database with migrations, artifacts, compiled
 //! cache, first admin token); [`app`] is the axum router, callable without a socket in
@@ -29,6 +30,7 @@ mod projects;
 mod recorder;
 mod routes;
 mod state;
+mod ui;
 
 use std::sync::Arc;
 
@@ -128,7 +130,7 @@ fn write_secret(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The REST API.
+/// The REST API and the web UI.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/modules", post(modules::upload).get(modules::list))
@@ -153,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));
     Router::new()
         .merge(api)
+        .merge(ui::router())
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/api/v1/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

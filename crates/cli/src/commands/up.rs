@@ -151,6 +151,7 @@ impl UpCommand {
             tokio::net::TcpListener::bind(metrics_listen).await.with_context(|| format!("listening on {metrics_listen}"))?;
         let metrics_addr = metrics_listener.local_addr()?;
         println!("edgefn is up");
+        println!("  admin UI    http://{addr}/  (sign in with the admin token)");
         println!("  API         http://{addr}  (OpenAPI: http://{addr}/api/v1/openapi.json)");
         println!("  edge node   http://{node_addr}  (try: curl http://{node_addr}/hello)");
         println!("  metrics     http://{metrics_addr}/metrics");

@@ -9,6 +9,7 @@ mod identity;
 mod invoke;
 mod permissions;
 mod restart;
+mod ui;
 mod upload;
 
 use std::io::{BufRead, BufReader};

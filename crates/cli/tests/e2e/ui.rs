@@ -1,0 +1,333 @@
+//! The admin web UI in real headless Chromium, driven through chromedriver (WebDriver):
+//! a newcomer signs in with the admin token, uploads add.wasm, runs it and finds the run
+//! in the history; a user is refused an admin module. Each main page is saved as a PNG
+//! under `<target>/tmp/ui-screenshots/` for people to look at.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (scripts/test installs them).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::Server;
+use crate::permissions::user;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+struct Browser {
+    driver: Child,
+    client: Client,
+    shots: PathBuf,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(Path::new(path).exists(), "{path} is missing: install Debian's chromium and chromium-driver (scripts/test does)");
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(CHROMEDRIVER).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("{webdriver}/status")).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), json!({"binary": CHROMIUM, "args": args}));
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&webdriver)
+            .await
+            .expect("a Chromium session");
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser { driver, client, shots, _profile: profile }
+    }
+
+    async fn open(&self, url: &str) {
+        self.client.goto(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let element = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+        match element {
+            Ok(element) => element.text().await.unwrap(),
+            Err(e) => panic!("no `{css}` on {}: {e}", self.url().await),
+        }
+    }
+
+    async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.client.find(Locator::Css(css)).await.unwrap().attr(name).await.unwrap()
+    }
+
+    async fn prop(&self, css: &str, name: &str) -> Option<String> {
+        self.client.find(Locator::Css(css)).await.unwrap().prop(name).await.unwrap()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}")).click().await.unwrap();
+    }
+
+    async fn url(&self) -> String {
+        self.client.current_url().await.unwrap().to_string()
+    }
+
+    async fn title(&self) -> String {
+        self.client.title().await.unwrap()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn sign_in(&self, server: &Server, token: &str) {
+        self.open(&format!("{}/sign-in", server.url)).await;
+        self.fill("#token", token).await;
+        self.click("form[action='/sign-in'] button").await;
+    }
+
+    async fn close(mut self) {
+        self.client.clone().close().await.unwrap();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let b = Browser::start().await;
+
+    // Any page sends a stranger to the sign-in page, and back after signing in.
+    b.open(&format!("{}/", server.url)).await;
+    assert!(b.url().await.ends_with("/sign-in?next=%2F"), "{}", b.url().await);
+    assert_eq!(b.title().await, "Sign in · edgefn");
+    b.screenshot("sign-in").await;
+    b.fill("#token", "efn_not-a-real-token").await;
+    b.click("form[action='/sign-in'] button").await;
+    assert!(b.text("#token-error").await.contains("That token was not accepted: invalid token"));
+    assert_eq!(b.attr("#token", "aria-invalid").await.as_deref(), Some("true"));
+    b.fill("#token", &server.token).await;
+    b.click("form[action='/sign-in'] button").await;
+    assert_eq!(b.url().await, format!("{}/", server.url));
+    assert_eq!(b.text("#who").await, "admin");
+    assert_eq!(b.text(".who .role").await, "admin");
+    // The first Tab reaches the skip link, then the navigation.
+    b.client.find(Locator::Css("body")).await.unwrap().send_keys("\u{e004}").await.unwrap();
+    assert_eq!(b.client.active_element().await.unwrap().text().await.unwrap(), "Skip to content");
+    // The admin's own class is the first tab shown; the bundled examples are system modules.
+    assert!(b.text(".tabs a[aria-current=page]").await.starts_with("Admin 0"), "{}", b.text(".tabs a[aria-current=page]").await);
+    b.click(".tabs li:first-child a").await;
+    assert!(b.text("table caption").await.starts_with("System modules: "), "{}", b.text("table caption").await);
+    assert!(b.text("table").await.contains("hello-http"));
+    b.screenshot("modules").await;
+
+    // Upload add.wasm with the file picker: the name comes from the file name.
+    let add = dir.path().join("add.wasm");
+    std::fs::write(&add, crate::example("add.wat")).unwrap();
+    b.click("header nav a[href='/upload']").await;
+    b.client.find(Locator::Css("#file")).await.unwrap().send_keys(add.to_str().unwrap()).await.unwrap();
+    assert_eq!(b.prop("#name", "value").await.as_deref(), Some("add"));
+    assert!(b.text("[data-file]").await.starts_with("add.wasm, "));
+    b.screenshot("upload").await;
+    b.click("form[action='/upload'] button[type=submit]").await;
+    assert!(b.url().await.contains("?uploaded=1.0.0"), "{}", b.url().await);
+    assert_eq!(b.title().await, "Module add · edgefn");
+    assert_eq!(b.text("p.notice").await, "Version 1.0.0 uploaded.");
+    assert_eq!(b.text("section[aria-labelledby=exports] td code").await, "add(i32, i32) -> i32");
+    assert!(b.text("p.badges").await.contains("admin"));
+    let module_url = b.url().await.split('?').next().unwrap().to_string();
+    let module_id = module_url.rsplit('/').next().unwrap().to_string();
+    b.screenshot("module").await;
+
+    // The server's validation errors appear beside the field, and nothing is created.
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm at all").unwrap();
+    b.open(&format!("{}/upload", server.url)).await;
+    b.client.find(Locator::Css("#file")).await.unwrap().send_keys(junk.to_str().unwrap()).await.unwrap();
+    b.click("form[action='/upload'] button[type=submit]").await;
+    assert!(b.text("#file-error").await.contains("invalid WebAssembly"), "{}", b.text("#file-error").await);
+    assert_eq!(b.attr("#file", "aria-invalid").await.as_deref(), Some("true"));
+    assert_eq!(b.prop("#name", "value").await.as_deref(), Some("junk"));
+    b.screenshot("upload-error").await;
+    b.client.find(Locator::Css("#file")).await.unwrap().send_keys(add.to_str().unwrap()).await.unwrap();
+    b.fill("#name", "add").await;
+    b.click("form[action='/upload'] button[type=submit]").await;
+    assert!(b.text("#version-error").await.contains("1.0.0"), "{}", b.text("#version-error").await);
+    let api = server.client();
+    assert_eq!(api.get("/api/v1/modules/junk").await.0, 404);
+    assert_eq!(api.get(&format!("/api/v1/modules/{module_id}/versions")).await.1["versions"].as_array().unwrap().len(), 1);
+
+    // Run it from its page.
+    b.open(&module_url).await;
+    b.click("ul.actions a[href^='/run']").await;
+    assert_eq!(b.text("#signature").await, "add(i32, i32) -> i32");
+    assert_eq!(b.prop("#args", "value").await.as_deref(), Some("[0,0]"));
+    b.fill("#args", "[2, 3").await;
+    b.click("form[action='/run'] button").await;
+    assert!(b.text("#args-error").await.starts_with("the arguments are not valid JSON"));
+    b.fill("#args", "[2, 3]").await;
+    b.click("form[action='/run'] button").await;
+    assert_eq!(b.text("#result").await, "5");
+    assert!(b.text("#time").await.ends_with(" ms"), "{}", b.text("#time").await);
+    assert!(b.text("#cache").await.starts_with("cache "));
+    b.screenshot("run").await;
+    b.fill("#args", "[2]").await;
+    b.click("form[action='/run'] button").await;
+    assert!(b.text(".outcome.failed").await.contains("too few arguments"), "{}", b.text(".outcome.failed").await);
+
+    // More calls through the API, so the charts have points; then the history.
+    for i in 0..30 {
+        assert_eq!(api.invoke(&module_id, json!({"function": "add", "args": [i, 1]})).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b.open(&format!("{module_url}/history")).await;
+    assert!(b.text("#history caption").await.starts_with("32 executions"), "{}", b.text("#history caption").await);
+    let rows = b.client.find_all(Locator::Css("#history tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 25);
+    assert!(b.text("#history tbody tr:last-child").await.contains("add"));
+    assert_eq!(b.client.find_all(Locator::Css("figure.chart svg")).await.unwrap().len(), 2);
+    b.screenshot("history").await;
+    b.open(&format!("{module_url}/history?status=error")).await;
+    assert!(b.text("#history caption").await.starts_with("1 executions"));
+    assert!(b.text("#history tbody").await.contains("too few arguments"));
+
+    // The platform pages; the audit chain verifies.
+    b.click("header nav a[href='/routes']").await;
+    assert!(b.text("table").await.contains("/hello"));
+    b.screenshot("routes").await;
+    b.click("header nav a[href='/nodes']").await;
+    b.screenshot("nodes").await;
+    b.click("header nav a[href='/deployments']").await;
+    b.click("header nav a[href='/audit']").await;
+    b.click("form[action='/audit'] button").await;
+    assert!(b.text("#verdict").await.starts_with("Chain intact: "), "{}", b.text("#verdict").await);
+    b.screenshot("audit").await;
+
+    // On a phone's width nothing sticks out sideways.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.open(&format!("{}/?tab=system", server.url)).await;
+    let fits = b.client.execute("return document.documentElement.scrollWidth <= window.innerWidth", vec![]).await.unwrap();
+    assert_eq!(fits, json!(true));
+    b.screenshot("modules-phone").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
+
+    // A user is refused the admin's module and the audit log, and sees neither offered.
+    let bob = user(&api, "bob").await;
+    b.click(".who form button").await;
+    assert!(b.url().await.ends_with("/sign-in"));
+    b.sign_in(&server, &bob.token).await;
+    assert_eq!(b.text("#who").await, "bob");
+    assert_eq!(b.text(".who .role").await, "user");
+    b.open(&format!("{}/?tab=admin", server.url)).await;
+    assert!(b.text(".tabs a[aria-current=page]").await.starts_with("Admin 0"), "{}", b.text(".tabs a[aria-current=page]").await);
+    b.open(&module_url).await;
+    assert_eq!(b.title().await, "Not found · edgefn");
+    assert!(b.text("p.error").await.contains(&format!("module {module_id} not found")));
+    b.screenshot("denied").await;
+    b.open(&format!("{}/audit", server.url)).await;
+    assert_eq!(b.title().await, "Not allowed · edgefn");
+    assert!(b.client.find_all(Locator::Css("header nav a[href='/audit']")).await.unwrap().is_empty());
+
+    b.close().await;
+}
+
+#[tokio::test]
+async fn reading_pages_and_forms_work_without_javascript() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let id = api.upload_example("add.wat").await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie = format!("edgefn_session={}", server.token);
+    let page = |path: &str| {
+        let req = http.get(format!("{}{path}", server.url)).header("cookie", &cookie);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+
+    // Every reading page is whole HTML from the server.
+    let (status, html) = page("/?tab=admin").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&format!(r#"<a href="/modules/{id}">add</a>"#)), "{html}");
+    let (_, html) = page(&format!("/modules/{id}")).await;
+    assert!(html.contains("<code>add(i32, i32) -&gt; i32</code>"), "{html}");
+    assert!(html.contains("No linear memory; Max: 50 MB"), "{html}");
+    let (_, html) = page("/routes").await;
+    assert!(html.contains("<code>/hello</code>"));
+    let (_, html) = page("/audit?verify=true").await;
+    assert!(html.contains("Chain intact: "));
+    assert_eq!(page("/modules/nope").await.0, 404);
+    assert_eq!(page(&format!("/modules/{id}/history?status=bogus")).await.0, 400);
+
+    // The run form posts and answers with the result in the page.
+    let res = http
+        .post(format!("{}/run", server.url))
+        .header("cookie", &cookie)
+        .form(&[("module", id.as_str()), ("function", "add"), ("args", "[40, 2]"), ("timeout_ms", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(r#"<pre id="result" role="status">42</pre>"#));
+    let (_, html) = page(&format!("/modules/{id}/history")).await;
+    assert!(html.contains("<code>42</code>"), "{html}");
+
+    // Without a session: to the sign-in page; a bad `next` never leaves the site.
+    let res = http.get(format!("{}/routes", server.url)).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/sign-in?next=%2Froutes");
+    let res = http
+        .post(format!("{}/sign-in", server.url))
+        .form(&[("token", server.token.as_str()), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/");
+    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("SameSite=Strict"));
+
+    // A form posted from another site is refused and changes nothing.
+    let res = http
+        .post(format!("{}/run", server.url))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("module", id.as_str()), ("function", "add"), ("args", "[1, 1]")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(api.get(&format!("/api/v1/modules/{id}/executions")).await.1["total"], 1);
+}

@@ -1,0 +1,81 @@
+//! The admin web UI at `/`: pages rendered on the server (maud) from the same functions
+//! the REST API calls, with the same permission checks, so every reading page works
+//! without JavaScript. `assets/ui.js` only adds conveniences (drag-and-drop, the module
+//! name taken from the file name, argument templates). Forms post back to the page that
+//! shows their outcome; validation errors appear next to the field they concern.
+//!
+//! Signing in stores the token in an `HttpOnly`, `SameSite=Strict` cookie; posts from
+//! another origin are refused.
+
+mod chart;
+mod format;
+mod history;
+mod layout;
+mod modules;
+mod platform;
+mod run;
+mod session;
+mod upload;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The pages and their assets.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(modules::list))
+        .route("/sign-in", get(session::form).post(session::sign_in))
+        .route("/sign-out", axum::routing::post(session::sign_out))
+        .route("/modules/{id}", get(modules::show))
+        .route("/modules/{id}/history", get(history::page))
+        .route("/upload", get(upload::form).post(upload::submit))
+        .route("/run", get(run::form).post(run::submit))
+        .route("/routes", get(platform::routes))
+        .route("/deployments", get(platform::deployments))
+        .route("/nodes", get(platform::nodes))
+        .route("/audit", get(platform::audit))
+        .route("/ui/ui.css", get(|| async { asset("text/css", include_str!("assets/ui.css")) }))
+        .route("/ui/ui.js", get(|| async { asset("text/javascript", include_str!("assets/ui.js")) }))
+        .route("/ui/examples/add.wasm", get(example))
+        .layer(axum::middleware::from_fn(same_origin))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "max-age=300")], body).into_response()
+}
+
+/// `add.wasm`, for trying the upload page without a module at hand.
+async fn example() -> Result<Response, ApiError> {
+    let wasm = wat::parse_str(include_str!("../../../../examples/add.wat")).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm"), (header::CONTENT_DISPOSITION, "attachment; filename=\"add.wasm\"")], wasm)
+        .into_response())
+}
+
+/// Refuses state-changing requests a page of another site started (cross-site request
+/// forgery): browsers say where a request comes from in `Sec-Fetch-Site` or `Origin`.
+async fn same_origin(req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD) || from_here(req.headers()) {
+        next.run(req).await
+    } else {
+        (StatusCode::FORBIDDEN, "cross-site form posts are refused").into_response()
+    }
+}
+
+fn from_here(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return matches!(site, "same-origin" | "none");
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}

@@ -1,0 +1,209 @@
+//! The module pages: the list with a tab per class, search and a status filter; and a
+//! module's detail: versions, exported functions with signatures, limits.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use edgefn_store::{Module, ModuleFilter, ModuleVersion};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::format::{bytes, ms, pages, time};
+use super::layout::{Nav, module_badges};
+use super::session::{Session, query};
+use crate::access::{Op, decide};
+use crate::error::ApiError;
+use crate::modules::{STATUSES, find};
+use crate::state::AppState;
+
+/// Tabs of the module list: class and label.
+const TABS: [(&str, &str); 3] = [("system", "System"), ("admin", "Admin"), ("user", "User")];
+
+/// Query of the module list.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    tab: Option<String>,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// `GET /`: the modules the caller may read.
+pub async fn list(State(state): State<AppState>, session: Session, Query(q): Query<ListQuery>) -> Response {
+    session.render(Nav::Modules, "Modules", list_body(&state, &session, q).await)
+}
+
+async fn list_body(state: &AppState, session: &Session, q: ListQuery) -> Result<Markup, ApiError> {
+    let caller = &session.caller;
+    // The tab of the class the caller's own uploads get, unless it asks for another.
+    let default_tab = if caller.user.is_admin() { "admin" } else { "user" };
+    let tab = q.tab.as_deref().unwrap_or(default_tab);
+    if !TABS.iter().any(|(class, _)| *class == tab) {
+        return Err(ApiError::bad_request(format!("no tab `{tab}`: choose system, admin or user")));
+    }
+    if !q.status.is_empty() && !STATUSES.contains(&q.status.as_str()) {
+        return Err(ApiError::bad_request(format!("status `{}` is not one of {}", q.status, STATUSES.join(", "))));
+    }
+    let needle = q.q.trim().to_lowercase();
+    let mut modules = state.db.list_modules(&ModuleFilter::default()).await?;
+    modules.retain(|m| {
+        decide(caller, m, Op::Read).is_ok()
+            && (q.status.is_empty() || m.status == q.status)
+            && (needle.is_empty() || m.name.to_lowercase().contains(&needle) || m.description.to_lowercase().contains(&needle))
+    });
+    let count = |class: &str| modules.iter().filter(|m| m.owner_type == class).count();
+    let shown: Vec<&Module> = modules.iter().filter(|m| m.owner_type == tab).collect();
+    let label = TABS.iter().find(|(class, _)| *class == tab).map_or(tab, |(_, label)| *label);
+    Ok(html! {
+        nav.tabs aria-label="Module classes" {
+            ul {
+                @for (class, label) in TABS {
+                    li {
+                        a href={ "/?" (query(&[("tab", class), ("q", q.q.as_str()), ("status", q.status.as_str())])) } aria-current=[(class == tab).then_some("page")] {
+                            (label) " " span.count { (count(class)) } span.visually-hidden { " modules" }
+                        }
+                    }
+                }
+            }
+        }
+        form.filters method="get" action="/" role="search" {
+            input type="hidden" name="tab" value=(tab);
+            div.field {
+                label for="q" { "Search" }
+                input #q type="search" name="q" value=(q.q) placeholder="name or description";
+            }
+            div.field {
+                label for="status" { "Status" }
+                select #status name="status" {
+                    option value="" { "any" }
+                    @for s in STATUSES { option value=(s) selected[q.status == s] { (s) } }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        @if shown.is_empty() {
+            p.empty { "No " (label.to_lowercase()) " modules" @if !needle.is_empty() || !q.status.is_empty() { " match" } ". " a href="/upload" { "Upload one" } "." }
+        } @else {
+            div.scroll {
+                table {
+                    caption { (label) " modules: " (shown.len()) }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Class, visibility, status" } th scope="col" { "Latest" } th scope="col" { "Description" } th scope="col" { "Updated" } } }
+                    tbody {
+                        @for m in &shown {
+                            tr {
+                                th scope="row" { a href={ "/modules/" (m.id) } { (m.name) } }
+                                td { (module_badges(m)) }
+                                td { (m.latest_version.as_deref().unwrap_or("—")) }
+                                td { (m.description) }
+                                td { (time(m.updated_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Query of the module page.
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    uploaded: Option<String>,
+}
+
+/// `GET /modules/{id}`.
+pub async fn show(State(state): State<AppState>, session: Session, Path(id): Path<String>, Query(q): Query<ShowQuery>) -> Response {
+    match find(&state, &session.caller, &id, Op::Read).await {
+        Ok(module) => {
+            let body = show_body(&state, &session, &module, q).await;
+            session.render(Nav::Modules, &format!("Module {}", module.name), body)
+        }
+        Err(e) => session.failure(Nav::Modules, e),
+    }
+}
+
+async fn show_body(state: &AppState, session: &Session, module: &Module, q: ShowQuery) -> Result<Markup, ApiError> {
+    let caller = &session.caller;
+    let versions = state.db.versions(&module.id).await?;
+    let latest = versions.iter().find(|v| Some(&v.version) == module.latest_version.as_ref());
+    let class = state.settings.classes.of(&module.owner_type);
+    let (timeout_ms, max_memory) = class.cap(module.timeout_ms, module.max_memory_pages);
+    Ok(html! {
+        p.badges { (module_badges(module)) }
+        @if !module.description.is_empty() { p { (module.description) } }
+        @if let Some(version) = &q.uploaded { p.notice role="status" { "Version " (version) " uploaded." } }
+        ul.actions {
+            @if decide(caller, module, Op::Execute).is_ok() {
+                li { a.button href={ "/run?" (query(&[("module", module.id.as_str())])) } { "Run a function" } }
+            }
+            li { a.button href={ "/modules/" (module.id) "/history" } { "History" } }
+            @if decide(caller, module, Op::Version).is_ok() {
+                li { a.button href={ "/upload?" (query(&[("name", module.name.as_str())])) } { "Upload a new version" } }
+            }
+        }
+        section aria-labelledby="exports" {
+            h2 #exports { "Exported functions" @if let Some(v) = latest { " of " (v.version) } }
+            @match latest.map(|v| exports(&v.exports)).filter(|e| !e.is_empty()) {
+                Some(list) => {
+                    div.scroll { table {
+                        thead { tr { th scope="col" { "Function" } th scope="col" { "Signature" } } }
+                        tbody { @for (name, signature) in list { tr { th scope="row" { (name) } td { code { (signature) } } } } }
+                    } }
+                }
+                None => { p.empty { "No exported functions." } }
+            }
+        }
+        section aria-labelledby="limits" {
+            h2 #limits { "Limits" }
+            dl.facts {
+                dt { "Execution time" } dd { (ms(timeout_ms as f64)) " per call (" (module.owner_type) " modules: at most " (ms(class.max_execution_ms as f64)) ")" }
+                dt { "Memory" } dd { (memory(latest, max_memory)) }
+                dt { "Instances" } dd { "up to " (module.max_instances) " at once on a node; " (if module.reuse_instances { "instances are reused" } else { "a fresh instance per request" }) }
+            }
+        }
+        section aria-labelledby="versions" {
+            h2 #versions { "Versions" }
+            div.scroll { table {
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Kind" } th scope="col" { "Size" } th scope="col" { "SHA-256" } th scope="col" { "Uploaded" } } }
+                tbody {
+                    @for v in &versions {
+                        tr {
+                            th scope="row" { (v.version) }
+                            td { (v.kind) @if let Some(world) = &v.world { " (" (world) ")" } }
+                            td { (bytes(v.size_bytes as u64)) }
+                            td { code title=(v.sha256) { (v.sha256.get(..12).unwrap_or(&v.sha256)) "…" } }
+                            td { (time(v.created_at)) }
+                        }
+                    }
+                }
+            } }
+        }
+        section aria-labelledby="details" {
+            h2 #details { "Details" }
+            dl.facts {
+                dt { "Id" } dd { code { (module.id) } }
+                dt { "Created" } dd { (time(module.created_at)) }
+                dt { "Visibility" } dd { (if module.is_public { "public: every signed-in user may read and run it" } else { "private" }) }
+            }
+        }
+    })
+}
+
+/// "Initial: 1 MB, Max: 16 MB": the memory the module declares, capped by its limits.
+fn memory(version: Option<&ModuleVersion>, cap_bytes: u64) -> String {
+    let cap = bytes(cap_bytes);
+    match version.and_then(|v| v.memory_pages) {
+        Some(initial) => {
+            let declared = version.and_then(|v| v.max_memory_pages).map(|p| p as u64 * 65536);
+            format!("Initial: {}, Max: {}", pages(initial), bytes(declared.map_or(cap_bytes, |d| d.min(cap_bytes))))
+        }
+        None => format!("No linear memory; Max: {cap}"),
+    }
+}
+
+/// (name, signature) of each exported function in a version's `exports`.
+pub(crate) fn exports(exports: &Value) -> Vec<(String, String)> {
+    let text = |e: &Value, key: &str| e.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    exports.as_array().into_iter().flatten().map(|e| (text(e, "name"), text(e, "signature"))).collect()
+}
