@@ -37,6 +37,15 @@ pub(crate) fn time(epoch_ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(epoch_ms / 1000).ok().and_then(|t| t.format(&format).ok()).unwrap_or_default()
 }
 
+/// The time of day (UTC) to the millisecond, for spans shorter than a minute.
+pub(crate) fn clock(epoch_ms: i64) -> String {
+    let format = time::macros::format_description!("[hour]:[minute]:[second].[subsecond digits:3] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(epoch_ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +73,6 @@ mod tests {
     #[test]
     fn times_are_utc_to_the_second() {
         assert_eq!(time(1_795_462_812_345), "2026-11-23 19:40:12 UTC");
+        assert_eq!(clock(1_795_462_812_045), "19:40:12.045 UTC");
     }
 }

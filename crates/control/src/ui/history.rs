@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::chart::{Series, lines};
-use super::format::{bytes, ms, time};
+use super::format::{bytes, clock, ms, time};
 use super::layout::{Nav, badge};
 use super::session::{Session, query};
 use crate::access::{Op, decide};
@@ -128,10 +128,11 @@ async fn statistics(state: &AppState, module: &Module) -> Result<Markup, ApiErro
     let (mut recent, _) = state.db.executions(&module.id, None, None, CHARTED, 0).await?;
     recent.reverse();
     let buckets = buckets(&recent, BUCKETS);
-    let ends = match (buckets.first(), buckets.last()) {
-        (Some(a), Some(b)) => (time(a.start), time(b.start)),
-        _ => (String::new(), String::new()),
-    };
+    // Periods are named by date and time, or by the time to the millisecond when they
+    // all fall within a minute.
+    let within_a_minute = buckets.last().zip(buckets.first()).is_some_and(|(b, a)| b.start - a.start < 60_000);
+    let at = |t: i64| if within_a_minute { clock(t) } else { time(t) };
+    let ends = (buckets.first().map(|b| at(b.start)).unwrap_or_default(), buckets.last().map(|b| at(b.start)).unwrap_or_default());
     let series = |name, class, pick: fn(&Bucket) -> f64| Series { name, class, values: buckets.iter().map(|b| Some(pick(b))).collect() };
     let latency = [series("p50", "p50", |b| b.p50), series("p95", "p95", |b| b.p95), series("p99", "p99", |b| b.p99)];
     let top = buckets.iter().map(|b| b.p99).fold(0.0, f64::max);
@@ -156,7 +157,7 @@ async fn statistics(state: &AppState, module: &Module) -> Result<Markup, ApiErro
                     summary { "The charts' numbers" }
                     div.scroll { table {
                         thead { tr { th scope="col" { "Period from" } th scope="col" { "Executions" } th scope="col" { "Succeeded" } th scope="col" { "p50" } th scope="col" { "p95" } th scope="col" { "p99" } } }
-                        tbody { @for b in &buckets { tr { td { (time(b.start)) } td { (b.count) } td { (b.ok) } td { (ms(b.p50)) } td { (ms(b.p95)) } td { (ms(b.p99)) } } } }
+                        tbody { @for b in &buckets { tr { td { (at(b.start)) } td { (b.count) } td { (b.ok) } td { (ms(b.p50)) } td { (ms(b.p95)) } td { (ms(b.p99)) } } } }
                     } }
                 }
             } @else {
