@@ -183,16 +183,23 @@ pub struct ListQuery {
 
 /// `GET /api/v1/modules`: the modules the caller may read.
 pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
-    if let Some(t) = q.owner_type.as_deref().filter(|t| !OWNER_TYPES.contains(t)) {
+    let op = if q.executable { Op::Execute } else { Op::Read };
+    let modules = visible_modules(&state, &caller, ModuleFilter { owner_type: q.owner_type, status: q.status }, op).await?;
+    Ok(Json(json!({"modules": modules})))
+}
+
+/// The modules matching `filter` (checked: a known class and status) on which the
+/// caller may do `op`.
+pub(crate) async fn visible_modules(state: &AppState, caller: &Caller, filter: ModuleFilter, op: Op) -> Result<Vec<Module>, ApiError> {
+    if let Some(t) = filter.owner_type.as_deref().filter(|t| !OWNER_TYPES.contains(t)) {
         return Err(ApiError::bad_request(format!("owner_type `{t}` is not one of {}", OWNER_TYPES.join(", "))));
     }
-    if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+    if let Some(s) = filter.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(format!("status `{s}` is not one of {}", STATUSES.join(", "))));
     }
-    let op = if q.executable { Op::Execute } else { Op::Read };
-    let mut modules = state.db.list_modules(&ModuleFilter { owner_type: q.owner_type, status: q.status }).await?;
-    modules.retain(|m| decide(&caller, m, op).is_ok());
-    Ok(Json(json!({"modules": modules})))
+    let mut modules = state.db.list_modules(&filter).await?;
+    modules.retain(|m| decide(caller, m, op).is_ok());
+    Ok(modules)
 }
 
 /// `GET /api/v1/modules/{id}`: the module with its versions. `{id}` may also be a name.

@@ -33,17 +33,17 @@ pub(crate) fn ms(ms: f64) -> String {
 
 /// A time (milliseconds since the epoch) in UTC, to the second.
 pub(crate) fn time(epoch_ms: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    time::OffsetDateTime::from_unix_timestamp(epoch_ms / 1000).ok().and_then(|t| t.format(&format).ok()).unwrap_or_default()
+    utc(epoch_ms, time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
 }
 
 /// The time of day (UTC) to the millisecond, for spans shorter than a minute.
 pub(crate) fn clock(epoch_ms: i64) -> String {
-    let format = time::macros::format_description!("[hour]:[minute]:[second].[subsecond digits:3] UTC");
-    time::OffsetDateTime::from_unix_timestamp_nanos(epoch_ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
+    utc(epoch_ms, time::macros::format_description!("[hour]:[minute]:[second].[subsecond digits:3] UTC"))
+}
+
+fn utc(epoch_ms: i64, format: &[time::format_description::BorrowedFormatItem<'_>]) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(epoch_ms) * 1_000_000);
+    at.ok().and_then(|t| t.format(format).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::layout::{Nav, module_badges};
 use super::session::{Session, query};
 use crate::access::{Op, decide};
 use crate::error::ApiError;
-use crate::modules::{STATUSES, find};
+use crate::modules::{STATUSES, find, visible_modules};
 use crate::state::AppState;
 
 /// Tabs of the module list: class and label.
@@ -42,16 +42,10 @@ async fn list_body(state: &AppState, session: &Session, q: ListQuery) -> Result<
     if !TABS.iter().any(|(class, _)| *class == tab) {
         return Err(ApiError::bad_request(format!("no tab `{tab}`: choose system, admin or user")));
     }
-    if !q.status.is_empty() && !STATUSES.contains(&q.status.as_str()) {
-        return Err(ApiError::bad_request(format!("status `{}` is not one of {}", q.status, STATUSES.join(", "))));
-    }
     let needle = q.q.trim().to_lowercase();
-    let mut modules = state.db.list_modules(&ModuleFilter::default()).await?;
-    modules.retain(|m| {
-        decide(caller, m, Op::Read).is_ok()
-            && (q.status.is_empty() || m.status == q.status)
-            && (needle.is_empty() || m.name.to_lowercase().contains(&needle) || m.description.to_lowercase().contains(&needle))
-    });
+    let filter = ModuleFilter { owner_type: None, status: Some(q.status.clone()).filter(|s| !s.is_empty()) };
+    let mut modules = visible_modules(state, caller, filter, Op::Read).await?;
+    modules.retain(|m| needle.is_empty() || m.name.to_lowercase().contains(&needle) || m.description.to_lowercase().contains(&needle));
     let count = |class: &str| modules.iter().filter(|m| m.owner_type == class).count();
     let shown: Vec<&Module> = modules.iter().filter(|m| m.owner_type == tab).collect();
     let label = TABS.iter().find(|(class, _)| *class == tab).map_or(tab, |(_, label)| *label);

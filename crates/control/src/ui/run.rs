@@ -15,10 +15,10 @@ use serde_json::Value;
 use super::format::{bytes, ms};
 use super::layout::Nav;
 use super::session::Session;
-use crate::access::{Op, decide};
+use crate::access::Op;
 use crate::error::ApiError;
 use crate::invoke::{Called, InvokeBody, call};
-use crate::modules::find;
+use crate::modules::{find, visible_modules};
 use crate::state::AppState;
 
 /// The form, as sent (also the query of the page).
@@ -81,8 +81,7 @@ async fn run(state: &AppState, session: &Session, module: &Module, form: &RunFor
 }
 
 async fn choose_module(state: &AppState, session: &Session) -> Result<Markup, ApiError> {
-    let mut modules = state.db.list_modules(&ModuleFilter::default()).await?;
-    modules.retain(|m| decide(&session.caller, m, Op::Execute).is_ok());
+    let modules = visible_modules(state, &session.caller, ModuleFilter::default(), Op::Execute).await?;
     Ok(html! {
         @if modules.is_empty() {
             p.empty { "There is no module you may run yet. " a href="/upload" { "Upload one" } "." }
