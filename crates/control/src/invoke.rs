@@ -104,14 +104,15 @@ pub async fn call(state: &AppState, caller: &Caller, id: &str, body: InvokeBody)
         timeout: Duration::from_millis(timeout_ms),
         max_memory_bytes: max_memory_bytes as usize,
         result: body.result,
-        // Host functions as the module's class allows; the platform log takes its lines,
-        // and the key-value store and outbound fetch belong to the edge node.
+        // Host functions as the module's class allows; log lines take the runtime's one
+        // rate-limited path, and the key-value store and outbound fetch belong to the node.
         context: CallContext {
             function_id: Arc::from(module.id.as_str()),
             request_id: execution_id.clone(),
             grants: class.grants,
-            env: module.env.clone(),
+            env: module.env.values().clone(),
             allow_hosts: module.allow_hosts.clone(),
+            log: state.runtime.guest_log(),
             ..CallContext::default()
         },
     };

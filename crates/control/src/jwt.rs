@@ -15,6 +15,10 @@ use tokio::sync::RwLock;
 
 use crate::error::ApiError;
 
+/// Seconds a token's `exp` and `nbf` may be off by, for clocks that disagree a little
+/// (docs/permissions.md).
+pub const CLOCK_LEEWAY_SECONDS: u64 = 60;
+
 /// How long fetched keys are trusted before they are fetched again.
 const JWKS_TTL: Duration = Duration::from_secs(300);
 /// Least time between two fetches caused by unknown key ids.
@@ -93,7 +97,8 @@ impl Jwt {
         let role = if is_admin { "admin" } else { "user" };
         let actor = Actor { id: None, name: format!("jwt:{sub}") };
         match db.user_by_external_id(sub).await? {
-            Some(user) if user.role == role => Ok(user),
+            // A disabled user's claims change nothing: the request is refused as it is.
+            Some(user) if user.role == role || user.disabled => Ok(user),
             Some(user) => Ok(db.update_user(&actor, &user.id, Some(role), None).await?),
             None => {
                 let name_claim = self.config.name_claim.as_deref().unwrap_or("email");
@@ -119,6 +124,10 @@ impl Jwt {
         };
         let mut validation = Validation::new(header.alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // `nbf` (when present) is checked like `exp`, with the same small leeway for clocks
+        // that disagree a little.
+        validation.validate_nbf = true;
+        validation.leeway = CLOCK_LEEWAY_SECONDS;
         if let Some(iss) = &self.config.issuer {
             validation.set_issuer(&[iss]);
         }
@@ -129,6 +138,7 @@ impl Jwt {
         let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
             let why = match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_string(),
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_string(),
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is not valid".to_string(),
                 _ => format!("invalid token: {e}"),
             };

@@ -19,6 +19,7 @@ mod audit;
 mod auth;
 mod body;
 mod bundled;
+mod claims;
 mod config;
 mod error;
 mod executions;
@@ -48,6 +49,10 @@ pub use state::AppState;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// File in the data directory holding the audit log's head (`<seq> <hash>`), written after
+/// every audited change, so `audit verify` notices entries deleted from the end.
+pub const AUDIT_WITNESS_FILE: &str = "audit-head";
 
 /// File in the data directory holding the first admin token (mode 0600).
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -97,6 +102,7 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     });
     let (routes, _) = tokio::sync::watch::channel(0);
     let state = AppState { db, artifacts, runtime, recorder, settings, routes };
+    claims::backfill(&state).await.map_err(|e| anyhow::anyhow!("claiming the space of older routes: {}", e.message()))?;
     let admin = access::Caller { roles: state.db.memberships(&admin.id).await?, user: admin };
     if created && let Err(e) = bundled::deploy(&state, &admin).await {
         tracing::warn!(error = e.message(), "could not deploy the bundled examples; continuing without them");
@@ -110,6 +116,7 @@ pub async fn open_storage(data_dir: &std::path::Path, max_module_bytes: usize) -
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let db_path = data_dir.join("edgefn.db");
     let db = Database::open(&format!("sqlite://{}", db_path.display())).await.context("opening the database")?;
+    let db = db.witness_audit_head(data_dir.join(AUDIT_WITNESS_FILE)).await.context("opening the audit witness")?;
     let artifacts = Artifacts::local(&data_dir.join("artifacts")).context("opening the artifact store")?;
     let runtime = Runtime::new(RuntimeConfig { max_module_bytes, cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     Ok((db, artifacts, runtime))
@@ -141,6 +148,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/modules/{id}/stats", get(executions::stats))
         .route("/api/v1/routes", post(routes::create).get(routes::list))
         .route("/api/v1/routes/{id}", get(routes::show).delete(routes::delete))
+        .route("/api/v1/claims", post(claims::create).get(claims::list))
+        .route("/api/v1/claims/{id}", delete(claims::delete))
         .route("/functions/v1/wasm-executor", post(invoke::executor))
         .route("/api/v1/me", get(identity::me))
         .route("/api/v1/users", post(identity::create_user).get(identity::list_users))

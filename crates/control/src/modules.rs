@@ -236,6 +236,38 @@ pub struct PatchBody {
 
 /// Most HTTP requests one function may run at once on a node.
 const MAX_INSTANCES: i64 = 1000;
+/// Most configuration values a module may have: enough for real configuration, small
+/// enough that every call's copy stays cheap.
+pub const MAX_ENV_VALUES: usize = 64;
+/// Longest configuration value, in bytes (a key, a certificate, a URL).
+pub const MAX_ENV_VALUE_BYTES: usize = 4096;
+/// Longest configuration name, in bytes.
+const MAX_ENV_NAME_BYTES: usize = 128;
+
+/// Configuration values within the limits, with names like `API_KEY` (letters, digits
+/// and `_`, not starting with a digit); a 400 naming the first problem otherwise.
+fn check_env(env: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    if env.len() > MAX_ENV_VALUES {
+        return Err(ApiError::bad_request(format!("env has {} values; at most {MAX_ENV_VALUES} are allowed", env.len())));
+    }
+    for (name, value) in env {
+        let well_formed = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !well_formed || name.len() > MAX_ENV_NAME_BYTES {
+            let shown: String = name.chars().take(40).collect();
+            return Err(ApiError::bad_request(format!(
+                "env name `{shown}` must be 1 to {MAX_ENV_NAME_BYTES} letters, digits or `_`, not starting with a digit"
+            )));
+        }
+        if value.len() > MAX_ENV_VALUE_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "env value of `{name}` is {} bytes; at most {MAX_ENV_VALUE_BYTES} are allowed",
+                value.len()
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// An allow-list entry: a host name, or `*.` and a host name.
 fn check_allowed_host(entry: &str) -> Result<(), ApiError> {
@@ -303,8 +335,8 @@ pub async fn patch(
     if let Some(n) = body.max_instances.filter(|n| !(1..=MAX_INSTANCES).contains(n)) {
         return Err(ApiError::bad_request(format!("maxInstances {n} must be between 1 and {MAX_INSTANCES}")));
     }
-    if let Some(key) = body.env.as_ref().and_then(|env| env.keys().find(|k| k.is_empty())) {
-        return Err(ApiError::bad_request(format!("env names must not be empty (got `{key}`)")));
+    if let Some(env) = &body.env {
+        check_env(env)?;
     }
     for entry in body.allow_hosts.iter().flatten() {
         check_allowed_host(entry)?;

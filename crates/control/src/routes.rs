@@ -1,12 +1,13 @@
 //! `/api/v1/routes`: which function answers which host and path on the edge nodes.
 //! A route is checked when it is created — its pattern compiles, its module exists and
-//! can serve HTTP — so nodes never meet a route they cannot run.
+//! can serve HTTP — so nodes never meet a route they cannot run; and it must lie in a part
+//! of the address space its module's project owns or may claim ([`crate::claims`]).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use edgefn_node::{Router, route_spec};
-use edgefn_store::{Actor, NewRoute, Route};
+use edgefn_node::{PathMatch, Router, route_scope, route_spec};
+use edgefn_store::{Actor, NewRoute, Route, RouteSpace};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -87,7 +88,15 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
         created_at: 0,
     };
     Router::new(vec![route_spec(&probe)], None).map_err(|e| ApiError::bad_request(e.to_string().replacen("route new: ", "", 1)))?;
-    let route = state.db.create_route(&Actor::from(&caller.user), &new).await?;
+    let kind = PathMatch::parse(&new.match_kind).expect("checked above");
+    let space = RouteSpace::new(new.host.as_deref(), route_scope(&new.path, kind));
+    // System modules' routes are the platform's: reserved for admins, like their modules.
+    let owner = if module.owner_type == "system" { None } else { module.project_id.clone() };
+    crate::claims::check_may_claim(state, caller, &space, owner.as_deref()).await?;
+    let route = match state.db.create_route(&Actor::from(&caller.user), &new, &space, owner.as_deref()).await {
+        Ok(route) => route,
+        Err(e) => return Err(crate::claims::explain(state, caller, &space, e).await),
+    };
     state.routes_changed();
     tracing::info!(route = %route.id, path = %route.path, module = %module.name, "route added");
     Ok(route)

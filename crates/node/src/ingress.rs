@@ -386,8 +386,9 @@ impl Node {
             request_id: request_id.to_string(),
             headers: headers.clone(),
             grants,
-            env: module.env.clone(),
+            env: module.env.values().clone(),
             allow_hosts: module.allow_hosts.clone(),
+            log: self.state.runtime.guest_log(),
             services: Some(self.state.services.clone()),
         };
         let failed = |e: HttpError| {
@@ -398,25 +399,53 @@ impl Node {
             };
             (status, format!("{}@{}: {e}", module.name, version.version), None)
         };
-        if is_component {
+        let reply = if is_component {
             let request = Request::from_parts(parts, full(body));
-            return lease.serve_wasi_http(request, limits, ctx).await.map_err(failed);
-        }
-        let path_and_query = parts.uri.path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
-        let request = HttpRequest { method: parts.method.as_str().to_string(), path: path_and_query, headers, body: body.to_vec() };
-        let response = lease.handle_http(request, limits, ctx).await.map_err(failed)?;
-        let mut reply = Response::new(full(response.body));
-        *reply.status_mut() = StatusCode::from_u16(response.status).expect("status checked by the ABI parser");
-        for (name, value) in response.headers {
-            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-                (Ok(n), Ok(v)) => {
-                    reply.headers_mut().append(n, v);
+            lease.serve_wasi_http(request, limits, ctx).await.map_err(failed)?
+        } else {
+            let path_and_query = parts.uri.path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
+            let request = HttpRequest { method: parts.method.as_str().to_string(), path: path_and_query, headers, body: body.to_vec() };
+            let response = lease.handle_http(request, limits, ctx).await.map_err(failed)?;
+            let mut reply = Response::new(full(response.body));
+            *reply.status_mut() = StatusCode::from_u16(response.status).expect("status checked by the ABI parser");
+            for (name, value) in response.headers {
+                match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+                    (Ok(n), Ok(v)) => {
+                        reply.headers_mut().append(n, v);
+                    }
+                    _ => return Err((StatusCode::BAD_GATEWAY, format!("{}: invalid response header `{name}`", module.name), None)),
                 }
-                _ => return Err((StatusCode::BAD_GATEWAY, format!("{}: invalid response header `{name}`", module.name), None)),
             }
-        }
-        Ok(reply)
+            reply
+        };
+        host_framed(reply).map_err(|why| (StatusCode::BAD_GATEWAY, format!("{}@{}: {why}", module.name, version.version), None))
     }
+}
+
+/// A function's response as the host sends it: an informational status (1xx, such as
+/// 101 Switching Protocols) is refused, since it would hand the connection to the guest;
+/// hop-by-hop and framing headers are dropped (with any header `connection` names), so
+/// the server frames the body it actually sends.
+fn host_framed(mut reply: Reply) -> Result<Reply, String> {
+    if reply.status().is_informational() {
+        return Err(format!("a function may not answer with status {}", reply.status().as_u16()));
+    }
+    let headers = reply.headers_mut();
+    let named: Vec<HeaderName> = headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let owned: Vec<HeaderName> = headers.keys().filter(|n| edgefn_runtime::host_owned_header(n.as_str())).cloned().collect();
+    for name in owned {
+        headers.remove(name);
+    }
+    Ok(reply)
 }
 
 /// An error answer: status, message, and one extra header.

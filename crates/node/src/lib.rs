@@ -17,5 +17,5 @@ mod router;
 mod services;
 
 pub use ingress::{Node, NodeConfig, Target, route_spec};
-pub use router::{Lookup, PathMatch, RouteError, RouteSpec, Router};
-pub use services::{GUEST_LOG_LINES_PER_SECOND, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, NodeServices};
+pub use router::{Lookup, PathMatch, RouteError, RouteSpec, Router, route_scope};
+pub use services::{MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, NodeServices};

@@ -1,18 +1,25 @@
 //! Route matching: host (exact, `*.example.com` wildcard, or any) + path (exact, prefix,
 //! regex) + methods, with priorities.
 //!
-//! **Which route wins.** Among the routes whose host, path and method match, the one with
-//! the highest `priority` wins. Equal priorities are settled, in order, by: the more
-//! specific host (exact > wildcard > any), the more specific path match (exact > prefix >
-//! regex), the longer path pattern, and finally the route created first (lower `seq`,
-//! then lower `id`). So the answer depends only on the set of routes, never on the order
-//! they were given in.
+//! **Which routes are considered.** A request's host picks one tier of routes: the routes
+//! of its exact host if there are any, else those of the most specific wildcard host
+//! (`*.a.example.com` before `*.example.com`) that has routes, else the routes for any
+//! host. A host with routes never falls through to another tier, so the routes of one
+//! owner's host are the only ones that can answer it (docs/permissions.md, "Routes").
+//!
+//! **Which route wins.** Among the routes of that tier whose path and method match, the
+//! one with the highest `priority` wins. Equal priorities are settled, in order, by: the
+//! more specific path match (exact > prefix > regex), the longer path pattern, and finally
+//! the route created first (lower `seq`, then lower `id`). So the answer depends only on
+//! the set of routes, never on the order they were given in.
 //!
 //! **How patterns match.** Hosts compare case-insensitively without the port; a wildcard
 //! `*.example.com` matches any name ending in `.example.com` (not `example.com` itself).
 //! An exact path matches only itself. A prefix matches whole segments: `/api` matches
 //! `/api` and `/api/users`, not `/apix`; `/` matches everything. A regex must match the
-//! whole path (it is anchored). An empty method list means any method.
+//! whole path (it is anchored) and stays inside its scope ([`route_scope`]): the literal
+//! segments before its first special character (`/api/v[0-9]+` matches only under `/api`).
+//! An empty method list means any method.
 //!
 //! **Cost.** Exact hosts and paths are hash lookups; prefixes are one lookup per path
 //! segment; the regexes of a host are one `RegexSet`. Lookup time therefore depends on the
@@ -31,6 +38,29 @@ pub enum PathMatch {
     Prefix,
     /// The whole path matches the pattern as a regular expression.
     Regex,
+}
+
+/// The path prefix (whole segments, no trailing `/`) a route can match under: an exact
+/// path itself, a prefix without its trailing `/`, and for a regex the literal text
+/// before its first special character, cut back to a segment boundary (`/api/v[0-9]+` →
+/// `/api`; `.*` → `""`, every path). Route ownership claims this space, and the router
+/// never lets a regex match outside it.
+pub fn route_scope(path: &str, kind: PathMatch) -> &str {
+    match kind {
+        PathMatch::Exact | PathMatch::Prefix => path.trim_end_matches('/'),
+        PathMatch::Regex => {
+            let literal = path.find(|c: char| "\\.^$|?*+()[]{}".contains(c)).map_or(path, |i| &path[..i]);
+            if literal.len() == path.len() {
+                return literal.trim_end_matches('/');
+            }
+            literal.rfind('/').map_or("", |i| &literal[..i])
+        }
+    }
+}
+
+/// `path` is `scope` or below it, segment-wise.
+fn within(path: &str, scope: &str) -> bool {
+    scope.is_empty() || path == scope || path.strip_prefix(scope).is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl PathMatch {
@@ -128,21 +158,16 @@ impl<T> RouteSpec<T> {
                     let p = self.path.trim_end_matches('/');
                     path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
                 }
-                PathMatch::Regex => regex::Regex::new(&format!("^(?:{})$", self.path)).is_ok_and(|r| r.is_match(path)),
+                PathMatch::Regex => {
+                    within(path, route_scope(&self.path, PathMatch::Regex))
+                        && regex::Regex::new(&format!("^(?:{})$", self.path)).is_ok_and(|r| r.is_match(path))
+                }
             }
     }
 
-    fn host_specificity(&self) -> u8 {
-        match self.host.as_deref() {
-            None => 0,
-            Some(h) if h.starts_with("*.") => 1,
-            Some(_) => 2,
-        }
-    }
-
-    /// The ordering key: the greatest key wins.
-    fn rank(&self) -> (i64, u8, u8, usize, std::cmp::Reverse<(i64, &str)>) {
-        (self.priority, self.host_specificity(), self.kind.specificity(), self.path.len(), std::cmp::Reverse((self.seq, self.id.as_str())))
+    /// The ordering key within a host tier: the greatest key wins.
+    fn rank(&self) -> (i64, u8, usize, std::cmp::Reverse<(i64, &str)>) {
+        (self.priority, self.kind.specificity(), self.path.len(), std::cmp::Reverse((self.seq, self.id.as_str())))
     }
 }
 
@@ -197,7 +222,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn candidates(&self, path: &str, out: &mut Vec<usize>) {
+    fn candidates<T>(&self, routes: &[RouteSpec<T>], path: &str, out: &mut Vec<usize>) {
         if let Some(ids) = self.exact.get(path) {
             out.extend(ids);
         }
@@ -214,7 +239,7 @@ impl Bucket {
             }
         }
         if let Some((set, ids)) = &self.regex {
-            out.extend(set.matches(path).iter().map(|i| ids[i]));
+            out.extend(set.matches(path).iter().map(|i| ids[i]).filter(|&r| within(path, route_scope(&routes[r].path, PathMatch::Regex))));
         }
     }
 }
@@ -306,22 +331,28 @@ impl<T> Router<T> {
         self.routes.is_empty()
     }
 
+    /// The routes a request for `host` is matched against: its exact host's if it has
+    /// any, else the most specific wildcard's, else those for any host.
+    fn tier(&self, host: &str) -> &Bucket {
+        if let Some(b) = self.exact_hosts.get(host) {
+            return b;
+        }
+        // Wildcards: every proper suffix after a dot ("a.b.c" → "b.c", "c"), longest first.
+        let mut rest = host;
+        while let Some((_, suffix)) = rest.split_once('.') {
+            if let Some(b) = self.wildcard_hosts.get(suffix) {
+                return b;
+            }
+            rest = suffix;
+        }
+        &self.any_host
+    }
+
     /// Finds the route for a request.
     pub fn lookup(&self, host: &str, path: &str, method: &str) -> Lookup<'_, T> {
         let host = normalize_host(host);
         let mut candidates = Vec::new();
-        if let Some(b) = self.exact_hosts.get(&host) {
-            b.candidates(path, &mut candidates);
-        }
-        // Wildcards: every proper suffix after a dot ("a.b.c" → "b.c", "c").
-        let mut rest = host.as_str();
-        while let Some((_, suffix)) = rest.split_once('.') {
-            if let Some(b) = self.wildcard_hosts.get(suffix) {
-                b.candidates(path, &mut candidates);
-            }
-            rest = suffix;
-        }
-        self.any_host.candidates(path, &mut candidates);
+        self.tier(&host).candidates(&self.routes, path, &mut candidates);
 
         let best = candidates.iter().map(|&i| &self.routes[i]).filter(|r| r.allows(method)).max_by(|a, b| a.rank().cmp(&b.rank()));
         match best {

@@ -1,20 +1,15 @@
-//! What host functions reach on a node ([`HostServices`]): guest logs as structured
-//! lines, rate-limited per function; guest counters as metrics; the key-value store in
+//! What host functions reach on a node ([`HostServices`]): counts of guest log lines
+//! dropped by the runtime's rate limit; guest counters as metrics; the key-value store in
 //! the metadata database; outbound HTTP with a timeout, no redirects and a size cap.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use edgefn_runtime::{CallContext, FetchRequest, HostFuture, HostServices, LogLevel};
+use edgefn_runtime::{CallContext, FetchRequest, HostFuture, HostServices};
 use edgefn_store::Database;
 
 use crate::metrics::{FunctionLabels, GuestCounterLabels, Metrics};
 
-/// Guest log lines a function may write per second; the rest are dropped and counted.
-pub const GUEST_LOG_LINES_PER_SECOND: u32 = 1000;
-/// Longest guest log line kept; longer ones are cut.
-const MAX_LOG_LINE_BYTES: usize = 4096;
 /// Longest key-value key.
 pub const MAX_KV_KEY_BYTES: usize = 512;
 /// Largest key-value value.
@@ -29,8 +24,6 @@ pub struct NodeServices {
     db: Database,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
-    /// Per function: the second being counted and the lines written in it.
-    log_windows: Mutex<HashMap<Arc<str>, (Instant, u32)>>,
 }
 
 impl NodeServices {
@@ -41,40 +34,13 @@ impl NodeServices {
             // A redirect could leave the allow-list; the guest sees the 3xx instead.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { db, metrics, http, log_windows: Mutex::default() })
-    }
-
-    /// Whether one more line from `function_id` fits in this second's allowance.
-    fn admit_log_line(&self, function_id: &Arc<str>) -> bool {
-        let now = Instant::now();
-        let mut windows = self.log_windows.lock().expect("log lock");
-        let (started, lines) = windows.entry(function_id.clone()).or_insert((now, 0));
-        if now.duration_since(*started) >= Duration::from_secs(1) {
-            *started = now;
-            *lines = 0;
-        }
-        *lines += 1;
-        *lines <= GUEST_LOG_LINES_PER_SECOND
+        Ok(Self { db, metrics, http })
     }
 }
 
 impl HostServices for NodeServices {
-    fn log(&self, ctx: &CallContext, level: LogLevel, message: &str) {
-        if !self.admit_log_line(&ctx.function_id) {
-            self.metrics.logs_dropped.get_or_create(&FunctionLabels { function_id: ctx.function_id.to_string() }).inc();
-            return;
-        }
-        let mut end = message.len().min(MAX_LOG_LINE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let (message, function_id, request_id) = (&message[..end], &*ctx.function_id, &ctx.request_id);
-        match level {
-            LogLevel::Debug => tracing::debug!(target: "guest", function_id, request_id, "{message}"),
-            LogLevel::Info => tracing::info!(target: "guest", function_id, request_id, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "guest", function_id, request_id, "{message}"),
-            LogLevel::Error => tracing::error!(target: "guest", function_id, request_id, "{message}"),
-        }
+    fn log_dropped(&self, ctx: &CallContext) {
+        self.metrics.logs_dropped.get_or_create(&FunctionLabels { function_id: ctx.function_id.to_string() }).inc();
     }
 
     fn metrics_increment(&self, ctx: &CallContext, name: &str, value: u64) {

@@ -51,13 +51,30 @@ fn matching_rules() {
     assert_eq!(winner(&router, "x.org", "/items/42/more", "GET").as_deref(), Some("r6"));
 
     let router = Router::new(api_routes(), None).unwrap();
-    // At equal priority: exact host > wildcard > any; exact path > prefix.
+    // A host's own routes answer it (exact host, else wildcard, else any); exact path > prefix.
     assert_eq!(winner(&router, "Shop.Example.com:8443", "/api/x", "GET").as_deref(), Some("r4"));
     assert_eq!(winner(&router, "a.b.example.com", "/api/x", "GET").as_deref(), Some("r3"));
     assert_eq!(winner(&router, "example.com", "/api/x", "GET").as_deref(), Some("r1"));
     assert_eq!(winner(&router, "x.org", "/api/users", "GET").as_deref(), Some("r2"));
     assert_eq!(winner(&router, "x.org", "/api/users", "POST").as_deref(), Some("r1"));
     assert!(matches!(router.lookup("x.org", "/nowhere", "GET"), Lookup::NotFound));
+
+    // A host with routes never falls through to the routes for any host, whatever their
+    // priority, and a regex never matches outside its literal scope.
+    let mut routes = api_routes();
+    routes.push(route("r8", None, "/", PathMatch::Prefix, &[], 1000));
+    routes.push(route("r9", None, "/users/[0-9]+|/admin", PathMatch::Regex, &[], 2000));
+    let router = Router::new(routes, None).unwrap();
+    assert_eq!(winner(&router, "shop.example.com", "/api/x", "GET").as_deref(), Some("r4"));
+    assert!(matches!(router.lookup("shop.example.com", "/elsewhere", "GET"), Lookup::NotFound));
+    assert!(matches!(router.lookup("a.example.com", "/elsewhere", "GET"), Lookup::NotFound));
+    assert_eq!(winner(&router, "x.org", "/users/7", "GET").as_deref(), Some("r9"));
+    assert_eq!(winner(&router, "x.org", "/admin", "GET").as_deref(), Some("r8"), "the regex stays under /users");
+    assert_eq!(edgefn_node::route_scope("/users/[0-9]+|/admin", PathMatch::Regex), "/users");
+    assert_eq!(edgefn_node::route_scope("/api/v[0-9]+/.*", PathMatch::Regex), "/api");
+    assert_eq!(edgefn_node::route_scope("/ab.*", PathMatch::Regex), "");
+    assert_eq!(edgefn_node::route_scope("/plain/", PathMatch::Regex), "/plain");
+    assert_eq!(edgefn_node::route_scope("/api/", PathMatch::Prefix), "/api");
 
     let only_get = Router::new(vec![route("r1", None, "/a", PathMatch::Exact, &["get", "HEAD"], 0)], None).unwrap();
     assert!(matches!(only_get.lookup("h", "/a", "DELETE"), Lookup::MethodNotAllowed(m) if m == ["GET", "HEAD"]));
@@ -103,6 +120,25 @@ fn arb_request() -> impl Strategy<Value = (&'static str, String, &'static str)> 
     (host, arb_path(), prop_oneof![Just("GET"), Just("POST"), Just("PUT")])
 }
 
+/// The host pattern whose routes answer `host` (the plain definition): the exact host if
+/// any route names it, else the longest wildcard some route names, else any host (`None`).
+fn tier_of(routes: &[RouteSpec<String>], host: &str) -> Option<String> {
+    let host = host.split(':').next().unwrap().to_ascii_lowercase();
+    let named = |pattern: &str| routes.iter().any(|r| r.host.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(pattern)));
+    if named(&host) {
+        return Some(host);
+    }
+    let mut rest = host.as_str();
+    while let Some((_, suffix)) = rest.split_once('.') {
+        let wildcard = format!("*.{suffix}");
+        if named(&wildcard) {
+            return Some(wildcard);
+        }
+        rest = suffix;
+    }
+    None
+}
+
 fn build(specs: &[Spec]) -> Vec<RouteSpec<String>> {
     specs.iter().enumerate().map(|(i, (h, p, k, m, pr))| route(&format!("r{i}"), *h, p, *k, m, *pr)).collect()
 }
@@ -117,7 +153,9 @@ proptest! {
         let routes = build(&specs);
         let router = Router::new(routes.clone(), None).unwrap();
         for (host, path, method) in reqs {
-            let matching: Vec<&RouteSpec<String>> = routes.iter().filter(|r| r.matches(host, &path, method)).collect();
+            let tier = tier_of(&routes, host);
+            let matching: Vec<&RouteSpec<String>> =
+                routes.iter().filter(|r| r.host.as_deref().map(str::to_ascii_lowercase) == tier && r.matches(host, &path, method)).collect();
             let got = winner(&router, host, &path, method);
             match matching.iter().map(|r| r.priority).max() {
                 None => prop_assert_eq!(got, None),

@@ -1,10 +1,13 @@
 //! Precompiled modules on disk, so a restart does not recompile.
 //!
 //! A file is named by the module's SHA-256 and the engine's compatibility hash, written
-//! to a temporary name and renamed into place, and ends with the SHA-256 of its own
-//! contents. A file whose checksum does not match (torn write, bit rot, tampering) or that
-//! wasmtime refuses (another engine's build or settings) is deleted and rebuilt: nothing
-//! is ever loaded blindly.
+//! to a temporary name and renamed into place, and ends with a checksum: the SHA-256 of
+//! the module's SHA-256, the engine hash and the contents together, so a file is valid
+//! only for the module and engine it was written for (one module's file copied over
+//! another's fails the check). A file whose checksum does not match (torn write, bit rot,
+//! a file moved or tampered with) or that wasmtime refuses (another engine's build or
+//! settings) is deleted and rebuilt: nothing is ever loaded blindly. The directory is
+//! private to the server's user (mode 0700, files 0600).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -26,7 +29,10 @@ pub(crate) struct DiskCache {
 
 impl DiskCache {
     pub(crate) fn open(dir: &Path, engine: &Engine) -> anyhow::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating cache directory {}: {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| anyhow::anyhow!("making cache directory {} private: {e}", dir.display()))?;
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self { dir: dir.to_path_buf(), engine_hash: format!("{:016x}", hasher.finish()) })
@@ -40,7 +46,7 @@ impl DiskCache {
     pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<Artifact> {
         let path = self.path(sha256);
         let data = std::fs::read(&path).ok()?;
-        match verify_and_deserialize(engine, &data) {
+        match verify_and_deserialize(engine, &data, &self.checksum_key(sha256)) {
             Ok(artifact) => Some(artifact),
             Err(reason) => {
                 tracing::warn!(path = %path.display(), %reason, "discarding unusable compiled-module cache file");
@@ -50,19 +56,25 @@ impl DiskCache {
         }
     }
 
+    /// What the checksum binds a file to: the module and the engine.
+    fn checksum_key(&self, sha256: &str) -> String {
+        format!("edgefn-compiled-v2\0{sha256}\0{}\0", self.engine_hash)
+    }
+
     /// Writes a precompiled module atomically (temp file, fsync, rename).
     pub(crate) fn store(&self, sha256: &str, artifact: &Artifact) -> anyhow::Result<()> {
         let mut data = match artifact {
             Artifact::Core(m) => m.serialize()?,
             Artifact::Component(c) => c.serialize()?,
         };
-        let checksum = Sha256::digest(&data);
+        let checksum = checksum(&self.checksum_key(sha256), &data);
         data.extend_from_slice(&checksum);
         let path = self.path(sha256);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         {
             use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&data)?;
             f.sync_all()?;
         }
@@ -71,11 +83,19 @@ impl DiskCache {
     }
 }
 
-fn verify_and_deserialize(engine: &Engine, data: &[u8]) -> Result<Artifact, String> {
+/// SHA-256 of `key` then `body`.
+fn checksum(key: &str, body: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut hasher = Sha256::new();
+    hasher.update(key.as_bytes());
+    hasher.update(body);
+    hasher.finalize().into()
+}
+
+fn verify_and_deserialize(engine: &Engine, data: &[u8], key: &str) -> Result<Artifact, String> {
     let split = data.len().checked_sub(CHECKSUM_LEN).ok_or("file is truncated")?;
-    let (body, checksum) = data.split_at(split);
-    if Sha256::digest(body).as_slice() != checksum {
-        return Err("checksum mismatch".into());
+    let (body, trailer) = data.split_at(split);
+    if checksum(key, body).as_slice() != trailer {
+        return Err("checksum mismatch (a torn write, or a file made for another module or engine)".into());
     }
     match Engine::detect_precompiled(body) {
         Some(Precompiled::Module) => deserialize_module(engine, body).map(Artifact::Core),
@@ -88,7 +108,8 @@ fn verify_and_deserialize(engine: &Engine, data: &[u8]) -> Result<Artifact, Stri
 #[expect(unsafe_code, reason = "the bytes were written by this cache and their checksum verified just before")]
 fn deserialize_module(engine: &Engine, body: &[u8]) -> wasmtime::Result<wasmtime::Module> {
     // SAFETY: `body` passed the SHA-256 check against the trailer this cache wrote after
-    // `Module::serialize`, and wasmtime checks the engine compatibility header itself.
+    // `Module::serialize` for this very module and engine, and wasmtime checks the engine
+    // compatibility header itself.
     unsafe { wasmtime::Module::deserialize(engine, body) }
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use wasmtime::{Caller, Extern, Linker, Memory};
 
+use crate::guest_log::GuestLog;
 use crate::http_abi::parse_response;
 use crate::invoke::CoreHost;
 
@@ -156,8 +157,8 @@ pub type HostFuture<T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send>>
 
 /// What host functions reach outside the sandbox; the node implements it.
 pub trait HostServices: Send + Sync {
-    /// Writes a guest log line (the service applies the rate limit).
-    fn log(&self, ctx: &CallContext, level: LogLevel, message: &str);
+    /// Counts a guest log line dropped by the rate limit of [`GuestLog`].
+    fn log_dropped(&self, ctx: &CallContext);
     /// Adds `value` to the function's counter `name`.
     fn metrics_increment(&self, ctx: &CallContext, name: &str, value: u64);
     /// Reads a live key of the function's namespace.
@@ -184,8 +185,10 @@ pub struct CallContext {
     pub env: Arc<BTreeMap<String, String>>,
     /// Hosts `http_fetch` may reach (exact names, or `*.example.com`).
     pub allow_hosts: Arc<Vec<String>>,
-    /// The node's services; without them logs go to the platform log and the key-value
-    /// store and outbound HTTP fail.
+    /// Where guest log lines go: the runtime's [`GuestLog`] (`Runtime::guest_log`), shared
+    /// by every call so a function's allowance holds whichever way it is called.
+    pub log: Arc<GuestLog>,
+    /// The node's services; without them the key-value store and outbound HTTP fail.
     pub services: Option<Arc<dyn HostServices>>,
 }
 
@@ -200,11 +203,13 @@ impl CallContext {
         }
     }
 
-    /// Writes a guest log line through the node's services, or the platform log.
+    /// Writes a guest log line through the shared [`GuestLog`]; a line over the
+    /// function's allowance is counted by the node's services, if any.
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
-        match &self.services {
-            Some(s) => s.log(self, level, message),
-            None => tracing::info!(target: "guest", function_id = %self.function_id, level = level.as_str(), message),
+        if !self.log.write(&self.function_id, &self.request_id, level, message)
+            && let Some(services) = &self.services
+        {
+            services.log_dropped(self);
         }
     }
 }

@@ -144,6 +144,18 @@ pub(crate) async fn call_handle(
     parse_response(bytes)
 }
 
+/// Whether a response header belongs to the host, never to a function: the hop-by-hop
+/// fields of RFC 9110 §7.6.1 (`connection`, `keep-alive`, `te`, `trailer`, `upgrade`,
+/// `proxy-*`) and the message framing (`content-length`, `transfer-encoding`), which the
+/// host derives from the body it actually sends. A function that could set them could end
+/// its response early and have the rest of its body read as a second response on the same
+/// connection, or keep a client waiting for bytes that never come.
+pub fn host_owned_header(name: &str) -> bool {
+    const NAMES: [&str; 8] =
+        ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length", "http2-settings"];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
+}
+
 /// Parses `STATUS\nname: value\n…\n\nbody` (lines may also end in `\r\n`).
 pub fn parse_response(bytes: &[u8]) -> Result<HttpResponse, HttpError> {
     let malformed = |m: &str| HttpError::Malformed(m.to_string());

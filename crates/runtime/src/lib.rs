@@ -27,6 +27,7 @@ mod component_json;
 mod config;
 mod core_abi;
 mod error;
+mod guest_log;
 mod host;
 mod http_abi;
 mod inspect;
@@ -40,8 +41,9 @@ pub use classes::{ClassLimits, Classes, ClassesFile};
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
 pub use error::{InvokeError, PrepareError};
+pub use guest_log::{GUEST_LOG_LINES_PER_SECOND, GuestLog, MAX_LOG_LINE_BYTES};
 pub use host::{CallContext, FetchRequest, Grants, HOST_FUNCTIONS, HostFuture, HostServices, LogLevel, host_allowed};
-pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, HttpResponse, parse_response};
+pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, HttpResponse, host_owned_header, parse_response};
 pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
 pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding};
 pub use pool::{

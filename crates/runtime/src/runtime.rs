@@ -14,6 +14,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, Module, PoolingAllocationConf
 use crate::cache::DiskCache;
 use crate::config::{EPOCH_TICK, MEMORY_KEEP_RESIDENT_BYTES, RuntimeConfig};
 use crate::error::{InvokeError, PrepareError};
+use crate::guest_log::GuestLog;
 use crate::http_abi;
 use crate::inspect::{self, ModuleInfo, ModuleKind};
 use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
@@ -95,6 +96,8 @@ pub(crate) struct Inner {
     stop_ticker: Arc<AtomicBool>,
     /// Slow-lane permits: how many long-running calls may use CPU at once.
     pub(crate) lanes: Arc<tokio::sync::Semaphore>,
+    /// Where every call's guest log lines go, rate-limited per function.
+    guest_log: Arc<GuestLog>,
 }
 
 impl Drop for Inner {
@@ -153,6 +156,7 @@ impl Runtime {
                 compilations: AtomicU64::new(0),
                 stop_ticker,
                 lanes: Arc::new(tokio::sync::Semaphore::new(slow_lanes())),
+                guest_log: Arc::default(),
             }),
         })
     }
@@ -164,6 +168,11 @@ impl Runtime {
     /// The settings this runtime was built with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// The guest log every call of this runtime writes through ([`crate::CallContext::log`]).
+    pub fn guest_log(&self) -> Arc<GuestLog> {
+        self.inner.guest_log.clone()
     }
 
     /// How many modules this runtime has compiled (cache misses), for tests and metrics.

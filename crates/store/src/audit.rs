@@ -2,6 +2,11 @@
 //! the same transaction as the change. Append-only and hash-chained: each entry's hash
 //! covers its fields and the previous entry's hash, so editing, reordering or deleting a
 //! row breaks the chain at that row, which [`Database::verify_audit`] reports.
+//!
+//! Deleting the newest rows leaves a shorter chain that is valid in itself; to catch that,
+//! the head (`seq` and hash) is also written to a witness file outside the database after
+//! every audited change ([`Database::witness_audit_head`]), and verification checks that
+//! the entry it names is still there, unchanged.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -126,7 +131,45 @@ pub struct BadEntry {
     pub reason: String,
 }
 
+/// Writes the head of the audit log to `path` (`<seq> <hash>`, mode 0600), atomically.
+pub(crate) async fn write_witness(pool: &sqlx::SqlitePool, path: &std::path::Path) -> Result<(), StoreError> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+    let Some((seq, hash)) = head else { return Ok(()) };
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        writeln!(f, "{seq} {hash}")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| StoreError::Internal(format!("writing the audit witness {}: {e}", path.display())))
+}
+
+/// The head a witness file names, if the file exists.
+fn read_witness(path: &std::path::Path) -> Result<Option<(i64, String)>, StoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::Internal(format!("reading the audit witness {}: {e}", path.display()))),
+    };
+    let parsed = text.trim().split_once(' ').and_then(|(seq, hash)| Some((seq.parse().ok()?, hash.to_string())));
+    parsed.map(Some).ok_or_else(|| StoreError::Internal(format!("the audit witness {} is not `<seq> <hash>`", path.display())))
+}
+
 impl Database {
+    /// Keeps the audit log's head in `path` from now on, and checks it in
+    /// [`Database::verify_audit`]. A missing file is created from the current head.
+    pub async fn witness_audit_head(mut self, path: std::path::PathBuf) -> Result<Self, StoreError> {
+        if read_witness(&path)?.is_none() {
+            write_witness(&self.pool, &path).await?;
+        }
+        self.audit_witness = Some(std::sync::Arc::new(path));
+        Ok(self)
+    }
+
     /// Entries matching the filter, oldest first.
     pub async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_log WHERE 1 = 1");
@@ -150,9 +193,15 @@ impl Database {
     }
 
     /// Walks the whole chain: numbering from 1 without gaps, each `prev_hash` equal to the
-    /// hash before, each hash recomputed from the fields. Stops at the first bad entry.
+    /// hash before, each hash recomputed from the fields; then checks that the entry the
+    /// witness file names is there with the same hash. Stops at the first bad entry.
     pub async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
         use futures::TryStreamExt;
+        let witness = match &self.audit_witness {
+            Some(path) => read_witness(path)?,
+            None => None,
+        };
+        let mut witnessed = None;
         let mut rows = sqlx::query_as::<_, AuditEntry>("SELECT * FROM audit_log ORDER BY seq").fetch(&self.pool);
         let mut verdict = AuditVerdict { entries: 0, head_seq: 0, head_hash: GENESIS_HASH.into(), first_bad: None };
         while let Some(e) = rows.try_next().await? {
@@ -169,9 +218,27 @@ impl Database {
                 verdict.first_bad = Some(BadEntry { seq: e.seq, id: e.id, reason });
                 break;
             }
+            if witness.as_ref().is_some_and(|(seq, _)| *seq == e.seq) {
+                witnessed = Some((e.id.clone(), e.hash.clone()));
+            }
             verdict.entries += 1;
             verdict.head_seq = e.seq;
             verdict.head_hash = e.hash;
+        }
+        if let (None, Some((seq, hash))) = (&verdict.first_bad, witness) {
+            let reason = match witnessed {
+                None => Some((
+                    String::new(),
+                    format!("the log ends at entry {} but entry {seq} was written: entries at its end were deleted", verdict.head_seq),
+                )),
+                Some((id, found)) if found != hash => {
+                    Some((id, format!("entry {seq} is not the one written (its hash was {hash}): the log was rewritten")))
+                }
+                Some(_) => None,
+            };
+            if let Some((id, reason)) = reason {
+                verdict.first_bad = Some(BadEntry { seq, id, reason });
+            }
         }
         Ok(verdict)
     }

@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::audit::{Change, append};
+use crate::claims::RouteSpace;
 use crate::error::StoreError;
 use crate::models::{
     Actor, Execution, ExecutionStats, Module, ModuleFilter, ModulePatch, ModuleVersion, NewExecution, NewModule, NewRoute, NewVersion,
@@ -46,6 +47,9 @@ pub struct Database {
     pub(crate) memberships_cache: Arc<RwLock<HashMap<String, HashMap<String, String>>>>,
     named: Arc<RwLock<HashMap<String, Vec<Module>>>>,
     writes: Arc<tokio::sync::Mutex<()>>,
+    /// File outside the database where the audit log's head is written after each
+    /// audited change ([`Database::witness_audit_head`]).
+    pub(crate) audit_witness: Option<Arc<std::path::PathBuf>>,
 }
 
 /// An audited write in progress: the write lock and the transaction.
@@ -75,6 +79,7 @@ impl Database {
             memberships_cache: Arc::default(),
             named: Arc::default(),
             writes: Arc::default(),
+            audit_witness: None,
         })
     }
 
@@ -84,10 +89,15 @@ impl Database {
         Ok((lock, self.begin_write().await?))
     }
 
-    /// Commits an audited transaction and empties the read caches it may have made stale.
+    /// Commits an audited transaction, empties the read caches it may have made stale and
+    /// writes the new head of the audit log to the witness file, if there is one (the
+    /// caller still holds the write lock, so the head is this change's).
     pub(crate) async fn commit_audited(&self, tx: sqlx::Transaction<'static, Sqlite>) -> Result<(), StoreError> {
         tx.commit().await?;
         self.invalidate();
+        if let Some(path) = &self.audit_witness {
+            crate::audit::write_witness(&self.pool, path).await?;
+        }
         Ok(())
     }
 
@@ -342,7 +352,7 @@ impl Database {
             q.push(", reuse_instances = ").push_bind(v);
         }
         if let Some(v) = &patch.env {
-            q.push(", env = ").push_bind(serde_json::to_string(v).expect("a map of strings serializes"));
+            q.push(", env = ").push_bind(old.env.replaced_by(v.clone()).to_stored_json());
         }
         if let Some(v) = &patch.allow_hosts {
             q.push(", allow_hosts = ").push_bind(serde_json::to_string(v).expect("strings serialize"));
@@ -511,10 +521,20 @@ impl Database {
         })
     }
 
-    /// Adds a route, numbered after every earlier one.
-    pub async fn create_route(&self, actor: &Actor, r: &NewRoute) -> Result<Route, StoreError> {
+    /// Adds a route in `space`, numbered after every earlier one, for the project that
+    /// owns its module (`None`: reserved for admins). The space must not overlap a claim of
+    /// another owner ([`StoreError::Claimed`]); when no claim of the owner covers it yet,
+    /// the route claims it (a named host whole) in the same transaction.
+    pub async fn create_route(&self, actor: &Actor, r: &NewRoute, space: &RouteSpace, owner: Option<&str>) -> Result<Route, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let (_lock, mut tx) = self.begin_audited().await?;
+        let claims = crate::claims::overlapping(&mut tx, space).await?;
+        if let Some(taken) = claims.iter().find(|c| c.project_id.as_deref() != owner) {
+            return Err(StoreError::Claimed(Box::new(taken.clone())));
+        }
+        if !claims.iter().any(|c| c.space().covers(space)) {
+            crate::claims::insert(&mut tx, actor, &space.claimed(), owner).await?;
+        }
         sqlx::query(
             "INSERT INTO routes (id, seq, host, path, match_kind, methods, priority, pop_selector, module_id, version, created_at) \
              VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM routes), ?, ?, ?, ?, ?, ?, ?, ?, ?)",

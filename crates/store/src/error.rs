@@ -18,6 +18,12 @@ pub enum StoreError {
     /// The artifact store failed.
     #[error("artifact store: {0}")]
     Artifacts(#[from] object_store::Error),
+    /// The route or claim would overlap this claim of another owner (HTTP 409).
+    #[error("that part of the address space is claimed ({} {})", .0.host, .0.path_prefix)]
+    Claimed(Box<crate::claims::RouteClaim>),
+    /// A file the store keeps beside the database could not be read or written.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl StoreError {

@@ -15,7 +15,9 @@
 
 mod artifacts;
 mod audit;
+mod claims;
 mod database;
+mod env;
 mod error;
 mod identity;
 mod models;
@@ -23,7 +25,9 @@ mod time;
 
 pub use artifacts::Artifacts;
 pub use audit::{AuditVerdict, BadEntry};
+pub use claims::{RouteClaim, RouteSpace};
 pub use database::{Database, Resolved};
+pub use env::Env;
 pub use error::StoreError;
 pub use models::{
     Actor, ApiToken, AuditEntry, AuditFilter, Execution, ExecutionStats, Member, Module, ModuleFilter, ModulePatch, ModuleVersion,

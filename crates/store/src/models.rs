@@ -197,9 +197,10 @@ pub struct Module {
     pub max_instances: i64,
     /// Whether an instance serves more than one HTTP request (state then persists).
     pub reuse_instances: bool,
-    /// Configuration values the function reads with `env_get`.
+    /// Configuration values the function reads with `env_get`: secret, shown as
+    /// fingerprints only.
     #[sqlx(json)]
-    pub env: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    pub env: crate::env::Env,
     /// Hosts `http_fetch` may reach: exact names or `*.example.com`.
     #[sqlx(json)]
     pub allow_hosts: std::sync::Arc<Vec<String>>,

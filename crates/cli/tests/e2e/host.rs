@@ -32,7 +32,7 @@ async fn host_functions_reach_kv_env_request_data_and_metrics() {
 
     let (status, body) = api.patch("/api/v1/modules/demo", json!({"env": {"GREETING": "Hi "}})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["env"], json!({"GREETING": "Hi "}));
+    assert!(body["env"]["GREETING"].as_str().unwrap().starts_with("sha256:"), "values are shown as fingerprints: {body}");
     let res = reqwest::Client::new().get(format!("{}/visits", server.node)).header("x-name", "Ada").send().await.unwrap();
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(res.text().await.unwrap(), format!("Hi Ada: visit 2 (request {request_id})\n"), "the count lives in the KV store");

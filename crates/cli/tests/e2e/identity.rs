@@ -14,7 +14,7 @@ const ED25519_PRIVATE_PEM: &str =
     "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIMPddnE0IQR+3vtFm0OfN+13ThvVCVt6CMaHVaGSZ8Kr\n-----END PRIVATE KEY-----\n";
 const ED25519_PUBLIC_X: &str = "xMHJMsvG0zrHaGX-01XQE52De5-i4Sa5g1lCZFzmkVI";
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
@@ -22,13 +22,13 @@ fn with_token(api: &Api, token: &str) -> Api {
     Api { token: token.to_string(), ..api.clone() }
 }
 
-fn sqlite(dir: &std::path::Path, sql: &str) -> String {
+pub(crate) fn sqlite(dir: &std::path::Path, sql: &str) -> String {
     let out = Command::new("sqlite3").arg(dir.join("edgefn.db")).arg(sql).output().expect("sqlite3 CLI");
     assert!(out.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn edgefn(server: &Server, args: &[&str]) -> std::process::Output {
+pub(crate) fn edgefn(server: &Server, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_edgefn"))
         .args(args)
         .args(["--url", &server.url, "--token", &server.token])
@@ -111,7 +111,7 @@ async fn api_tokens_expire_are_revoked_and_die_with_a_disabled_user() {
     assert_eq!(tokens.as_array().unwrap().len(), 3);
 }
 
-fn hs256(secret: &str, claims: Value) -> String {
+pub(crate) fn hs256(secret: &str, claims: Value) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 

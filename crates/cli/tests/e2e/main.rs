@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `edgefn` binary on a real socket, driven over HTTP.
 
+mod adversarial;
 mod cli;
 mod config;
 mod crash;
@@ -36,13 +37,30 @@ pub struct Server {
 impl Server {
     /// Starts `edgefn up` on a free port with `dir` as its data directory.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgefn"))
+        Self::start_with(dir, extra, &Launch::default())
+    }
+
+    /// Starts `edgefn up` as [`Server::start`] does, with the log and limits of `launch`.
+    pub fn start_with(dir: &Path, extra: &[&str], launch: &Launch) -> Self {
+        let mut command = match launch.max_open_files {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}")).arg("--").arg(env!("CARGO_BIN_EXE_edgefn"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_edgefn")),
+        };
+        let stderr = match &launch.log_file {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => Stdio::inherit(),
+        };
+        let mut child = command
             .args(["up", "--listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
-            .env("EDGEFN_LOG", "warn")
+            .env("EDGEFN_LOG", launch.log_level.unwrap_or("warn"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn edgefn");
         let stdout = child.stdout.take().expect("stdout");
@@ -90,6 +108,17 @@ impl Drop for Server {
     }
 }
 
+/// How [`Server::start_with`] runs the server.
+#[derive(Default)]
+pub struct Launch {
+    /// `EDGEFN_LOG` (default `warn`).
+    pub log_level: Option<&'static str>,
+    /// Where its log (stderr) goes; the test's stderr by default.
+    pub log_file: Option<PathBuf>,
+    /// Its limit of open file descriptors (through `prlimit`).
+    pub max_open_files: Option<u64>,
+}
+
 /// A thin client that returns status and JSON body.
 #[derive(Clone)]
 pub struct Api {
@@ -132,6 +161,16 @@ impl Api {
         let (status, body) = self.upload(name, "1.0.0", example(file)).await;
         assert_eq!(status, 201, "{body}");
         body["module"]["id"].as_str().unwrap().to_string()
+    }
+    /// The same API as another caller.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api { http: self.http.clone(), url: self.url.clone(), token: token.to_string() }
+    }
+    /// Creates an ordinary user and returns a client acting as it.
+    pub async fn new_user(&self, name: &str) -> Api {
+        let (status, body) = self.post("/api/v1/users", serde_json::json!({"name": name})).await;
+        assert_eq!(status, 201, "{body}");
+        self.with_token(body["token"].as_str().expect("the new user's token"))
     }
     /// Invokes a function.
     pub async fn invoke(&self, module: &str, body: Value) -> (u16, Value) {

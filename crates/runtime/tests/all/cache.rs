@@ -54,7 +54,8 @@ async fn a_foreign_engines_file_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = example("add.wat");
     let sha = with_disk(dir.path()).prepare(&bytes).await.unwrap().sha256;
-    // Precompiled by an engine with other settings, with a valid checksum trailer.
+    // Precompiled by an engine with other settings, with the trailer a checksum of its
+    // contents alone would have.
     let foreign = wasmtime::Engine::default();
     let mut data = wasmtime::Module::new(&foreign, &bytes).unwrap().serialize().unwrap();
     let checksum = <sha2::Sha256 as sha2::Digest>::digest(&data);
@@ -71,4 +72,25 @@ async fn fetched_bytes_must_match_their_digest() {
     let wrong = "0".repeat(64);
     let err = rt.load(&wrong, || async { Ok(example("add.wat")) }).await.err().unwrap();
     assert!(err.to_string().contains("refusing to run it"), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_copied_from_another_module_is_not_loaded_as_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (add, multiply) = (example("add.wat"), example("multiply.wat"));
+    let rt = with_disk(dir.path());
+    let add_sha = rt.prepare(&add).await.unwrap().sha256;
+    let multiply_sha = rt.prepare(&multiply).await.unwrap().sha256;
+    let file_of = |sha: &str| {
+        let files: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        files.into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with(sha)).expect("a cache file per module")
+    };
+    // Another tenant's compiled code under add's name: its checksum is bound to multiply.
+    std::fs::copy(file_of(&multiply_sha), file_of(&add_sha)).unwrap();
+    assert_eq!(load_from_scratch(dir.path(), add, &add_sha).await, (false, 1), "the copied file was rejected and add recompiled");
+
+    // Files and the directory are the server's alone.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(file_of(&add_sha)).unwrap().permissions().mode() & 0o777, 0o600);
 }

@@ -1,0 +1,177 @@
+//! `/api/v1/claims`: who owns which part of the edge's address space (a named host, or a
+//! path prefix of the default host). Routes claim what they need as they are created;
+//! admins also reserve space for a project or for themselves here, and only they may give
+//! a project a wildcard host or the whole default host. A claim never overlaps another
+//! owner's, so a route can never answer another project's traffic (docs/permissions.md).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use edgefn_node::{PathMatch, route_scope};
+use edgefn_store::{Actor, RouteClaim, RouteSpace, StoreError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::Caller;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Body of `POST /api/v1/claims`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClaimBody {
+    /// Host name or `*.` and a host name; absent for the default host.
+    host: Option<String>,
+    /// Path prefix on the default host (default `/`, every path); a named host is claimed whole.
+    path_prefix: Option<String>,
+    /// Project id or name; absent reserves the space for admins.
+    project: Option<String>,
+}
+
+/// How a space is named in messages: `/api on the default host`, `host shop.example.com`.
+fn describe(space: &RouteSpace) -> String {
+    match (space.host.as_str(), space.prefix.as_str()) {
+        ("", "") => "the whole default host".into(),
+        ("", prefix) => format!("`{prefix}` on the default host"),
+        (host, _) => format!("host `{host}`"),
+    }
+}
+
+/// A 403 unless `caller` may take `space` for `owner` when no claim covers it yet: admins
+/// may claim anything; others a named host, or a path of at least one segment on the
+/// default host — never a wildcard host or the whole default host, which an admin gives.
+pub async fn check_may_claim(state: &AppState, caller: &Caller, space: &RouteSpace, owner: Option<&str>) -> Result<(), ApiError> {
+    if caller.user.is_admin() {
+        return Ok(());
+    }
+    let covered = state.db.claims().await?.iter().any(|c| c.project_id.as_deref() == owner && c.space().covers(space));
+    if covered {
+        return Ok(());
+    }
+    if space.host.starts_with("*.") {
+        return Err(ApiError::forbidden(format!(
+            "{} is a wildcard host; an admin gives wildcard hosts to projects (POST /api/v1/claims)",
+            describe(space)
+        )));
+    }
+    if space.host.is_empty() && space.prefix.is_empty() {
+        return Err(ApiError::forbidden(
+            "a route here could answer every path of the default host; put it under a path of your own (e.g. /my-app/…) or ask an admin",
+        ));
+    }
+    Ok(())
+}
+
+/// A store error about `space` as the caller should read it: a claim of another owner is
+/// a 409 that names the owner's project and claim only to admins and its members.
+pub async fn explain(state: &AppState, caller: &Caller, space: &RouteSpace, err: StoreError) -> ApiError {
+    let StoreError::Claimed(claim) = err else { return err.into() };
+    let owner = match &claim.project_id {
+        None => "reserved by an admin".to_string(),
+        Some(id) if caller.user.is_admin() || caller.roles.contains_key(id) => {
+            let name = state.db.project(id).await.map_or_else(|_| id.clone(), |p| p.name);
+            format!("claimed by project {name} (claim {} of {})", claim.id, describe(&claim.space()))
+        }
+        Some(_) => "claimed by another project".to_string(),
+    };
+    ApiError::new(StatusCode::CONFLICT, "claimed", format!("{} is {owner}", describe(space)))
+}
+
+/// `GET /api/v1/claims`: admins see every claim; others those of their projects.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let claims: Vec<RouteClaim> = state
+        .db
+        .claims()
+        .await?
+        .into_iter()
+        .filter(|c| caller.user.is_admin() || c.project_id.as_ref().is_some_and(|p| caller.roles.contains_key(p)))
+        .collect();
+    Ok(Json(json!({"claims": claims})))
+}
+
+/// `POST /api/v1/claims` (admins): reserves a host or default-host prefix for a project,
+/// or for admins.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ClaimBody>,
+) -> Result<(StatusCode, Json<RouteClaim>), ApiError> {
+    caller.require_admin("reserve hosts and paths")?;
+    let host = body.host.filter(|h| !h.is_empty());
+    if let Some(h) = &host {
+        check_host(h)?;
+    }
+    let prefix = body.path_prefix.unwrap_or_else(|| "/".into());
+    if !prefix.starts_with('/') {
+        return Err(ApiError::bad_request(format!("pathPrefix `{prefix}` must start with `/`")));
+    }
+    let space = RouteSpace::new(host.as_deref(), route_scope(&prefix, PathMatch::Prefix)).claimed();
+    let project = match &body.project {
+        Some(key) => Some(state.db.project(key).await?.id),
+        None => None,
+    };
+    match state.db.create_claim(&Actor::from(&caller.user), &space, project.as_deref()).await {
+        Ok(claim) => Ok((StatusCode::CREATED, Json(claim))),
+        Err(e) => Err(explain(&state, &caller, &space, e).await),
+    }
+}
+
+/// A host as routes take it: `example.com` or `*.example.com`.
+fn check_host(host: &str) -> Result<(), ApiError> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(ApiError::bad_request(format!("host `{host}` is not a host name or `*.` followed by one")));
+    }
+    Ok(())
+}
+
+/// `DELETE /api/v1/claims/{id}`: admins, or an owner of the claim's project, once no route
+/// lies inside it.
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let claim = state.db.claim(&id).await?;
+    let role = claim.project_id.as_ref().and_then(|p| caller.roles.get(p)).map(String::as_str);
+    if !caller.user.is_admin() {
+        if role.is_none() {
+            return Err(ApiError::not_found(format!("claim {id} not found")));
+        }
+        if role != Some("owner") {
+            return Err(ApiError::forbidden("releasing a claim needs the owner role in its project"));
+        }
+    }
+    let routes = state.db.routes().await?;
+    let inside = |c: &RouteClaim| {
+        routes
+            .iter()
+            .filter(|r| {
+                let kind = PathMatch::parse(&r.match_kind).unwrap_or(PathMatch::Exact);
+                c.space().covers(&RouteSpace::new(r.host.as_deref(), route_scope(&r.path, kind)))
+            })
+            .count()
+    };
+    state.db.delete_claim(&Actor::from(&caller.user), &id, inside).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Claims for routes stored before claims existed: each route's space for its module's
+/// project (admins' for system modules), skipping any that would overlap another owner's.
+pub async fn backfill(state: &AppState) -> Result<(), ApiError> {
+    for route in state.db.routes().await? {
+        let kind = PathMatch::parse(&route.match_kind).unwrap_or(PathMatch::Exact);
+        let space = RouteSpace::new(route.host.as_deref(), route_scope(&route.path, kind));
+        if state.db.claims().await?.iter().any(|c| c.space().covers(&space)) {
+            continue;
+        }
+        let module = state.db.module(&route.module_id).await?;
+        let owner = if module.owner_type == "system" { None } else { module.project_id.clone() };
+        match state.db.create_claim(&Actor::system(), &space.claimed(), owner.as_deref()).await {
+            Ok(_) => {}
+            Err(StoreError::Claimed(other)) => {
+                tracing::warn!(route = %route.id, claim = %other.id, "an older route overlaps another project's claim; it keeps working until deleted")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
