@@ -29,8 +29,14 @@ async fn read_limited(body: Body, cap: usize, limit: usize) -> Result<Vec<u8>, A
     match Limited::new(body, cap).collect().await {
         Ok(collected) => Ok(collected.to_bytes().to_vec()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
+        Err(e) if edgefn_serve::BodyTimeout::caused(&*e) => Err(body_timeout(&*e)),
         Err(e) => Err(ApiError::bad_request(format!("could not read the request body: {e}"))),
     }
+}
+
+/// A body that did not arrive in time: 408.
+fn body_timeout(e: &dyn std::error::Error) -> ApiError {
+    ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, "body_timeout", e.to_string())
 }
 
 fn too_large(limit: usize) -> ApiError {

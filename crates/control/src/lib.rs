@@ -10,7 +10,7 @@
 //! let config = edgefn_control::ControlConfig::default();
 //! let opened = edgefn_control::open(&config).await?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
-//! edgefn_control::serve(listener, opened.state, std::future::pending()).await?;
+//! edgefn_control::serve(listener, opened.state, edgefn_serve::Limits::default(), std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -176,14 +176,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then drains open requests.
+/// Serves the API on `listener`, within `limits`, until `shutdown` completes, then drains
+/// open requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    limits: edgefn_serve::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let recorder = state.recorder.clone();
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    let service = hyper_util::service::TowerToHyperService::new(app(state));
+    edgefn_serve::serve(listener, limits, move |_| service.clone(), shutdown).await?;
     recorder.flush().await;
     Ok(())
 }

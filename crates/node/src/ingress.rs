@@ -11,12 +11,11 @@ use edgefn_runtime::{
     CallContext, Classes, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES,
     DEFAULT_RESPONSE_CAP, HttpBody, HttpError, HttpLimits, HttpRequest, PoolSettings, Pools, Runtime,
 };
+use edgefn_serve::{BodyTimeout, Limits, TimedBody};
 use edgefn_store::{Artifacts, Database, Resolved, Route};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::metrics::{ErrorLabels, FunctionLabels, Metrics};
 use crate::router::{Lookup, PathMatch, RouteSpec, Router};
@@ -26,8 +25,6 @@ use crate::services::NodeServices;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Longest an HTTP function may run (504 above): interactive requests, not batch work.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_millis(500);
-/// A client has this long to send its request head; slower ones are dropped.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -176,11 +173,12 @@ impl Node {
         self.state.metrics.render(&self.state.pools)
     }
 
-    /// Serves `GET /metrics` (Prometheus) and `GET /healthz` on `listener` until
-    /// `shutdown`: kept off the function port so no route can shadow it.
+    /// Serves `GET /metrics` (Prometheus) and `GET /healthz` on `listener`, within
+    /// `limits`, until `shutdown`: kept off the function port so no route can shadow it.
     pub async fn serve_metrics(
         self,
         listener: tokio::net::TcpListener,
+        limits: Limits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         use axum::routing::get;
@@ -189,7 +187,8 @@ impl Node {
             .route("/metrics", get(move || async move { (exposition, self.metrics_text()) }))
             .route("/healthz", get(|| async { "ok\n" }))
             .fallback(|| async { (StatusCode::NOT_FOUND, "404 see /metrics\n") });
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        let service = hyper_util::service::TowerToHyperService::new(app);
+        edgefn_serve::serve(listener, limits, move |_| service.clone(), shutdown).await?;
         Ok(())
     }
 
@@ -215,47 +214,21 @@ impl Node {
         });
     }
 
-    /// Serves connections on `listener` until `shutdown`, then lets open requests finish.
-    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(64 * 1024);
-        builder.http2().max_header_list_size(64 * 1024);
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            // Answers go out at once: a streamed body's chunks must not wait for the
-            // client's delayed ACK (Nagle), which costs ~40 ms per response.
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
+    /// Serves connections on `listener`, within `limits`, until `shutdown`, then lets open
+    /// requests finish.
+    pub async fn serve(self, listener: tokio::net::TcpListener, limits: Limits, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let make = |peer: SocketAddr| {
             let node = self.clone();
-            let service = hyper::service::service_fn(move |req| {
+            hyper::service::service_fn(move |req| {
                 let node = node.clone();
                 async move { Ok::<_, std::convert::Infallible>(node.answer(req, peer).await) }
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
-        }
-        graceful.shutdown().await;
+            })
+        };
+        edgefn_serve::serve(listener, limits, make, shutdown).await?;
         Ok(())
     }
 
-    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    async fn answer(&self, req: Request<TimedBody>, peer: SocketAddr) -> Reply {
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
@@ -289,7 +262,7 @@ impl Node {
         reply
     }
 
-    async fn run(&self, req: Request<Incoming>, host: &str, method: &str, path: &str, request_id: &str) -> Result<Reply, Failure> {
+    async fn run(&self, req: Request<TimedBody>, host: &str, method: &str, path: &str, request_id: &str) -> Result<Reply, Failure> {
         let router = self.state.router.read().expect("router lock").clone();
         let target = match router.lookup(host, path, method) {
             Lookup::Found(route) => route.target.clone(),
@@ -323,7 +296,7 @@ impl Node {
     }
 
     /// Runs the function a request was routed to.
-    async fn call(&self, resolved: &Resolved, req: Request<Incoming>, path: &str, request_id: &str) -> Result<Reply, Failure> {
+    async fn call(&self, resolved: &Resolved, req: Request<TimedBody>, path: &str, request_id: &str) -> Result<Reply, Failure> {
         let (module, version) = (&resolved.0, &resolved.1);
         if module.status != "active" {
             return Err((StatusCode::SERVICE_UNAVAILABLE, format!("function {} is {}", module.name, module.status), None));
@@ -335,6 +308,7 @@ impl Node {
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over the limit of {limit} bytes"), None));
             }
+            Err(e) if BodyTimeout::caused(&*e) => return Err((StatusCode::REQUEST_TIMEOUT, e.to_string(), None)),
             Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"), None)),
         };
         let class = self.state.config.classes.of(&module.owner_type);

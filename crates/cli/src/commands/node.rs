@@ -39,6 +39,8 @@ pub struct NodeCommand {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EDGEFN_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    connections: super::ConnectionArgs,
 }
 
 impl NodeCommand {
@@ -59,6 +61,7 @@ impl NodeCommand {
             classes,
             ..Default::default()
         };
+        let limits = self.connections.limits();
         let node = edgefn_node::Node::start(db, artifacts, runtime, config).await?;
         node.poll_database(POLL_EVERY);
         let listener = tokio::net::TcpListener::bind(self.listen).await.with_context(|| format!("listening on {}", self.listen))?;
@@ -67,8 +70,8 @@ impl NodeCommand {
         println!("metrics listening on http://{}", metrics.local_addr()?);
         println!("node listening on http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(node.clone().serve_metrics(metrics, super::until_stopped(stopped.clone())));
-        let serving = tokio::spawn(node.serve(listener, super::until_stopped(stopped)));
+        tokio::spawn(node.clone().serve_metrics(metrics, limits, super::until_stopped(stopped.clone())));
+        let serving = tokio::spawn(node.serve(listener, limits, super::until_stopped(stopped)));
         super::up::shutdown_signal().await;
         stop.send_replace(true);
         serving.await?

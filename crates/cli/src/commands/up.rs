@@ -51,6 +51,8 @@ pub struct UpCommand {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EDGEFN_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    connections: super::ConnectionArgs,
 }
 
 /// The optional TOML file; unknown keys are an error so typos do not pass silently.
@@ -165,9 +167,10 @@ impl UpCommand {
         println!("node listening on http://{node_addr}");
         println!("listening on http://{addr}");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(node.clone().serve_metrics(metrics_listener, super::until_stopped(stopped.clone())));
-        let node_task = tokio::spawn(node.serve(node_listener, super::until_stopped(stopped.clone())));
-        let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, super::until_stopped(stopped)));
+        let limits = self.connections.limits();
+        tokio::spawn(node.clone().serve_metrics(metrics_listener, limits, super::until_stopped(stopped.clone())));
+        let node_task = tokio::spawn(node.serve(node_listener, limits, super::until_stopped(stopped.clone())));
+        let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, limits, super::until_stopped(stopped)));
         shutdown_signal().await;
         stop.send_replace(true);
         node_task.await??;

@@ -92,8 +92,22 @@ impl Browser {
         field.send_keys(value).await.unwrap();
     }
 
+    /// Clicks a link or submit button and waits until the page it leads to has loaded:
+    /// every click of these tests navigates, and reading the URL or the page before the
+    /// new document is there would read the old one.
     async fn click(&self, css: &str) {
+        self.client.execute("window.edgefnOldPage = true;", vec![]).await.unwrap();
         self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}")).click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded =
+                self.client.execute("return document.readyState === 'complete' && window.edgefnOldPage === undefined;", vec![]).await;
+            if loaded.is_ok_and(|v| v == json!(true)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "clicking `{css}` loaded no new page within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn url(&self) -> String {

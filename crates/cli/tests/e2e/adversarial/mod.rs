@@ -2,6 +2,7 @@
 //! servers, made through the real sockets as an outside client or a malicious tenant
 //! would (docs/security.md lists what each boundary enforces).
 
+mod connections;
 mod framing;
 mod logs;
 mod routes;
