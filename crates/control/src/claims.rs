@@ -45,7 +45,7 @@ pub async fn check_may_claim(state: &AppState, caller: &Caller, space: &RouteSpa
     if caller.user.is_admin() {
         return Ok(());
     }
-    let covered = state.db.claims().await?.iter().any(|c| c.project_id.as_deref() == owner && c.space().covers(space));
+    let covered = state.db.overlapping_claims(space).await?.iter().any(|c| c.project_id.as_deref() == owner && c.space().covers(space));
     if covered {
         return Ok(());
     }
@@ -160,7 +160,7 @@ pub async fn backfill(state: &AppState) -> Result<(), ApiError> {
     for route in state.db.routes().await? {
         let kind = PathMatch::parse(&route.match_kind).unwrap_or(PathMatch::Exact);
         let space = RouteSpace::new(route.host.as_deref(), route_scope(&route.path, kind));
-        if state.db.claims().await?.iter().any(|c| c.space().covers(&space)) {
+        if state.db.overlapping_claims(&space).await?.iter().any(|c| c.space().covers(&space)) {
             continue;
         }
         let module = state.db.module(&route.module_id).await?;

@@ -28,6 +28,9 @@ pub struct ControlConfig {
     pub data_dir: PathBuf,
     /// Largest module accepted.
     pub max_module_bytes: usize,
+    /// Instances (ready or running) the process may hold at once: the pooling allocator's
+    /// slots.
+    pub instance_slots: u32,
     /// Executions kept per module.
     pub execution_retention: i64,
     /// Sandbox limits per module class.
@@ -42,6 +45,7 @@ impl Default for ControlConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_module_bytes: edgefn_runtime::RuntimeConfig::default().max_module_bytes,
+            instance_slots: edgefn_runtime::RuntimeConfig::default().max_concurrent_instances,
             execution_retention: DEFAULT_EXECUTION_RETENTION,
             classes: edgefn_runtime::Classes::default(),
             jwt: None,

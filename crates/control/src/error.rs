@@ -14,12 +14,19 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds after which the client may try again (`Retry-After`), for 429 and 503.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
     /// Any status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+    /// The same error, telling the client to try again after `seconds` (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -66,7 +73,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        let mut response = (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -87,6 +98,7 @@ impl From<PrepareError> for ApiError {
             PrepareError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_wasm", err.to_string()),
             PrepareError::DisallowedImport { .. } => Self::new(StatusCode::BAD_REQUEST, "disallowed_import", err.to_string()),
             PrepareError::CompileTimeout { .. } => Self::new(StatusCode::BAD_REQUEST, "compile_timeout", err.to_string()),
+            PrepareError::CompilerBusy { .. } => Self::new(StatusCode::TOO_MANY_REQUESTS, "compiler_busy", err.to_string()).retry_after(5),
             PrepareError::Internal(e) => Self::internal(format!("{e:#}")),
         }
     }
@@ -98,6 +110,7 @@ impl From<&InvokeError> for ApiError {
             InvokeError::UnknownFunction { .. } => Self::new(StatusCode::BAD_REQUEST, "unknown_function", err.to_string()),
             InvokeError::BadArguments { .. } => Self::new(StatusCode::BAD_REQUEST, "bad_arguments", err.to_string()),
             InvokeError::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", err.to_string()),
+            InvokeError::Busy(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", err.to_string()).retry_after(1),
             InvokeError::Trap(_) | InvokeError::BadResult(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "trap", err.to_string()),
             InvokeError::Internal(e) => Self::internal(format!("{e:#}")),
         }

@@ -68,9 +68,11 @@ pub struct Opened {
 /// Opens the data directory: database (migrated), artifacts (unreferenced ones removed),
 /// compiled-module cache, and the first admin with a token on first start.
 pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
-    let ControlConfig { listen: _, data_dir, max_module_bytes, execution_retention, classes, jwt } = config;
+    let ControlConfig { listen: _, data_dir, max_module_bytes, instance_slots, execution_retention, classes, jwt } = config;
     let jwt = jwt.clone().map(jwt::Jwt::new).transpose()?.map(Arc::new);
-    let (db, artifacts, runtime) = open_storage(data_dir, *max_module_bytes).await?;
+    let runtime =
+        RuntimeConfig { max_module_bytes: *max_module_bytes, max_concurrent_instances: *instance_slots, ..RuntimeConfig::default() };
+    let (db, artifacts, runtime) = open_storage(data_dir, runtime).await?;
     let removed = artifacts.collect_garbage(&db.referenced_digests().await?).await?;
     if removed > 0 {
         tracing::info!(removed, "removed artifacts left by interrupted uploads");
@@ -101,7 +103,8 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
         jwt,
     });
     let (routes, _) = tokio::sync::watch::channel(0);
-    let state = AppState { db, artifacts, runtime, recorder, settings, routes };
+    let compiles = Arc::new(state::CompileGate::new(runtime.config().max_concurrent_compiles));
+    let state = AppState { db, artifacts, runtime, recorder, settings, routes, compiles };
     claims::backfill(&state).await.map_err(|e| anyhow::anyhow!("claiming the space of older routes: {}", e.message()))?;
     let admin = access::Caller { roles: state.db.memberships(&admin.id).await?, user: admin };
     if created && let Err(e) = bundled::deploy(&state, &admin).await {
@@ -110,15 +113,16 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     Ok(Opened { state, new_admin_token })
 }
 
-/// The database, artifact store and runtime (with its compiled cache) under `data_dir`,
-/// created if missing: what `edgefn up` and a standalone `edgefn node` share.
-pub async fn open_storage(data_dir: &std::path::Path, max_module_bytes: usize) -> anyhow::Result<(Database, Artifacts, Runtime)> {
+/// The database, artifact store and a runtime of `runtime`'s settings with its compiled
+/// cache under `data_dir`, created if missing: what `edgefn up` and a standalone
+/// `edgefn node` share.
+pub async fn open_storage(data_dir: &std::path::Path, runtime: RuntimeConfig) -> anyhow::Result<(Database, Artifacts, Runtime)> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let db_path = data_dir.join("edgefn.db");
     let db = Database::open(&format!("sqlite://{}", db_path.display())).await.context("opening the database")?;
     let db = db.witness_audit_head(data_dir.join(AUDIT_WITNESS_FILE)).await.context("opening the audit witness")?;
     let artifacts = Artifacts::local(&data_dir.join("artifacts")).context("opening the artifact store")?;
-    let runtime = Runtime::new(RuntimeConfig { max_module_bytes, cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..runtime })?;
     Ok((db, artifacts, runtime))
 }
 

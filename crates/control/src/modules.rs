@@ -137,7 +137,9 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
     if owner_type == "system" && existing.is_some() && timeout_ms.is_some() {
         return Err(ApiError::forbidden(format!("system module {name} is immutable: only its status may change; upload a new version")));
     }
+    let turn = state.compiles.enter(&caller.user.id)?;
     let prepared = state.runtime.prepare(&bytes).await?;
+    drop(turn);
     if let Err(import) = state.settings.classes.of(&owner_type).grants.check(&prepared.info.imports) {
         return Err(ApiError::ungranted(&import, &owner_type));
     }

@@ -339,7 +339,9 @@ impl Node {
                 } else {
                     self.state.metrics.cache_misses.inc()
                 };
-                self.state.pools.get(&pool_key, &loaded.module, settings)
+                // Pools are bounded per owner: a project (the module's owner if it has none).
+                let owner = module.project_id.as_deref().unwrap_or(&module.owner_id);
+                self.state.pools.get(&pool_key, owner, &loaded.module, settings)
             }
         };
         let lease = pool.acquire(timeout).await.map_err(|e| {
@@ -366,12 +368,13 @@ impl Node {
             services: Some(self.state.services.clone()),
         };
         let failed = |e: HttpError| {
-            let status = match &e {
-                HttpError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-                HttpError::Malformed(_) => StatusCode::BAD_GATEWAY,
-                HttpError::Trap(_) | HttpError::GuestError(_) | HttpError::NotHandleAbi(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            let (status, retry) = match &e {
+                HttpError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, None),
+                HttpError::Malformed(_) => (StatusCode::BAD_GATEWAY, None),
+                HttpError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, Some((RETRY_AFTER, HeaderValue::from_static("1")))),
+                HttpError::Trap(_) | HttpError::GuestError(_) | HttpError::NotHandleAbi(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             };
-            (status, format!("{}@{}: {e}", module.name, version.version), None)
+            (status, format!("{}@{}: {e}", module.name, version.version), retry)
         };
         let reply = if is_component {
             let request = Request::from_parts(parts, full(body));

@@ -28,6 +28,12 @@ pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 256 * 1024;
 /// Guest stack: wasmtime's default; deep enough for real code, small enough that runaway
 /// recursion traps quickly with "call stack exhausted".
 pub const DEFAULT_MAX_WASM_STACK: usize = 512 * 1024;
+/// Compilations that run at once: one per core. Compiling is the heaviest thing an upload
+/// asks for (CPU and hundreds of MB for a large module); more at once would only share the
+/// cores and add up their memory.
+pub fn default_max_concurrent_compiles() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 /// Epoch tick: the granularity of timeouts. 1 ms keeps a 100 ms timeout within ±2 ms.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
@@ -48,6 +54,8 @@ pub struct RuntimeConfig {
     pub max_concurrent_instances: u32,
     /// Maximum guest stack size in bytes.
     pub max_wasm_stack: usize,
+    /// Compilations running at once; more wait (up to the compile timeout) for a turn.
+    pub max_concurrent_compiles: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -60,6 +68,7 @@ impl Default for RuntimeConfig {
             max_instance_memory_bytes: DEFAULT_MAX_INSTANCE_MEMORY_BYTES,
             max_concurrent_instances: DEFAULT_MAX_CONCURRENT_INSTANCES,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+            max_concurrent_compiles: default_max_concurrent_compiles(),
         }
     }
 }

@@ -20,6 +20,13 @@ pub enum PrepareError {
         /// The import, as `module::name` (core) or its WIT name (component).
         import: String,
     },
+    /// As many compilations as the server runs at once are running, and none ended within
+    /// the compile timeout (HTTP 429: try again later).
+    #[error("the server is compiling as many modules as it can ({running} at once); try again shortly")]
+    CompilerBusy {
+        /// Compilations the server runs at once.
+        running: usize,
+    },
     /// Compilation did not finish in time (HTTP 400).
     #[error("compilation took longer than {limit:?}")]
     CompileTimeout {
@@ -59,6 +66,9 @@ pub enum InvokeError {
     /// The guest trapped, ran out of memory or stack (HTTP 500).
     #[error("{0}")]
     Trap(String),
+    /// Every instance slot of the engine is running a call (HTTP 503: try again shortly).
+    #[error("the server is running as many instances as it can ({0}); try again shortly")]
+    Busy(String),
     /// The result could not be turned into JSON as asked (HTTP 500: the guest broke the ABI).
     #[error("bad result: {0}")]
     BadResult(String),

@@ -73,6 +73,9 @@ pub enum HttpError {
     /// The guest returned a negative error code (500).
     #[error("the function returned error code {0}")]
     GuestError(i32),
+    /// No instance slot is free (503).
+    #[error("{0}")]
+    Busy(String),
     /// The guest's response is not valid (502).
     #[error("malformed response from the function: {0}")]
     Malformed(String),
@@ -97,6 +100,7 @@ impl From<InvokeError> for HttpError {
     fn from(e: InvokeError) -> Self {
         match e {
             InvokeError::Timeout { timeout_ms } => HttpError::Timeout { timeout_ms },
+            InvokeError::Busy(_) => HttpError::Busy(e.to_string()),
             other => HttpError::Trap(other.to_string()),
         }
     }

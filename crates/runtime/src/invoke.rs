@@ -198,8 +198,12 @@ where
     }
 }
 
-/// Sorts a wasmtime error into timeout, memory, trap or platform fault.
+/// Sorts a wasmtime error into timeout, no free instance slot, memory, trap or platform
+/// fault.
 pub(crate) fn classify(err: wasmtime::Error, timeout: Duration) -> InvokeError {
+    if let Some(limit) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return InvokeError::Busy(limit.to_string());
+    }
     if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
         return InvokeError::Timeout { timeout_ms: timeout.as_millis() as u64 };
     }

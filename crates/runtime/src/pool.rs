@@ -12,13 +12,23 @@
 //! timeout, and keeps the memory of ready instances under the node's budget by emptying
 //! the least recently used pools first.
 //!
+//! **Slots under pressure.** Every instance, ready or running, holds a slot of the
+//! engine's pooling allocator. Ready instances may hold at most three quarters of the
+//! slots ([`Pools::ready_limit`]), so requests always find slots to run in, and one owner's
+//! ready instances at most half of those ([`Pools::owner_limit`]), so one tenant with many
+//! functions cannot keep everyone else's cold. Past either bound, pools give back the
+//! instances of the least recently used pools (the owner's own, for the owner bound)
+//! before they make more. And when a request still finds no free slot, the least recently
+//! used pools give theirs back and it tries again; a request never fails because other
+//! functions are warm, only (503) when every slot is running a request.
+//!
 //! Instances are made ahead of time on one background thread at the lowest CPU priority
 //! (`SCHED_IDLE`): that work is speculative, so it only ever uses time no request wants.
 //! When every core is busy serving, requests find no ready instance and make their own.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -115,6 +125,10 @@ pub struct PoolStats {
 /// One function's instances.
 pub struct Pool {
     key: String,
+    /// Whose function it is (a project): the unit of the per-owner bound.
+    owner: Arc<str>,
+    /// Ready instances of all of this owner's pools.
+    owner_ready: Arc<AtomicUsize>,
     runtime: Runtime,
     compiled: Arc<Compiled>,
     /// Why the module cannot serve HTTP, if it cannot.
@@ -129,12 +143,23 @@ pub struct Pool {
     shared: Arc<Shared>,
 }
 
-/// What all pools share: the clock they measure idleness with, the memory of ready
-/// instances against the budget, and the background thread that fills pools.
+/// What all pools share: the clock they measure idleness with, the memory and number of
+/// ready instances against their bounds, the registry of pools (to take instances back
+/// from), and the background thread that fills pools.
 struct Shared {
     epoch: Instant,
     ready_bytes: AtomicUsize,
     budget_bytes: usize,
+    ready_count: AtomicUsize,
+    /// Most ready instances of all pools.
+    ready_limit: usize,
+    /// Most ready instances of one owner's pools.
+    owner_limit: usize,
+    /// Ready-instance counts by owner.
+    owners: Mutex<HashMap<Arc<str>, Arc<AtomicUsize>>>,
+    /// Every pool (held by [`Pools`]; weak here, so pools and the registry do not keep
+    /// each other alive).
+    registry: std::sync::Weak<Mutex<HashMap<String, Arc<Pool>>>>,
     refills: std::sync::mpsc::Sender<Arc<Pool>>,
 }
 
@@ -166,6 +191,26 @@ fn lowest_cpu_priority() {
 impl Shared {
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Every pool, least recently used first.
+    fn pools_by_age(&self) -> Vec<Arc<Pool>> {
+        let Some(registry) = self.registry.upgrade() else { return Vec::new() };
+        let mut pools: Vec<Arc<Pool>> = registry.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        pools.sort_by_key(|p| p.last_used_ms.load(Ordering::Relaxed));
+        pools
+    }
+
+    /// Empties the least recently used pool that has ready instances, is not `keep`, was
+    /// used before `before_ms` and (when `owner` is given) belongs to that owner; returns
+    /// whether one gave instances back.
+    fn reclaim(&self, keep: &Pool, before_ms: u64, owner: Option<&str>) -> bool {
+        self.pools_by_age().iter().any(|p| {
+            !std::ptr::eq(&**p, keep)
+                && p.last_used_ms.load(Ordering::Relaxed) <= before_ms
+                && owner.is_none_or(|o| *p.owner == *o)
+                && p.drain() > 0
+        })
     }
 }
 
@@ -200,7 +245,7 @@ impl Pool {
 
     /// This pool's figures.
     pub fn stats(&self) -> PoolStats {
-        let ready = self.ready.lock().expect("pool lock");
+        let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
         PoolStats {
             key: self.key.clone(),
             ready: ready.len(),
@@ -212,13 +257,48 @@ impl Pool {
 
     /// A ready instance, or a new one made now.
     async fn take(&self, deadline: Instant, timeout: Duration) -> Result<Warm, InvokeError> {
-        let popped = self.ready.lock().expect("pool lock").pop();
-        match popped {
-            Some((warm, bytes)) => {
-                self.shared.ready_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                Ok(warm)
+        match self.pop_ready() {
+            Some(warm) => Ok(warm),
+            None => self.instantiate_for_request(deadline, timeout).await,
+        }
+    }
+
+    /// Adds a ready instance to the pool and to the counts.
+    fn push_ready(&self, warm: Warm) {
+        let bytes = warm.memory_bytes();
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner).push((warm, bytes));
+        self.counted(1, bytes, true);
+    }
+
+    /// Takes a ready instance out of the pool and the counts.
+    fn pop_ready(&self) -> Option<Warm> {
+        let (warm, bytes) = self.ready.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
+        self.counted(1, bytes, false);
+        Some(warm)
+    }
+
+    /// Adds (`up`) or removes `count` ready instances holding `bytes`.
+    fn counted(&self, count: usize, bytes: usize, up: bool) {
+        if up {
+            self.shared.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.shared.ready_count.fetch_add(count, Ordering::Relaxed);
+            self.owner_ready.fetch_add(count, Ordering::Relaxed);
+        } else {
+            self.shared.ready_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.shared.ready_count.fetch_sub(count, Ordering::Relaxed);
+            self.owner_ready.fetch_sub(count, Ordering::Relaxed);
+        }
+    }
+
+    /// An instance for a request: when every slot is taken, the least recently used pools
+    /// give back their ready instances and it tries again, until none has any left
+    /// ([`InvokeError::Busy`], a 503, when every slot runs a request).
+    async fn instantiate_for_request(&self, deadline: Instant, timeout: Duration) -> Result<Warm, InvokeError> {
+        loop {
+            match self.instantiate(deadline, timeout).await {
+                Err(InvokeError::Busy(_)) if self.shared.reclaim(self, u64::MAX, None) => {}
+                other => return other,
             }
-            None => self.instantiate(deadline, timeout).await,
         }
     }
 
@@ -248,20 +328,35 @@ impl Pool {
     /// its minimum in the background.
     fn give_back(self: &Arc<Self>, warm: Option<Warm>) {
         if let Some(warm) = warm.filter(|_| self.settings.reuse) {
-            let bytes = warm.memory_bytes();
-            let mut ready = self.ready.lock().expect("pool lock");
-            if ready.len() < self.settings.max_instances {
-                ready.push((warm, bytes));
-                self.shared.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
+            let room = self.ready.lock().unwrap_or_else(PoisonError::into_inner).len() < self.settings.max_instances;
+            if room && self.may_keep_another() {
+                self.push_ready(warm);
             }
         }
         self.refill();
     }
 
+    /// Whether one more ready instance fits the node's and the owner's bounds, after
+    /// taking instances back from pools used less recently than this one if needed.
+    fn may_keep_another(&self) -> bool {
+        let mine = self.last_used_ms.load(Ordering::Relaxed);
+        while self.owner_ready.load(Ordering::Relaxed) >= self.shared.owner_limit {
+            if !self.shared.reclaim(self, mine, Some(&self.owner)) {
+                return false;
+            }
+        }
+        while self.shared.ready_count.load(Ordering::Relaxed) >= self.shared.ready_limit {
+            if !self.shared.reclaim(self, mine, None) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Asks the background thread to make instances until `min_instances` are ready.
     fn refill(self: &Arc<Self>) {
         if self.unservable.is_some()
-            || self.ready.lock().expect("pool lock").len() >= self.settings.min_instances
+            || self.ready.lock().unwrap_or_else(PoisonError::into_inner).len() >= self.settings.min_instances
             || self.refilling.swap(true, Ordering::AcqRel)
         {
             return;
@@ -273,17 +368,15 @@ impl Pool {
 
     /// Makes instances until `min_instances` are ready (on the pool-fill thread).
     async fn fill(&self) {
-        while self.ready.lock().expect("pool lock").len() < self.settings.min_instances {
-            if self.shared.ready_bytes.load(Ordering::Relaxed) > self.shared.budget_bytes {
+        while self.ready.lock().unwrap_or_else(PoisonError::into_inner).len() < self.settings.min_instances {
+            if self.shared.ready_bytes.load(Ordering::Relaxed) > self.shared.budget_bytes || !self.may_keep_another() {
                 break;
             }
             let timeout = crate::invoke::DEFAULT_TIMEOUT;
             match self.instantiate(Instant::now() + timeout, timeout).await {
-                Ok(warm) => {
-                    let bytes = warm.memory_bytes();
-                    self.ready.lock().expect("pool lock").push((warm, bytes));
-                    self.shared.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
-                }
+                Ok(warm) => self.push_ready(warm),
+                // Slots are taken by running requests: ready instances can wait.
+                Err(InvokeError::Busy(_)) => break,
                 Err(e) => {
                     tracing::warn!(pool = self.key, error = %e, "could not make a ready instance");
                     break;
@@ -293,12 +386,12 @@ impl Pool {
         self.refilling.store(false, Ordering::Release);
     }
 
-    /// Drops every ready instance; returns the memory freed.
+    /// Drops every ready instance; returns how many.
     fn drain(&self) -> usize {
-        let drained: Vec<(Warm, usize)> = std::mem::take(&mut *self.ready.lock().expect("pool lock"));
+        let drained: Vec<(Warm, usize)> = std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner));
         let bytes = drained.iter().map(|(_, b)| b).sum();
-        self.shared.ready_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        bytes
+        self.counted(drained.len(), bytes, false);
+        drained.len()
     }
 }
 
@@ -365,33 +458,66 @@ impl Lease {
 /// Every function's pool on this node.
 pub struct Pools {
     runtime: Runtime,
-    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    pools: Arc<Mutex<HashMap<String, Arc<Pool>>>>,
     shared: Arc<Shared>,
     idle_timeout: Duration,
 }
 
 impl Pools {
-    /// No pools yet; ready instances together may hold `budget_bytes` of memory.
+    /// No pools yet; ready instances together may hold `budget_bytes` of memory, three
+    /// quarters of the engine's instance slots, and one owner half of that.
     pub fn new(runtime: Runtime, budget_bytes: usize, idle_timeout: Duration) -> Self {
-        let shared = Arc::new(Shared { epoch: Instant::now(), ready_bytes: AtomicUsize::new(0), budget_bytes, refills: start_filler() });
-        Self { runtime, pools: Mutex::default(), shared, idle_timeout }
+        let slots = runtime.config().max_concurrent_instances as usize;
+        let ready_limit = (slots * 3 / 4).max(1);
+        let pools: Arc<Mutex<HashMap<String, Arc<Pool>>>> = Arc::default();
+        let shared = Arc::new(Shared {
+            epoch: Instant::now(),
+            ready_bytes: AtomicUsize::new(0),
+            budget_bytes,
+            ready_count: AtomicUsize::new(0),
+            ready_limit,
+            owner_limit: (ready_limit / 2).max(1),
+            owners: Mutex::default(),
+            registry: Arc::downgrade(&pools),
+            refills: start_filler(),
+        });
+        Self { runtime, pools, shared, idle_timeout }
+    }
+
+    /// Most ready instances all pools together keep.
+    pub fn ready_limit(&self) -> usize {
+        self.shared.ready_limit
+    }
+
+    /// Most ready instances one owner's pools keep.
+    pub fn owner_limit(&self) -> usize {
+        self.shared.owner_limit
+    }
+
+    /// Ready instances of all pools.
+    pub fn ready_count(&self) -> usize {
+        self.shared.ready_count.load(Ordering::Relaxed)
     }
 
     /// The pool for `key` if there is one with these settings: a hot function's request
     /// needs neither the compiled-module cache nor [`Pools::get`].
     pub fn find(&self, key: &str, settings: PoolSettings) -> Option<Arc<Pool>> {
-        self.pools.lock().expect("pools lock").get(key).filter(|p| p.settings == settings).cloned()
+        self.pools.lock().unwrap_or_else(PoisonError::into_inner).get(key).filter(|p| p.settings == settings).cloned()
     }
 
-    /// The pool for `key` (one function version), made — and filled in the background —
-    /// on first use, and replaced when the module or its settings changed.
-    pub fn get(&self, key: &str, compiled: &Arc<Compiled>, settings: PoolSettings) -> Arc<Pool> {
-        let mut pools = self.pools.lock().expect("pools lock");
+    /// The pool for `key` (one function version of `owner`), made — and filled in the
+    /// background — on first use, and replaced when the module or its settings changed.
+    pub fn get(&self, key: &str, owner: &str, compiled: &Arc<Compiled>, settings: PoolSettings) -> Arc<Pool> {
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(pool) = pools.get(key).filter(|p| p.settings == settings && Arc::ptr_eq(&p.compiled, compiled)) {
             return pool.clone();
         }
+        let owner: Arc<str> = Arc::from(owner);
+        let owner_ready = self.shared.owners.lock().unwrap_or_else(PoisonError::into_inner).entry(owner.clone()).or_default().clone();
         let pool = Arc::new(Pool {
             key: key.to_string(),
+            owner,
+            owner_ready,
             runtime: self.runtime.clone(),
             compiled: compiled.clone(),
             unservable: self.runtime.check_http(compiled).err(),
@@ -418,7 +544,7 @@ impl Pools {
     pub fn sweep(&self) -> usize {
         let idle_ms = self.idle_timeout.as_millis() as u64;
         let now = self.shared.now_ms();
-        let mut pools = self.pools.lock().expect("pools lock");
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         let before = pools.len();
         pools.retain(|_, p| {
             let keep = now.saturating_sub(p.last_used_ms.load(Ordering::Relaxed)) < idle_ms;
@@ -436,10 +562,8 @@ impl Pools {
         if self.shared.ready_bytes.load(Ordering::Relaxed) <= self.shared.budget_bytes {
             return 0;
         }
-        let mut by_age: Vec<Arc<Pool>> = self.pools.lock().expect("pools lock").values().cloned().collect();
-        by_age.sort_by_key(|p| p.last_used_ms.load(Ordering::Relaxed));
         let mut emptied = 0;
-        for pool in by_age {
+        for pool in self.shared.pools_by_age() {
             if self.shared.ready_bytes.load(Ordering::Relaxed) <= self.shared.budget_bytes {
                 break;
             }
@@ -452,7 +576,7 @@ impl Pools {
 
     /// Figures of every pool.
     pub fn stats(&self) -> Vec<PoolStats> {
-        let pools: Vec<Arc<Pool>> = self.pools.lock().expect("pools lock").values().cloned().collect();
+        let pools: Vec<Arc<Pool>> = self.pools.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         pools.iter().map(|p| p.stats()).collect()
     }
 

@@ -98,6 +98,8 @@ pub(crate) struct Inner {
     pub(crate) lanes: Arc<tokio::sync::Semaphore>,
     /// Where every call's guest log lines go, rate-limited per function.
     guest_log: Arc<GuestLog>,
+    /// Turns to compile: held until a compilation's thread is done, even past its timeout.
+    compiles: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Inner {
@@ -144,6 +146,7 @@ impl Runtime {
         let disk = config.cache_dir.as_deref().map(|dir| DiskCache::open(dir, &engine)).transpose()?;
         let capacity = NonZeroUsize::new(config.memory_cache_entries.max(1)).expect("max(1) is non-zero");
         let stop_ticker = Arc::new(AtomicBool::new(false));
+        let compiles = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_compiles.max(1)));
         spawn_epoch_ticker(engine.clone(), stop_ticker.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -157,6 +160,7 @@ impl Runtime {
                 stop_ticker,
                 lanes: Arc::new(tokio::sync::Semaphore::new(slow_lanes())),
                 guest_log: Arc::default(),
+                compiles,
             }),
         })
     }
@@ -266,20 +270,29 @@ impl Runtime {
         }
     }
 
-    /// Compiles on a blocking thread, bounded by the compile timeout. A compilation that
-    /// overruns keeps its thread until cranelift finishes, but the caller is answered.
+    /// Compiles on a blocking thread once a turn is free, bounded by the compile timeout
+    /// (waiting for the turn included). A compilation that overruns keeps its thread until
+    /// cranelift finishes — work in progress cannot be interrupted — and keeps its turn
+    /// until then too, so overrunning compilations never pile up; the caller is answered
+    /// at the timeout.
     async fn compile(&self, bytes: &[u8]) -> Result<Artifact, PrepareError> {
+        let limit = self.inner.config.compile_timeout;
+        let started = tokio::time::Instant::now();
+        let turn = tokio::time::timeout(limit, self.inner.compiles.clone().acquire_owned())
+            .await
+            .map_err(|_| PrepareError::CompilerBusy { running: self.inner.config.max_concurrent_compiles })?
+            .map_err(|e| PrepareError::Internal(e.into()))?;
         let engine = self.inner.engine.clone();
         let owned = bytes.to_vec();
         let task = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             if wasmparser::Parser::is_component(&owned) {
                 Component::new(&engine, &owned).map(Artifact::Component)
             } else {
                 Module::new(&engine, &owned).map(Artifact::Core)
             }
         });
-        let limit = self.inner.config.compile_timeout;
-        let result = tokio::time::timeout(limit, task)
+        let result = tokio::time::timeout_at(started + limit, task)
             .await
             .map_err(|_| PrepareError::CompileTimeout { limit })?
             .map_err(|e| PrepareError::Internal(e.into()))?;

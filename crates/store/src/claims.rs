@@ -6,7 +6,7 @@
 //! another's.
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::audit::{Change, append};
 use crate::database::Database;
@@ -86,10 +86,26 @@ impl RouteClaim {
     }
 }
 
-/// Claims overlapping `space`, read inside the caller's transaction.
+/// Claims overlapping `space`, oldest first. The query reads only candidates — on the
+/// default host the prefixes above `space` and those below it, on a named host that host
+/// and the wildcards — so its cost does not grow with the number of claims.
 pub(crate) async fn overlapping(conn: &mut SqliteConnection, space: &RouteSpace) -> Result<Vec<RouteClaim>, StoreError> {
-    let all: Vec<RouteClaim> = sqlx::query_as("SELECT * FROM route_claims ORDER BY created_at, id").fetch_all(&mut *conn).await?;
-    Ok(all.into_iter().filter(|c| c.space().overlaps(space)).collect())
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM route_claims WHERE ");
+    if space.host.is_empty() {
+        q.push("host = '' AND (path_prefix IN (''");
+        for (at, _) in space.prefix.match_indices('/').filter(|(at, _)| *at > 0) {
+            q.push(", ").push_bind(space.prefix[..at].to_string());
+        }
+        q.push(", ").push_bind(space.prefix.clone());
+        let escaped = space.prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        q.push(") OR path_prefix LIKE ").push_bind(format!("{escaped}/%")).push(" ESCAPE '\\')");
+    } else {
+        let suffix = space.host.strip_prefix("*.").unwrap_or(&space.host);
+        q.push("host = ").push_bind(space.host.clone()).push(" OR host LIKE '*.%' OR host LIKE ").push_bind(format!("%.{suffix}"));
+    }
+    q.push(" ORDER BY created_at, id");
+    let candidates: Vec<RouteClaim> = q.build_query_as().fetch_all(&mut *conn).await?;
+    Ok(candidates.into_iter().filter(|c| c.space().overlaps(space)).collect())
 }
 
 /// Inserts a claim of `space` for `project_id` after checking, inside the transaction,
@@ -127,6 +143,12 @@ impl Database {
     /// Every claim, oldest first.
     pub async fn claims(&self) -> Result<Vec<RouteClaim>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM route_claims ORDER BY created_at, id").fetch_all(&self.pool).await?)
+    }
+
+    /// Claims overlapping `space`, oldest first.
+    pub async fn overlapping_claims(&self, space: &RouteSpace) -> Result<Vec<RouteClaim>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        overlapping(&mut conn, space).await
     }
 
     /// One claim.

@@ -33,6 +33,9 @@ pub struct NodeCommand {
     /// Memory ready function instances may hold, in MiB.
     #[arg(long, env = "EDGEFN_MEMORY_BUDGET_MB", default_value_t = edgefn_runtime::DEFAULT_MEMORY_BUDGET_BYTES / (1024 * 1024))]
     memory_budget_mb: usize,
+    /// Function instances (ready or running) this node holds at once.
+    #[arg(long, env = "EDGEFN_INSTANCE_SLOTS", default_value_t = edgefn_runtime::RuntimeConfig::default().max_concurrent_instances)]
+    instance_slots: u32,
     /// The control plane's TOML config file, for its `[classes]` sandbox limits.
     #[arg(long, env = "EDGEFN_CONFIG")]
     config: Option<PathBuf>,
@@ -52,8 +55,8 @@ impl NodeCommand {
             "no control plane data in {} (start `edgefn up` there first, or pass --data-dir)",
             self.data_dir.display()
         );
-        let max_module_bytes = edgefn_runtime::RuntimeConfig::default().max_module_bytes;
-        let (db, artifacts, runtime) = edgefn_control::open_storage(&self.data_dir, max_module_bytes).await?;
+        let runtime = edgefn_runtime::RuntimeConfig { max_concurrent_instances: self.instance_slots, ..Default::default() };
+        let (db, artifacts, runtime) = edgefn_control::open_storage(&self.data_dir, runtime).await?;
         let classes = super::up::FileConfig::read(self.config.as_deref())?.classes()?;
         let config = edgefn_node::NodeConfig {
             pop: self.pop,

@@ -29,6 +29,9 @@ pub struct UpCommand {
     /// Requests that may wait for a function at its concurrency limit; more get 503.
     #[arg(long, env = "EDGEFN_MAX_QUEUE")]
     max_queue: Option<usize>,
+    /// Function instances (ready or running) the process holds at once [default: 2000].
+    #[arg(long, env = "EDGEFN_INSTANCE_SLOTS")]
+    instance_slots: Option<u32>,
     /// Where the database, artifacts, compiled cache and admin token live.
     #[arg(long, env = "EDGEFN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -65,6 +68,7 @@ pub(crate) struct FileConfig {
     pop: Option<String>,
     memory_budget_mb: Option<usize>,
     max_queue: Option<usize>,
+    instance_slots: Option<u32>,
     data_dir: Option<PathBuf>,
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
@@ -129,6 +133,7 @@ impl UpCommand {
             listen: self.listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
             max_module_bytes: self.max_module_bytes.or(file.max_module_bytes).unwrap_or(defaults.max_module_bytes),
+            instance_slots: self.instance_slots.or(file.instance_slots).unwrap_or(defaults.instance_slots).max(1),
             execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
             classes,
             jwt,

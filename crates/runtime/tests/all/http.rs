@@ -25,7 +25,8 @@ async fn serve(wasm: Vec<u8>, req: HttpRequest, limits: HttpLimits) -> Result<Ht
     let rt = runtime();
     let loaded = load(&rt, wasm).await;
     let pools = Pools::new(rt.clone(), DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_IDLE_TIMEOUT);
-    let pool = pools.get("f", &loaded.module, PoolSettings { max_memory_bytes: limits.max_memory_bytes, ..PoolSettings::default() });
+    let pool =
+        pools.get("f", "owner", &loaded.module, PoolSettings { max_memory_bytes: limits.max_memory_bytes, ..PoolSettings::default() });
     pool.acquire(Duration::from_secs(1)).await.unwrap().handle_http(req, limits, CallContext::default()).await
 }
 

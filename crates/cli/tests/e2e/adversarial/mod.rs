@@ -2,11 +2,13 @@
 //! servers, made through the real sockets as an outside client or a malicious tenant
 //! would (docs/security.md lists what each boundary enforces).
 
+mod compiles;
 mod connections;
 mod framing;
 mod logs;
 mod routes;
 mod secrets;
+mod slots;
 mod smaller;
 
 use std::time::Duration;

@@ -1,0 +1,97 @@
+//! Point 7 of the hardening issue, compile bombs: one user's parallel uploads of modules
+//! that take long to compile are bounded (429 with `Retry-After` past its share), the
+//! server's memory stays bounded, and another user can still upload.
+
+use std::time::{Duration, Instant};
+
+use crate::{Api, Server};
+
+fn leb(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A valid module whose one function is `adds` additions over 2,000 locals: about 3 MB
+/// that takes cranelift seconds and hundreds of MB to compile. `seed` makes each distinct.
+fn compile_bomb(adds: usize, seed: usize) -> Vec<u8> {
+    let locals = 2000;
+    let mut body = vec![1];
+    leb(locals, &mut body);
+    body.push(0x7f);
+    let mut x = seed.wrapping_mul(2654435761) | 1;
+    for _ in 0..adds {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let (a, b) = (x % locals, (x >> 16) % locals);
+        body.push(0x20);
+        leb(a, &mut body);
+        body.push(0x20);
+        leb(b, &mut body);
+        body.push(0x6a);
+        body.push(0x21);
+        leb((a + b) % locals, &mut body);
+    }
+    body.push(0x0b);
+    let mut code = vec![1];
+    leb(body.len(), &mut code);
+    code.extend(body);
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    for (id, payload) in [(1u8, vec![1, 0x60, 0, 0]), (3, vec![1, 0]), (10, code)] {
+        module.push(id);
+        leb(payload.len(), &mut module);
+        module.extend(payload);
+    }
+    module
+}
+
+/// Uploads raw bytes and returns the status and `Retry-After`.
+async fn upload(api: &Api, name: &str, bytes: Vec<u8>) -> (u16, Option<String>) {
+    let url = format!("{}/api/v1/modules?name={name}&version=1.0.0", api.url);
+    let res = api.http.post(url).bearer_auth(&api.token).header("content-type", "application/wasm").body(bytes).send().await.unwrap();
+    (res.status().as_u16(), res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string()))
+}
+
+/// The server's peak resident memory, in bytes.
+fn peak_memory(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn one_users_parallel_compile_bombs_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.client();
+    let (mallory, alice) = (admin.new_user("mallory").await, admin.new_user("alice").await);
+    let bombs: Vec<_> = (0..8)
+        .map(|i| {
+            let mallory = mallory.clone();
+            tokio::spawn(async move { upload(&mallory, &format!("bomb{i}"), compile_bomb(300_000, i)).await })
+        })
+        .collect();
+    // While mallory's bombs compile, alice's small upload still gets its turn.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let (status, _) = upload(&alice, "small", crate::example("add.wat")).await;
+    assert_eq!(status, 201);
+    assert!(started.elapsed() < Duration::from_secs(2), "alice waited {:?} behind mallory's bombs", started.elapsed());
+
+    let mut answers = Vec::new();
+    for b in bombs {
+        answers.push(b.await.unwrap());
+    }
+    let refused = answers.iter().filter(|(s, _)| *s == 429).count();
+    assert!(refused >= 6, "only {refused} of 8 parallel bombs refused: {answers:?}");
+    assert!(answers.iter().all(|(s, retry)| (*s == 429 && retry.is_some()) || *s == 201 || *s == 400), "{answers:?}");
+    let peak = peak_memory(&server);
+    assert!(peak < 700 * 1024 * 1024, "the server peaked at {} MB", peak / (1024 * 1024));
+}
