@@ -185,3 +185,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Fuzz target: any route patterns build a router or a clear error, and any request
+    /// line — odd hosts, ports, unicode, empty paths — is looked up without a panic, with
+    /// an answer that agrees with the plain definition.
+    #[test]
+    fn any_patterns_and_any_requests_are_handled(
+        patterns in proptest::collection::vec(("\\PC{0,12}", prop_oneof![Just(PathMatch::Exact), Just(PathMatch::Prefix), Just(PathMatch::Regex)], proptest::option::of("[*.a-zA-Z0-9:\\[\\]-]{0,12}")), 0..8),
+        requests in proptest::collection::vec(("\\PC{0,16}", "\\PC{0,16}", "[A-Z]{0,7}"), 1..8),
+    ) {
+        let routes: Vec<RouteSpec<String>> = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, (path, kind, host))| route(&format!("r{i}"), host.as_deref(), path, *kind, &[], 0))
+            .collect();
+        let Ok(router) = Router::new(routes.clone(), None) else { return Ok(()) };
+        for (host, path, method) in requests {
+            if let Lookup::Found(r) = router.lookup(&host, &path, &method) {
+                prop_assert!(r.matches(&host, &path, &method), "{} does not match {host} {path}", r.id);
+            }
+            let scope = edgefn_node::route_scope(&path, PathMatch::Regex);
+            prop_assert!(path.starts_with(scope));
+        }
+    }
+}

@@ -171,7 +171,12 @@ fn start_filler() -> std::sync::mpsc::Sender<Arc<Pool>> {
         lowest_cpu_priority();
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime builds");
         while let Ok(pool) = rx.recv() {
-            rt.block_on(pool.fill());
+            // A bug while filling one pool must not end the filling of every pool.
+            let filled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(pool.fill())));
+            if filled.is_err() {
+                tracing::error!(pool = pool.key, "filling the pool panicked; it will be filled again on its next request");
+                pool.refilling.store(false, Ordering::Release);
+            }
         }
     });
     thread.expect("spawning the pool-fill thread");
@@ -196,9 +201,16 @@ impl Shared {
     /// Every pool, least recently used first.
     fn pools_by_age(&self) -> Vec<Arc<Pool>> {
         let Some(registry) = self.registry.upgrade() else { return Vec::new() };
-        let mut pools: Vec<Arc<Pool>> = registry.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
-        pools.sort_by_key(|p| p.last_used_ms.load(Ordering::Relaxed));
-        pools
+        // Each pool's time read once: sorting on the live atomics, which requests move
+        // while the sort runs, would not be a total order.
+        let mut pools: Vec<(u64, Arc<Pool>)> = registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|p| (p.last_used_ms.load(Ordering::Relaxed), p.clone()))
+            .collect();
+        pools.sort_by_key(|(used, _)| *used);
+        pools.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Empties the least recently used pool that has ready instances, is not `keep`, was

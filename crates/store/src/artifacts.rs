@@ -18,6 +18,8 @@ const PREFIX: &str = "sha256";
 #[derive(Clone, Debug)]
 pub struct Artifacts {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store: where writes cut short leave temporary files.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl Artifacts {
@@ -25,7 +27,8 @@ impl Artifacts {
     pub fn local(dir: &std::path::Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Artifacts(object_store::Error::Generic { store: "local", source: Box::new(e) }))?;
-        Ok(Self { store: Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true)) })
+        let store = Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true));
+        Ok(Self { store, local_dir: Some(dir.join(PREFIX)) })
     }
 
     fn path(sha256: &str) -> Path {
@@ -63,9 +66,20 @@ impl Artifacts {
     }
 
     /// Deletes artifacts no version references (left by a crash between writing the bytes
-    /// and committing the rows, or by a failed upload). Returns how many were removed.
+    /// and committing the rows, or by a failed upload), and the temporary files of writes a
+    /// crash cut short (`<digest>#<n>` in a local store, which listings do not show). Run
+    /// at start, before any upload. Returns how many were removed.
     pub async fn collect_garbage(&self, referenced: &HashSet<String>) -> Result<usize, StoreError> {
         let mut removed = 0;
+        if let Some(dir) = &self.local_dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().contains('#') && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
         for sha in self.digests().await? {
             if !referenced.contains(&sha) {
                 self.delete(&sha).await?;

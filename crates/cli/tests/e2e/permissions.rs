@@ -148,3 +148,72 @@ async fn every_role_class_and_operation_gets_the_answer_of_the_matrix() {
     assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(CLASSES.len() * 7, MATRIX.len());
 }
+
+/// Route ownership (docs/permissions.md, "Routes and claims"): each role's answer, in
+/// [`ROLES`] order, when it routes olive's `user` module of `team` or manages claims.
+/// `own`: a new path; `taken`: a path eve's project claimed first; `whole`: the whole
+/// default host; `wildcard`: `*.team.test`; `reserve`: `POST /api/v1/claims` for `team`;
+/// `release`: `DELETE` a claim of `team` that holds no route.
+const CLAIMS_MATRIX: [(&str, [u16; 7]); 6] = [
+    ("own", [201, 201, 201, 201, 403, 403, 404]),
+    ("taken", [409, 409, 409, 409, 403, 403, 404]),
+    ("whole", [409, 403, 403, 403, 403, 403, 404]),
+    ("wildcard", [201, 403, 403, 403, 403, 403, 404]),
+    ("reserve", [201, 403, 403, 403, 403, 403, 403]),
+    ("release", [204, 204, 204, 403, 403, 404, 404]),
+];
+
+#[tokio::test]
+async fn every_role_meets_the_route_claims_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.client();
+    let mut clients = vec![admin.clone()];
+    for name in &ROLES[1..] {
+        clients.push(user(&admin, name).await);
+    }
+    let (olive, eve) = (&clients[1], &clients[6]);
+    assert_eq!(olive.post("/api/v1/projects", json!({"name": "team"})).await.0, 201);
+    for (who, role) in [("pat", "owner"), ("dave", "developer"), ("vic", "viewer")] {
+        let put = olive.http.put(format!("{}/api/v1/projects/team/members/{who}", olive.url)).json(&json!({"role": role}));
+        assert_eq!(olive.send(put).await.0, 200);
+    }
+    let (_, users) = admin.get("/api/v1/users").await;
+    let alice_id = users["users"].as_array().unwrap().iter().find(|u| u["name"] == "alice").unwrap()["id"].as_str().unwrap().to_string();
+    let id = module_of(&clients, "user", "site", &alice_id).await;
+    // Eve's own module claims /eve-space first.
+    let (status, body) = eve.upload("eves", "1.0.0", module_wasm()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(eve.post("/api/v1/routes", json!({"path": "/eve-space", "moduleId": "eves"})).await.0, 201);
+
+    let mut failures = Vec::new();
+    for (case, expected) in CLAIMS_MATRIX {
+        for (i, client) in clients.iter().enumerate() {
+            let role = ROLES[i];
+            let (status, body) = match case {
+                "own" => client.post("/api/v1/routes", json!({"path": format!("/site-{role}"), "moduleId": id})).await,
+                "taken" => client.post("/api/v1/routes", json!({"path": "/eve-space/x", "moduleId": id})).await,
+                "whole" => client.post("/api/v1/routes", json!({"path": "/", "match": "prefix", "moduleId": id})).await,
+                "wildcard" => {
+                    let host = format!("*.{role}.team.test");
+                    client.post("/api/v1/routes", json!({"host": host, "path": "/", "match": "prefix", "moduleId": id})).await
+                }
+                "reserve" => client.post("/api/v1/claims", json!({"pathPrefix": format!("/reserved-{role}"), "project": "team"})).await,
+                "release" => {
+                    let (status, claim) =
+                        admin.post("/api/v1/claims", json!({"pathPrefix": format!("/release-{role}"), "project": "team"})).await;
+                    assert_eq!(status, 201, "{claim}");
+                    client.send(client.http.delete(format!("{}/api/v1/claims/{}", client.url, claim["id"].as_str().unwrap()))).await
+                }
+                other => unreachable!("{other}"),
+            };
+            if status >= 400 {
+                assert!(body["error"]["message"].is_string(), "{case} × {role}: {body}");
+            }
+            if status != expected[i] {
+                failures.push(format!("{case} × {role}: expected {}, got {status}: {body}", expected[i]));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
+}

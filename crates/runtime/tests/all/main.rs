@@ -3,6 +3,7 @@
 mod cache;
 mod component;
 mod core;
+mod fuzz;
 mod http;
 mod json;
 mod pool;

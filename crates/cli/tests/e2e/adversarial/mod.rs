@@ -5,6 +5,7 @@
 mod compiles;
 mod connections;
 mod framing;
+mod fuzz;
 mod logs;
 mod routes;
 mod secrets;
