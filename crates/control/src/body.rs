@@ -12,6 +12,18 @@ use crate::error::ApiError;
 /// Largest JSON request body (invoke arguments included).
 const MAX_JSON_BYTES: usize = 2 * 1024 * 1024;
 
+/// A query string whose rejections are `ApiError`s (400 in our error format).
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query).map(QueryParams).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    }
+}
+
 /// A JSON body whose rejections are `ApiError`s.
 pub struct JsonBody<T>(pub T);
 

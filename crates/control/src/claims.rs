@@ -9,16 +9,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use edgefn_node::{PathMatch, route_scope};
 use edgefn_store::{Actor, RouteClaim, RouteSpace, StoreError};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::access::Caller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::openapi::Failure;
 use crate::state::AppState;
 
 /// Body of `POST /api/v1/claims`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClaimBody {
     /// Host name or `*.` and a host name; absent for the default host.
@@ -78,8 +79,16 @@ pub async fn explain(state: &AppState, caller: &Caller, space: &RouteSpace, err:
     ApiError::new(StatusCode::CONFLICT, "claimed", format!("{} is {owner}", describe(space)))
 }
 
+/// Claims.
+#[derive(Serialize, ToSchema)]
+pub struct ClaimList {
+    /// Oldest first.
+    claims: Vec<RouteClaim>,
+}
+
 /// `GET /api/v1/claims`: admins see every claim; others those of their projects.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/claims", tag = "routes", responses((status = 200, description = "Claims of the caller's projects (all, for admins)", body = ClaimList), Failure))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ClaimList>, ApiError> {
     let claims: Vec<RouteClaim> = state
         .db
         .claims()
@@ -87,11 +96,13 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
         .into_iter()
         .filter(|c| caller.user.is_admin() || c.project_id.as_ref().is_some_and(|p| caller.roles.contains_key(p)))
         .collect();
-    Ok(Json(json!({"claims": claims})))
+    Ok(Json(ClaimList { claims }))
 }
 
 /// `POST /api/v1/claims` (admins): reserves a host or default-host prefix for a project,
 /// or for admins.
+#[utoipa::path(post, path = "/api/v1/claims", tag = "routes", request_body = ClaimBody,
+    responses((status = 201, description = "The claim", body = RouteClaim), Failure))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +140,8 @@ fn check_host(host: &str) -> Result<(), ApiError> {
 
 /// `DELETE /api/v1/claims/{id}`: admins, or an owner of the claim's project, once no route
 /// lies inside it.
+#[utoipa::path(delete, path = "/api/v1/claims/{id}", tag = "routes", params(("id" = String, Path, description = "Claim id")),
+    responses((status = 204, description = "Released"), Failure))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let claim = state.db.claim(&id).await?;
     let role = claim.project_id.as_ref().and_then(|p| caller.roles.get(p)).map(String::as_str);

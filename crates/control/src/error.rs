@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use edgefn_runtime::{InvokeError, PrepareError};
 use edgefn_store::StoreError;
-use serde_json::json;
+
+use crate::openapi::{ErrorBody, ErrorDetail};
 
 /// An error answer.
 #[derive(Debug)]
@@ -73,7 +74,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response();
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
         }

@@ -1,14 +1,16 @@
 //! Execution history and statistics of a module.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use edgefn_store::Module;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::extract::{Path, State};
+use edgefn_store::{Execution, ExecutionStats, Module};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Caller, Op, decide};
+use crate::body::QueryParams;
 use crate::error::ApiError;
 use crate::modules::find;
+use crate::openapi::Failure;
 use crate::state::AppState;
 
 /// Most rows in one page.
@@ -20,23 +22,42 @@ const DEFAULT_PAGE: i64 = 50;
 pub(crate) const STATUSES: [&str; 3] = ["success", "error", "timeout"];
 
 /// Paging and filter of the history.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Rows in the page (1 to 500, default 50).
     limit: Option<i64>,
+    /// Rows to skip.
     offset: Option<i64>,
+    /// Only `success`, `error` or `timeout`.
     status: Option<String>,
+}
+
+/// A page of the history.
+#[derive(Serialize, ToSchema)]
+pub struct ExecutionPage {
+    /// Newest first.
+    executions: Vec<Execution>,
+    /// Rows the caller may see in all.
+    total: i64,
+    /// The page size.
+    limit: i64,
+    /// Rows skipped.
+    offset: i64,
 }
 
 /// `GET /api/v1/modules/{id}/executions?limit=&offset=&status=`: newest first. The
 /// module's owner and admins see every execution; anyone else who may read the module,
 /// their own.
+#[utoipa::path(get, path = "/api/v1/modules/{id}/executions", tag = "history", params(("id" = String, Path, description = "Module id or name"), Page),
+    responses((status = 200, description = "A page of executions, newest first", body = ExecutionPage), Failure))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(page): QueryParams<Page>,
+) -> Result<Json<ExecutionPage>, ApiError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     let offset = page.offset.unwrap_or(0);
     if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
@@ -47,15 +68,16 @@ pub async fn list(
     let executor = visible_executor(&caller, &module);
     state.recorder.flush().await;
     let (executions, total) = state.db.executions(&module.id, executor, page.status.as_deref(), limit, offset).await?;
-    Ok(Json(json!({"executions": executions, "total": total, "limit": limit, "offset": offset})))
+    Ok(Json(ExecutionPage { executions, total, limit, offset }))
 }
 
 /// `GET /api/v1/modules/{id}/stats`: for those who may see every execution.
-pub async fn stats(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/modules/{id}/stats", tag = "history", params(("id" = String, Path, description = "Module id or name")),
+    responses((status = 200, description = "Count, success rate and latency percentiles", body = ExecutionStats), Failure))]
+pub async fn stats(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ExecutionStats>, ApiError> {
     let module = find(&state, &caller, &id, Op::History).await?;
     state.recorder.flush().await;
-    let stats = state.db.execution_stats(&module.id).await?;
-    Ok(Json(serde_json::to_value(stats).map_err(ApiError::internal)?))
+    Ok(Json(state.db.execution_stats(&module.id).await?))
 }
 
 /// `Ok` for no status or one an execution can have.

@@ -6,27 +6,35 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
 use edgefn_runtime::{CallContext, InvokeRequest, ResultEncoding};
 use edgefn_store::{Execution, Resolved, now_ms};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::access::{Caller, Op};
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::openapi::Failure;
 use crate::state::AppState;
 
 /// Body of an invoke.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InvokeBody {
+    /// The exported function.
     pub(crate) function: String,
+    /// Its arguments: a JSON array matching the signature (docs/abi.md).
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub(crate) args: Value,
+    /// A shorter time limit than the module's, in milliseconds.
     pub(crate) timeout_ms: Option<u64>,
+    /// A version other than the newest.
     pub(crate) version: Option<String>,
+    /// How to read a core module's result: `values` (default), `string`, `bytes` or `json`.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub(crate) result: ResultEncoding,
 }
 
@@ -45,38 +53,77 @@ pub struct Called {
 }
 
 /// Body of the seeds' executor endpoint.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExecutorBody {
+    /// Module id or name.
     module_id: String,
+    /// The exported function.
     function_name: String,
+    /// Its arguments.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     args: Value,
+    /// A shorter time limit than the module's, in milliseconds.
     timeout_ms: Option<u64>,
+    /// A version other than the newest.
     version: Option<String>,
+    /// How to read a core module's result.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     result: ResultEncoding,
 }
 
+/// A call's answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeResult {
+    /// What the function returned, as JSON.
+    #[schema(value_type = Object)]
+    result: Value,
+    /// Wall time of the call.
+    execution_time_ms: f64,
+    /// Linear memory the instance used.
+    memory_used_bytes: u64,
+    /// Whether the compiled module came from the cache.
+    cache_hit: bool,
+    /// The module and version that ran.
+    module: InvokedModule,
+}
+
+/// The module and version a call ran.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokedModule {
+    id: String,
+    name: String,
+    version: String,
+    owner_type: String,
+}
+
 /// `POST /api/v1/modules/{id}/invoke`.
+#[utoipa::path(post, path = "/api/v1/modules/{id}/invoke", tag = "invoke", params(("id" = String, Path, description = "Module id or name")),
+    request_body = InvokeBody, responses((status = 200, description = "The function returned", body = InvokeResult), Failure))]
 pub async fn invoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<InvokeBody>,
-) -> Result<Response, ApiError> {
-    run(&state, &caller, &id, body).await
+) -> Result<Json<InvokeResult>, ApiError> {
+    Ok(Json(call(&state, &caller, &id, body).await?.into()))
 }
 
 /// `POST /functions/v1/wasm-executor`.
-pub async fn executor(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<ExecutorBody>) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/functions/v1/wasm-executor", tag = "invoke", request_body = ExecutorBody,
+    responses((status = 200, description = "The function returned (the seeds' executor endpoint)", body = InvokeResult), Failure))]
+pub async fn executor(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ExecutorBody>,
+) -> Result<Json<InvokeResult>, ApiError> {
     let ExecutorBody { module_id, function_name, args, timeout_ms, version, result } = body;
-    run(&state, &caller, &module_id, InvokeBody { function: function_name, args, timeout_ms, version, result }).await
-}
-
-async fn run(state: &AppState, caller: &Caller, id: &str, body: InvokeBody) -> Result<Response, ApiError> {
-    let called = call(state, caller, id, body).await?;
-    Ok(Json(success_body(&called)).into_response())
+    let body = InvokeBody { function: function_name, args, timeout_ms, version, result };
+    Ok(Json(call(&state, &caller, &module_id, body).await?.into()))
 }
 
 /// Runs a function of the module `id` (id or name) for `caller`, and records the call.
@@ -160,16 +207,23 @@ pub async fn call(state: &AppState, caller: &Caller, id: &str, body: InvokeBody)
     }
 }
 
-fn success_body(called: &Called) -> Value {
-    let Called { result, elapsed, memory_used_bytes, cache_hit, resolved } = called;
-    let (module, version) = &**resolved;
-    json!({
-        "result": result,
-        "executionTimeMs": elapsed.as_secs_f64() * 1000.0,
-        "memoryUsedBytes": memory_used_bytes,
-        "cacheHit": cache_hit,
-        "module": {"id": module.id, "name": module.name, "version": version.version, "ownerType": module.owner_type},
-    })
+impl From<Called> for InvokeResult {
+    fn from(called: Called) -> Self {
+        let Called { result, elapsed, memory_used_bytes, cache_hit, resolved } = called;
+        let (module, version) = &*resolved;
+        Self {
+            result,
+            execution_time_ms: elapsed.as_secs_f64() * 1000.0,
+            memory_used_bytes,
+            cache_hit,
+            module: InvokedModule {
+                id: module.id.clone(),
+                name: module.name.clone(),
+                version: version.version.clone(),
+                owner_type: module.owner_type.clone(),
+            },
+        }
+    }
 }
 
 /// Cuts `text` to `cap` bytes (on a character boundary), marking the cut.

@@ -27,6 +27,7 @@ mod identity;
 mod invoke;
 mod jwt;
 mod modules;
+mod openapi;
 mod projects;
 mod recorder;
 mod routes;
@@ -37,7 +38,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{delete, get, patch, post, put};
 use edgefn_runtime::{Runtime, RuntimeConfig};
 use edgefn_store::{Artifacts, Database};
 
@@ -47,8 +47,7 @@ pub use jwt::JwtConfig;
 pub use recorder::Recorder;
 pub use state::AppState;
 
-/// The OpenAPI document of this API.
-pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+pub use openapi::document as openapi_document;
 
 /// File in the data directory holding the audit log's head (`<seq> <hash>`), written after
 /// every audited change, so `audit verify` notices entries deleted from the end.
@@ -143,34 +142,13 @@ fn write_secret(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
 
 /// The REST API and the web UI.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/modules", post(modules::upload).get(modules::list))
-        .route("/api/v1/modules/{id}", get(modules::show).patch(modules::patch).delete(modules::delete))
-        .route("/api/v1/modules/{id}/versions", get(modules::versions))
-        .route("/api/v1/modules/{id}/invoke", post(invoke::invoke))
-        .route("/api/v1/modules/{id}/executions", get(executions::list))
-        .route("/api/v1/modules/{id}/stats", get(executions::stats))
-        .route("/api/v1/routes", post(routes::create).get(routes::list))
-        .route("/api/v1/routes/{id}", get(routes::show).delete(routes::delete))
-        .route("/api/v1/claims", post(claims::create).get(claims::list))
-        .route("/api/v1/claims/{id}", delete(claims::delete))
-        .route("/functions/v1/wasm-executor", post(invoke::executor))
-        .route("/api/v1/me", get(identity::me))
-        .route("/api/v1/users", post(identity::create_user).get(identity::list_users))
-        .route("/api/v1/users/{id}", patch(identity::patch_user))
-        .route("/api/v1/tokens", post(identity::create_token).get(identity::list_tokens))
-        .route("/api/v1/tokens/{id}", delete(identity::revoke_token))
-        .route("/api/v1/projects", post(projects::create).get(projects::list))
-        .route("/api/v1/projects/{id}", get(projects::show))
-        .route("/api/v1/projects/{id}/members/{user}", put(projects::put_member).delete(projects::remove_member))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/audit/verify", get(audit::verify))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));
+    let (api, _) = openapi::api_routes().split_for_parts();
+    let api = api.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));
+    let (public, _) = openapi::public_routes().split_for_parts();
     Router::new()
         .merge(api)
+        .merge(public)
         .merge(ui::router())
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route("/api/v1/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")

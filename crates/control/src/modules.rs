@@ -1,17 +1,17 @@
 //! `/api/v1/modules`: upload, list, show, change and delete modules and their versions.
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use edgefn_store::{Actor, Module, ModuleFilter, ModulePatch, ModuleVersion, NewModule, NewVersion};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Caller, Op, decide, pick};
-use crate::body::{JsonBody, read_upload};
+use crate::body::{JsonBody, QueryParams, read_upload};
 use crate::config::{DEFAULT_MODULE_MAX_MEMORY_PAGES, DEFAULT_MODULE_TIMEOUT_MS, MAX_MODULE_TIMEOUT_MS};
 use crate::error::ApiError;
+use crate::openapi::{Failure, WasmBytes};
 use crate::state::AppState;
 
 /// Module statuses a caller may set.
@@ -21,16 +21,32 @@ pub(crate) const OWNER_TYPES: [&str; 3] = ["system", "admin", "user"];
 /// Largest memory cap a module may be given: the runtime's per-instance ceiling in pages.
 const MAX_MEMORY_PAGES: i64 = 8192;
 
-/// Query of an upload.
-#[derive(Deserialize)]
+/// Query of an upload (multipart form fields of the same names win).
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// Module name (required, here or as a form field).
     name: Option<String>,
+    /// Version label (default `1.0.0`).
     version: Option<String>,
+    /// Description; replaces the module's.
     description: Option<String>,
+    /// Class of a new module: `system`, `admin` (admins only) or `user`.
     owner_type: Option<String>,
+    /// Project (id or name) of a new module; default the caller's personal project.
     project: Option<String>,
+    /// Time limit per call in milliseconds (up to the class's limit).
     timeout_ms: Option<String>,
+}
+
+/// What an upload created.
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded {
+    /// The module, new or existing.
+    module: Module,
+    /// The version just added.
+    version: ModuleVersion,
 }
 
 /// What an upload names besides the bytes.
@@ -72,12 +88,15 @@ pub(crate) fn check_label(what: &str, value: &str) -> Result<(), ApiError> {
 
 /// `POST /api/v1/modules?name=&version=&description=&ownerType=&project=` with the wasm
 /// as the body (or multipart with those fields).
+#[utoipa::path(post, path = "/api/v1/modules", tag = "modules", params(UploadQuery),
+    request_body(content((WasmBytes = "application/wasm"), (WasmBytes = "multipart/form-data")), description = "The module: raw bytes, or a multipart form with a `file` field and the query's fields"),
+    responses((status = 201, description = "Uploaded: a new module, or a new version of the caller's module of that name", body = Uploaded), Failure))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<UploadQuery>,
+    QueryParams(query): QueryParams<UploadQuery>,
     req: Request,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     let upload = read_upload(req, state.settings.max_module_bytes).await?;
     let field = |key: &str| upload.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let what = Upload {
@@ -89,7 +108,7 @@ pub async fn upload(
         timeout_ms: field("timeoutMs").or(query.timeout_ms),
     };
     let (module, version) = add_version(&state, &caller, what, upload.bytes).await?;
-    Ok((StatusCode::CREATED, Json(json!({"module": module, "version": version}))))
+    Ok((StatusCode::CREATED, Json(Uploaded { module, version })))
 }
 
 /// Validates, stores and registers a module version: a new version of the project's
@@ -173,21 +192,36 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
 }
 
 /// Filters of the module list.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this class: `system`, `admin` or `user`.
     owner_type: Option<String>,
+    /// Only this status: `uploading`, `active`, `disabled` or `error`.
     status: Option<String>,
     /// Only modules the caller may run (the seeds' `listExecutable`).
     #[serde(default)]
     executable: bool,
 }
 
+/// Modules.
+#[derive(Serialize, ToSchema)]
+pub struct ModuleList {
+    /// The modules, as the caller may see them.
+    modules: Vec<Module>,
+}
+
 /// `GET /api/v1/modules`: the modules the caller may read.
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/modules", tag = "modules", params(ListQuery), responses((status = 200, description = "The modules the caller may read (or run)", body = ModuleList), Failure))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<ModuleList>, ApiError> {
     let op = if q.executable { Op::Execute } else { Op::Read };
     let modules = visible_modules(&state, &caller, ModuleFilter { owner_type: q.owner_type, status: q.status }, op).await?;
-    Ok(Json(json!({"modules": modules})))
+    Ok(Json(ModuleList { modules }))
 }
 
 /// The modules matching `filter` (checked: a known class and status) on which the
@@ -204,23 +238,42 @@ pub(crate) async fn visible_modules(state: &AppState, caller: &Caller, filter: M
     Ok(modules)
 }
 
+/// A module with its versions.
+#[derive(Serialize, ToSchema)]
+pub struct ModuleWithVersions {
+    /// The module.
+    #[serde(flatten)]
+    module: Module,
+    /// Its versions, oldest first.
+    versions: Vec<ModuleVersion>,
+}
+
+/// A module's versions.
+#[derive(Serialize, ToSchema)]
+pub struct VersionList {
+    /// Oldest first.
+    versions: Vec<ModuleVersion>,
+}
+
 /// `GET /api/v1/modules/{id}`: the module with its versions. `{id}` may also be a name.
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/modules/{id}", tag = "modules", params(("id" = String, Path, description = "Module id or name")),
+    responses((status = 200, description = "The module and its versions", body = ModuleWithVersions), Failure))]
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ModuleWithVersions>, ApiError> {
     let module = find(&state, &caller, &id, Op::Read).await?;
     let versions = state.db.versions(&module.id).await?;
-    let mut body = serde_json::to_value(&module).map_err(ApiError::internal)?;
-    body["versions"] = serde_json::to_value(&versions).map_err(ApiError::internal)?;
-    Ok(Json(body))
+    Ok(Json(ModuleWithVersions { module, versions }))
 }
 
 /// `GET /api/v1/modules/{id}/versions`.
-pub async fn versions(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/modules/{id}/versions", tag = "modules", params(("id" = String, Path, description = "Module id or name")),
+    responses((status = 200, description = "The module's versions", body = VersionList), Failure))]
+pub async fn versions(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<VersionList>, ApiError> {
     let module = find(&state, &caller, &id, Op::Read).await?;
-    Ok(Json(json!({"versions": state.db.versions(&module.id).await?})))
+    Ok(Json(VersionList { versions: state.db.versions(&module.id).await? }))
 }
 
-/// Body of `PATCH /api/v1/modules/{id}`.
-#[derive(Deserialize)]
+/// Body of `PATCH /api/v1/modules/{id}`: the fields to change.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchBody {
     description: Option<String>,
@@ -292,12 +345,14 @@ fn check_timeout(state: &AppState, class: &str, timeout_ms: i64) -> Result<i64, 
 }
 
 /// `PATCH /api/v1/modules/{id}`.
+#[utoipa::path(patch, path = "/api/v1/modules/{id}", tag = "modules", params(("id" = String, Path, description = "Module id or name")),
+    request_body = PatchBody, responses((status = 200, description = "The module as it now is", body = Module), Failure))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Module>, ApiError> {
     let module = find(&state, &caller, &id, Op::Update).await?;
     if body.owner_type.as_ref().is_some_and(|t| *t != module.owner_type) {
         return Err(ApiError::forbidden(format!(
@@ -366,11 +421,12 @@ pub async fn patch(
         env: body.env,
         allow_hosts: body.allow_hosts,
     };
-    let updated = state.db.update_module(&Actor::from(&caller.user), &module.id, &patch).await?;
-    Ok(Json(serde_json::to_value(updated).map_err(ApiError::internal)?))
+    Ok(Json(state.db.update_module(&Actor::from(&caller.user), &module.id, &patch).await?))
 }
 
 /// `DELETE /api/v1/modules/{id}`: the module, its versions, history, and unshared bytes.
+#[utoipa::path(delete, path = "/api/v1/modules/{id}", tag = "modules", params(("id" = String, Path, description = "Module id or name")),
+    responses((status = 204, description = "Deleted, with its versions, routes and history"), Failure))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let module = find(&state, &caller, &id, Op::Delete).await?;
     let orphaned = state.db.delete_module(&Actor::from(&caller.user), &module.id).await?;

@@ -5,27 +5,45 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use edgefn_store::{Actor, Project};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use edgefn_store::{Actor, Member, Project};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::access::Caller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::modules::check_label;
+use crate::openapi::Failure;
 use crate::state::AppState;
 
 /// Member roles.
 const ROLES: [&str; 3] = ["owner", "developer", "viewer"];
 
 /// Body of `POST /api/v1/projects`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProjectBody {
+    /// Project name (not starting with `~`, which personal projects use).
     name: String,
 }
 
+/// Projects.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectList {
+    projects: Vec<Project>,
+}
+
+/// A project with its members.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectWithMembers {
+    #[serde(flatten)]
+    project: Project,
+    members: Vec<Member>,
+}
+
 /// `POST /api/v1/projects`: a shared project the caller owns.
+#[utoipa::path(post, path = "/api/v1/projects", tag = "identity", request_body = NewProjectBody,
+    responses((status = 201, description = "The project, owned by the caller", body = Project), Failure))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -37,10 +55,11 @@ pub async fn create(
 }
 
 /// `GET /api/v1/projects`: the caller's projects (admins: all).
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/projects", tag = "identity", responses((status = 200, description = "The caller's projects (all, for admins)", body = ProjectList), Failure))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ProjectList>, ApiError> {
     let mut projects = state.db.projects().await?;
     projects.retain(|p| caller.user.is_admin() || caller.roles.contains_key(&p.id));
-    Ok(Json(json!({"projects": projects})))
+    Ok(Json(ProjectList { projects }))
 }
 
 /// The project `key` names, if the caller is a member (or an admin); 404 otherwise.
@@ -64,28 +83,32 @@ async fn managed(state: &AppState, caller: &Caller, key: &str) -> Result<Project
 }
 
 /// `GET /api/v1/projects/{id}`: the project and its members.
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "identity", params(("id" = String, Path, description = "Project id or name")),
+    responses((status = 200, description = "The project and its members", body = ProjectWithMembers), Failure))]
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ProjectWithMembers>, ApiError> {
     let project = visible(&state, &caller, &id).await?;
     let members = state.db.members(&project.id).await?;
-    let mut body = json!(project);
-    body["members"] = json!(members);
-    Ok(Json(body))
+    Ok(Json(ProjectWithMembers { project, members }))
 }
 
 /// Body of `PUT /api/v1/projects/{id}/members/{user}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberBody {
+    /// `owner`, `developer` or `viewer`.
     role: String,
 }
 
 /// `PUT /api/v1/projects/{id}/members/{user}`: adds a member or changes its role.
+#[utoipa::path(put, path = "/api/v1/projects/{id}/members/{user}", tag = "identity",
+    params(("id" = String, Path, description = "Project id or name"), ("user" = String, Path, description = "User id or name")),
+    request_body = MemberBody, responses((status = 200, description = "The membership", body = Member), Failure))]
 pub async fn put_member(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<MemberBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Member>, ApiError> {
     if !ROLES.contains(&body.role.as_str()) {
         return Err(ApiError::bad_request(format!("role `{}` is not one of {}", body.role, ROLES.join(", "))));
     }
@@ -94,11 +117,13 @@ pub async fn put_member(
     if project.personal_of.as_deref() == Some(user.id.as_str()) && body.role != "owner" {
         return Err(ApiError::bad_request("the owner of a personal project stays its owner"));
     }
-    let member = state.db.set_member(&Actor::from(&caller.user), &project.id, &user.id, &body.role).await?;
-    Ok(Json(json!(member)))
+    Ok(Json(state.db.set_member(&Actor::from(&caller.user), &project.id, &user.id, &body.role).await?))
 }
 
 /// `DELETE /api/v1/projects/{id}/members/{user}`.
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/members/{user}", tag = "identity",
+    params(("id" = String, Path, description = "Project id or name"), ("user" = String, Path, description = "User id or name")),
+    responses((status = 204, description = "Removed"), Failure))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

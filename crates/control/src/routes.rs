@@ -8,16 +8,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use edgefn_node::{PathMatch, Router, route_scope, route_spec};
 use edgefn_store::{Actor, NewRoute, Route, RouteSpace};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::access::{Caller, Op, decide};
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::openapi::Failure;
 use crate::state::AppState;
 
 /// Body of `POST /api/v1/routes`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteBody {
     /// Host pattern; absent for any host.
@@ -102,7 +103,16 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
     Ok(route)
 }
 
+/// Routes.
+#[derive(Serialize, ToSchema)]
+pub struct RouteList {
+    /// In creation order.
+    routes: Vec<Route>,
+}
+
 /// `POST /api/v1/routes`: needs the right to route to the target module.
+#[utoipa::path(post, path = "/api/v1/routes", tag = "routes", request_body = RouteBody,
+    responses((status = 201, description = "The route, inside a claim of its module's project", body = Route), Failure))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,8 +122,9 @@ pub async fn create(
 }
 
 /// `GET /api/v1/routes`: routes to modules the caller may read.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"routes": visible_routes(&state, &caller).await?})))
+#[utoipa::path(get, path = "/api/v1/routes", tag = "routes", responses((status = 200, description = "Routes to modules the caller may read", body = RouteList), Failure))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<RouteList>, ApiError> {
+    Ok(Json(RouteList { routes: visible_routes(&state, &caller).await? }))
 }
 
 /// Every route to a module the caller may read.
@@ -136,6 +147,8 @@ async fn readable_route(state: &AppState, caller: &Caller, route: &Route, op: Op
 }
 
 /// `GET /api/v1/routes/{id}`.
+#[utoipa::path(get, path = "/api/v1/routes/{id}", tag = "routes", params(("id" = String, Path, description = "Route id")),
+    responses((status = 200, description = "The route", body = Route), Failure))]
 pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Route>, ApiError> {
     let route = state.db.route(&id).await?;
     readable_route(&state, &caller, &route, Op::Read).await?;
@@ -143,6 +156,8 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// `DELETE /api/v1/routes/{id}`: needs the right to route to its module.
+#[utoipa::path(delete, path = "/api/v1/routes/{id}", tag = "routes", params(("id" = String, Path, description = "Route id")),
+    responses((status = 204, description = "Removed"), Failure))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let route = state.db.route(&id).await?;
     readable_route(&state, &caller, &route, Op::Route).await?;

@@ -106,7 +106,7 @@ pub(crate) async fn append(conn: &mut SqliteConnection, actor: &Actor, change: C
 }
 
 /// What [`Database::verify_audit`] found.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditVerdict {
     /// Entries read.
@@ -120,7 +120,7 @@ pub struct AuditVerdict {
 }
 
 /// An entry that breaks the chain.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BadEntry {
     /// Its position (as stored).

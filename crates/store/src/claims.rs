@@ -63,7 +63,7 @@ fn segment_prefix(prefix: &str, path: &str) -> bool {
 }
 
 /// A claim, as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteClaim {
     /// UUID.
@@ -76,6 +76,7 @@ pub struct RouteClaim {
     pub project_id: Option<String>,
     /// Creation time.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

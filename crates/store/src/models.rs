@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::time::{rfc3339, rfc3339_opt};
 
 /// A user.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// UUID.
@@ -21,6 +21,7 @@ pub struct User {
     pub external_id: Option<String>,
     /// Creation time.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -32,7 +33,7 @@ impl User {
 }
 
 /// An API token as listed: never its secret or hash.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiToken {
     /// UUID.
@@ -43,12 +44,15 @@ pub struct ApiToken {
     pub name: String,
     /// Creation time.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// After this (ms since the epoch) the token is refused.
     #[serde(serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<i64>,
     /// When it was revoked.
     #[serde(serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
 }
 
@@ -62,7 +66,7 @@ pub struct TokenOwner {
 }
 
 /// A project: modules and the users who work on them.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Project {
     /// UUID.
@@ -73,11 +77,12 @@ pub struct Project {
     pub personal_of: Option<String>,
     /// Creation time.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// A member of a project.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// The project.
@@ -90,11 +95,12 @@ pub struct Member {
     pub role: String,
     /// When they joined.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// One audit log entry.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     /// Position in the chain, from 1.
@@ -117,6 +123,7 @@ pub struct AuditEntry {
     pub new_value: Option<String>,
     /// When.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Hash of the entry before (64 zeros for the first).
     pub prev_hash: String,
@@ -164,7 +171,7 @@ pub struct AuditFilter {
 }
 
 /// A module: a name with versions, settings and access rules.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Module {
     /// UUID.
@@ -188,6 +195,7 @@ pub struct Module {
     pub allowed_users: Vec<String>,
     /// Free-form JSON.
     #[sqlx(json)]
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// Longest a call may run.
     pub timeout_ms: i64,
@@ -200,22 +208,26 @@ pub struct Module {
     /// Configuration values the function reads with `env_get`: secret, shown as
     /// fingerprints only.
     #[sqlx(json)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub env: crate::env::Env,
     /// Hosts `http_fetch` may reach: exact names or `*.example.com`.
     #[sqlx(json)]
+    #[schema(value_type = Vec<String>)]
     pub allow_hosts: std::sync::Arc<Vec<String>>,
     /// The newest version's label.
     pub latest_version: Option<String>,
     /// Creation time.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Last change.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
 /// One uploaded version of a module.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleVersion {
     /// UUID.
@@ -234,6 +246,7 @@ pub struct ModuleVersion {
     pub world: Option<String>,
     /// Exported functions with signatures.
     #[sqlx(json)]
+    #[schema(value_type = Vec<Object>)]
     pub exports: Value,
     /// Initial memory pages (core modules).
     pub memory_pages: Option<i64>,
@@ -241,6 +254,7 @@ pub struct ModuleVersion {
     pub max_memory_pages: Option<i64>,
     /// Upload time.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -319,7 +333,7 @@ pub struct ModulePatch {
 }
 
 /// One recorded call.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     /// UUID.
@@ -353,6 +367,7 @@ pub struct Execution {
     pub node: Option<String>,
     /// When it ran.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -360,7 +375,7 @@ pub struct Execution {
 pub type NewExecution = Execution;
 
 /// Aggregates over a module's retained executions.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionStats {
     /// Number of executions.
@@ -378,7 +393,7 @@ pub struct ExecutionStats {
 }
 
 /// An HTTP route to a module.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
     /// UUID.
@@ -406,6 +421,7 @@ pub struct Route {
     pub version: Option<String>,
     /// Creation time.
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::Server;
 
-/// Statuses an upload may answer (docs/openapi.json).
+/// Statuses an upload may answer.
 const UPLOAD_STATUSES: [u16; 4] = [201, 400, 413, 429];
 /// Statuses an invoke may answer.
 const INVOKE_STATUSES: [u16; 6] = [200, 400, 403, 500, 503, 504];

@@ -8,6 +8,7 @@ mod framing;
 mod fuzz;
 mod logs;
 mod routes;
+mod schema;
 mod secrets;
 mod slots;
 mod smaller;
