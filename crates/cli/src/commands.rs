@@ -1,5 +1,6 @@
 //! One file per subcommand, each with `execute(self)`.
 
+pub mod compile_worker;
 pub mod history;
 pub mod identity;
 pub mod invoke;

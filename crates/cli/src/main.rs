@@ -50,6 +50,10 @@ enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(commands::identity::AuditCommand),
+    /// Compile one module from stdin to stdout (run by the server, killed past the
+    /// compile timeout).
+    #[command(hide = true)]
+    CompileWorker(commands::compile_worker::CompileWorkerCommand),
 }
 
 #[tokio::main]
@@ -68,6 +72,7 @@ async fn main() -> std::process::ExitCode {
         Command::Token(c) => c.execute().await,
         Command::Project(c) => c.execute().await,
         Command::Audit(c) => c.execute().await,
+        Command::CompileWorker(c) => return c.execute(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

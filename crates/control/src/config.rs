@@ -31,6 +31,10 @@ pub struct ControlConfig {
     /// Instances (ready or running) the process may hold at once: the pooling allocator's
     /// slots.
     pub instance_slots: u32,
+    /// Longest an upload's compilation may take.
+    pub compile_timeout: std::time::Duration,
+    /// The executable to compile in (`edgefn compile-worker`); `None` compiles on a thread.
+    pub compile_worker: Option<PathBuf>,
     /// Executions kept per module.
     pub execution_retention: i64,
     /// Sandbox limits per module class.
@@ -46,6 +50,8 @@ impl Default for ControlConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_module_bytes: edgefn_runtime::RuntimeConfig::default().max_module_bytes,
             instance_slots: edgefn_runtime::RuntimeConfig::default().max_concurrent_instances,
+            compile_timeout: edgefn_runtime::RuntimeConfig::default().compile_timeout,
+            compile_worker: None,
             execution_retention: DEFAULT_EXECUTION_RETENTION,
             classes: edgefn_runtime::Classes::default(),
             jwt: None,

@@ -67,10 +67,25 @@ pub struct Opened {
 /// Opens the data directory: database (migrated), artifacts (unreferenced ones removed),
 /// compiled-module cache, and the first admin with a token on first start.
 pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
-    let ControlConfig { listen: _, data_dir, max_module_bytes, instance_slots, execution_retention, classes, jwt } = config;
+    let ControlConfig {
+        listen: _,
+        data_dir,
+        max_module_bytes,
+        instance_slots,
+        compile_timeout,
+        compile_worker,
+        execution_retention,
+        classes,
+        jwt,
+    } = config;
     let jwt = jwt.clone().map(jwt::Jwt::new).transpose()?.map(Arc::new);
-    let runtime =
-        RuntimeConfig { max_module_bytes: *max_module_bytes, max_concurrent_instances: *instance_slots, ..RuntimeConfig::default() };
+    let runtime = RuntimeConfig {
+        max_module_bytes: *max_module_bytes,
+        max_concurrent_instances: *instance_slots,
+        compile_timeout: *compile_timeout,
+        compile_worker: compile_worker.clone(),
+        ..RuntimeConfig::default()
+    };
     let (db, artifacts, runtime) = open_storage(data_dir, runtime).await?;
     let removed = artifacts.collect_garbage(&db.referenced_digests().await?).await?;
     if removed > 0 {

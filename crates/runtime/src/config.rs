@@ -56,6 +56,9 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Compilations running at once; more wait (up to the compile timeout) for a turn.
     pub max_concurrent_compiles: usize,
+    /// An `edgefn` executable to compile in (`edgefn compile-worker`), so a compilation past
+    /// its timeout is killed; `None` compiles on a thread of this process.
+    pub compile_worker: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -69,6 +72,7 @@ impl Default for RuntimeConfig {
             max_concurrent_instances: DEFAULT_MAX_CONCURRENT_INSTANCES,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             max_concurrent_compiles: default_max_concurrent_compiles(),
+            compile_worker: None,
         }
     }
 }

@@ -22,6 +22,7 @@
 
 mod cache;
 mod classes;
+mod compile_worker;
 mod component_host;
 mod component_json;
 mod config;
@@ -38,6 +39,7 @@ mod runtime;
 mod wasi_http;
 
 pub use classes::{ClassLimits, Classes, ClassesFile};
+pub use compile_worker::serve_compile_worker;
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
 pub use error::{InvokeError, PrepareError};

@@ -270,11 +270,11 @@ impl Runtime {
         }
     }
 
-    /// Compiles on a blocking thread once a turn is free, bounded by the compile timeout
-    /// (waiting for the turn included). A compilation that overruns keeps its thread until
-    /// cranelift finishes — work in progress cannot be interrupted — and keeps its turn
-    /// until then too, so overrunning compilations never pile up; the caller is answered
-    /// at the timeout.
+    /// Compiles once a turn is free, bounded by the compile timeout (waiting for the turn
+    /// included): in a compile worker process when one is configured, which is killed at
+    /// the timeout; otherwise on a blocking thread, where a compilation that overruns
+    /// keeps its thread until cranelift finishes and keeps its turn until then too, so
+    /// overrunning compilations never pile up. The caller is answered at the timeout.
     async fn compile(&self, bytes: &[u8]) -> Result<Artifact, PrepareError> {
         let limit = self.inner.config.compile_timeout;
         let started = tokio::time::Instant::now();
@@ -282,15 +282,18 @@ impl Runtime {
             .await
             .map_err(|_| PrepareError::CompilerBusy { running: self.inner.config.max_concurrent_compiles })?
             .map_err(|e| PrepareError::Internal(e.into()))?;
-        let engine = self.inner.engine.clone();
+        let config = &self.inner.config;
+        if let Some(worker) = &config.compile_worker {
+            let artifact = crate::compile_worker::compile(worker, config, &self.inner.engine, bytes, started + limit, limit).await;
+            drop(turn);
+            self.inner.compilations.fetch_add(1, Ordering::Relaxed);
+            return artifact;
+        }
+        let this = self.clone();
         let owned = bytes.to_vec();
         let task = tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            if wasmparser::Parser::is_component(&owned) {
-                Component::new(&engine, &owned).map(Artifact::Component)
-            } else {
-                Module::new(&engine, &owned).map(Artifact::Core)
-            }
+            this.compile_here(&owned)
         });
         let result = tokio::time::timeout_at(started + limit, task)
             .await
@@ -298,6 +301,16 @@ impl Runtime {
             .map_err(|e| PrepareError::Internal(e.into()))?;
         self.inner.compilations.fetch_add(1, Ordering::Relaxed);
         result.map_err(|e| PrepareError::Invalid(format!("{:#}", anyhow::Error::from(e))))
+    }
+
+    /// Compiles on the calling thread (a blocking one, or a compile worker's).
+    pub(crate) fn compile_here(&self, bytes: &[u8]) -> wasmtime::Result<Artifact> {
+        let engine = &self.inner.engine;
+        if wasmparser::Parser::is_component(bytes) {
+            Component::new(engine, bytes).map(Artifact::Component)
+        } else {
+            Module::new(engine, bytes).map(Artifact::Core)
+        }
     }
 
     /// Links against what guests may import; an unknown import is named in the error.

@@ -55,7 +55,11 @@ impl NodeCommand {
             "no control plane data in {} (start `edgefn up` there first, or pass --data-dir)",
             self.data_dir.display()
         );
-        let runtime = edgefn_runtime::RuntimeConfig { max_concurrent_instances: self.instance_slots, ..Default::default() };
+        let runtime = edgefn_runtime::RuntimeConfig {
+            max_concurrent_instances: self.instance_slots,
+            compile_worker: std::env::current_exe().ok(),
+            ..Default::default()
+        };
         let (db, artifacts, runtime) = edgefn_control::open_storage(&self.data_dir, runtime).await?;
         let classes = super::up::FileConfig::read(self.config.as_deref())?.classes()?;
         let config = edgefn_node::NodeConfig {

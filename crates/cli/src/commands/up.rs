@@ -32,6 +32,10 @@ pub struct UpCommand {
     /// Function instances (ready or running) the process holds at once [default: 2000].
     #[arg(long, env = "EDGEFN_INSTANCE_SLOTS")]
     instance_slots: Option<u32>,
+    /// Longest an upload's compilation may take, in milliseconds [default: 30000]; the
+    /// compiler process is killed past it.
+    #[arg(long, env = "EDGEFN_COMPILE_TIMEOUT_MS")]
+    compile_timeout_ms: Option<u64>,
     /// Where the database, artifacts, compiled cache and admin token live.
     #[arg(long, env = "EDGEFN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -69,6 +73,7 @@ pub(crate) struct FileConfig {
     memory_budget_mb: Option<usize>,
     max_queue: Option<usize>,
     instance_slots: Option<u32>,
+    compile_timeout_ms: Option<u64>,
     data_dir: Option<PathBuf>,
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
@@ -134,6 +139,12 @@ impl UpCommand {
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
             max_module_bytes: self.max_module_bytes.or(file.max_module_bytes).unwrap_or(defaults.max_module_bytes),
             instance_slots: self.instance_slots.or(file.instance_slots).unwrap_or(defaults.instance_slots).max(1),
+            compile_timeout: self
+                .compile_timeout_ms
+                .or(file.compile_timeout_ms)
+                .map_or(defaults.compile_timeout, |ms| std::time::Duration::from_millis(ms.max(1))),
+            // Compilations run in a child process of this binary, killed at the timeout.
+            compile_worker: std::env::current_exe().ok(),
             execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
             classes,
             jwt,

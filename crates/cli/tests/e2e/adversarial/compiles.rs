@@ -95,3 +95,54 @@ async fn one_users_parallel_compile_bombs_are_bounded() {
     let peak = peak_memory(&server);
     assert!(peak < 700 * 1024 * 1024, "the server peaked at {} MB", peak / (1024 * 1024));
 }
+
+/// CPU seconds the process has used itself (not counting children).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Live children of `pid` whose command line mentions `what`.
+fn children_running(pid: u32, what: &str) -> usize {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    let children = std::fs::read_to_string(path).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter(|child| std::fs::read(format!("/proc/{child}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(what)))
+        .count()
+}
+
+#[tokio::test]
+async fn a_compilation_past_its_timeout_is_stopped_not_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--compile-timeout-ms", "600"]);
+    let api = server.client();
+    let started = Instant::now();
+    let url = format!("{}/api/v1/modules?name=bomb&version=1.0.0", api.url);
+    let res = api
+        .http
+        .post(url)
+        .bearer_auth(&api.token)
+        .header("content-type", "application/wasm")
+        .body(compile_bomb(300_000, 1))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("compile_timeout")), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(3), "answered after {:?}", started.elapsed());
+    // The compiler is gone: no worker left, and the server itself does no more work.
+    let pid = server.child.id();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(children_running(pid, "compile-worker"), 0, "a compile worker still runs");
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let used = cpu_seconds(pid) - before;
+    assert!(used < 0.5, "the server used {used:.2} CPU s in the 1.5 s after the timeout: the compilation went on");
+    // Nothing was stored, and an ordinary upload still works.
+    assert_eq!(api.get("/api/v1/modules/bomb").await.0, 404);
+    assert_eq!(upload(&api, "fine", crate::example("add.wat")).await.0, 201);
+}

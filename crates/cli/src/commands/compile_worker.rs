@@ -1,0 +1,25 @@
+//! `edgefn compile-worker` (hidden): compiles one module from stdin to stdout for the
+//! server that started it, which kills it past the compile timeout.
+
+use clap::Args;
+
+/// The engine settings of the server that runs this worker.
+#[derive(Args, Debug)]
+pub struct CompileWorkerCommand {
+    #[arg(long)]
+    max_instance_memory_bytes: usize,
+    #[arg(long)]
+    max_concurrent_instances: u32,
+    #[arg(long)]
+    max_wasm_stack: usize,
+}
+
+impl CompileWorkerCommand {
+    /// Compiles and exits: 0 with the artifact written, 2 if the module does not compile.
+    pub fn execute(self) -> std::process::ExitCode {
+        let Self { max_instance_memory_bytes, max_concurrent_instances, max_wasm_stack } = self;
+        let config =
+            edgefn_runtime::RuntimeConfig { max_instance_memory_bytes, max_concurrent_instances, max_wasm_stack, ..Default::default() };
+        std::process::ExitCode::from(edgefn_runtime::serve_compile_worker(config))
+    }
+}
