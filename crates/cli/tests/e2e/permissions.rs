@@ -109,10 +109,9 @@ async fn attempt(api: &Api, op: &str, id: &str, name: &str, role: &str) -> u16 {
     status
 }
 
-#[tokio::test]
-async fn every_role_class_and_operation_gets_the_answer_of_the_matrix() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+/// A client per role of [`ROLES`] (the admin first), with olive's project `team` and its
+/// members; returns them and alice's user id.
+async fn team(server: &Server) -> (Vec<Api>, String) {
     let admin = server.client();
     let mut clients = vec![admin.clone()];
     for name in &ROLES[1..] {
@@ -128,6 +127,14 @@ async fn every_role_class_and_operation_gets_the_answer_of_the_matrix() {
     }
     let (_, users) = admin.get("/api/v1/users").await;
     let alice_id = users["users"].as_array().unwrap().iter().find(|u| u["name"] == "alice").unwrap()["id"].as_str().unwrap().to_string();
+    (clients, alice_id)
+}
+
+#[tokio::test]
+async fn every_role_class_and_operation_gets_the_answer_of_the_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (clients, alice_id) = team(&server).await;
 
     let mut failures = Vec::new();
     for (class, op, expected) in MATRIX {
@@ -167,19 +174,8 @@ const CLAIMS_MATRIX: [(&str, [u16; 7]); 6] = [
 async fn every_role_meets_the_route_claims_matrix() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let admin = server.client();
-    let mut clients = vec![admin.clone()];
-    for name in &ROLES[1..] {
-        clients.push(user(&admin, name).await);
-    }
-    let (olive, eve) = (&clients[1], &clients[6]);
-    assert_eq!(olive.post("/api/v1/projects", json!({"name": "team"})).await.0, 201);
-    for (who, role) in [("pat", "owner"), ("dave", "developer"), ("vic", "viewer")] {
-        let put = olive.http.put(format!("{}/api/v1/projects/team/members/{who}", olive.url)).json(&json!({"role": role}));
-        assert_eq!(olive.send(put).await.0, 200);
-    }
-    let (_, users) = admin.get("/api/v1/users").await;
-    let alice_id = users["users"].as_array().unwrap().iter().find(|u| u["name"] == "alice").unwrap()["id"].as_str().unwrap().to_string();
+    let (clients, alice_id) = team(&server).await;
+    let (admin, eve) = (&clients[0], &clients[6]);
     let id = module_of(&clients, "user", "site", &alice_id).await;
     // Eve's own module claims /eve-space first.
     let (status, body) = eve.upload("eves", "1.0.0", module_wasm()).await;

@@ -108,13 +108,18 @@ async fn a_connection_over_the_limit_is_refused_with_503_not_left_waiting() {
     assert!(started.elapsed() < Duration::from_secs(2), "the refusal took {:?}", started.elapsed());
     // Once the held connections go, new ones are served again.
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    answers_ok_within(&format!("{}/hello", server.node), Duration::from_secs(5)).await;
+}
+
+/// Waits until `url` answers 200, at most `within`.
+async fn answers_ok_within(url: &str, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
-        let status = reqwest::get(format!("{}/hello", server.node)).await.map(|r| r.status().as_u16()).unwrap_or(0);
+        let status = reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0);
         if status == 200 {
-            break;
+            return;
         }
-        assert!(Instant::now() < deadline, "the node did not recover: {status}");
+        assert!(Instant::now() < deadline, "{url} did not recover within {within:?}: {status}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -144,14 +149,6 @@ async fn running_out_of_descriptors_backs_off_logs_once_and_recovers() {
     assert!((1..=2).contains(&warnings), "{warnings} accept warnings in 3 s after {} connections:\n{log}", held.len());
     assert!(log.len() < 64 * 1024, "the log grew to {} bytes in 3 s", log.len());
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = reqwest::get(format!("{}/healthz", server.url)).await.map(|r| r.status().as_u16()).unwrap_or(0);
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the API did not recover after the descriptors came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    answers_ok_within(&format!("{}/healthz", server.url), Duration::from_secs(10)).await;
     assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
 }
