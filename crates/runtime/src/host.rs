@@ -127,16 +127,6 @@ impl LogLevel {
             _ => Self::Error,
         }
     }
-
-    /// Lower-case name, as written in logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Debug => "debug",
-            Self::Info => "info",
-            Self::Warn => "warn",
-            Self::Error => "error",
-        }
-    }
 }
 
 /// An outbound request from `http_fetch`.

@@ -43,7 +43,7 @@ pub use compile_worker::serve_compile_worker;
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
 pub use error::{InvokeError, PrepareError};
-pub use guest_log::{GUEST_LOG_LINES_PER_SECOND, GuestLog, MAX_LOG_LINE_BYTES};
+pub use guest_log::GuestLog;
 pub use host::{CallContext, FetchRequest, Grants, HOST_FUNCTIONS, HostFuture, HostServices, LogLevel, host_allowed};
 pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, HttpResponse, host_owned_header, parse_response};
 pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
