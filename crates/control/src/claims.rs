@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use edgefn_node::{PathMatch, route_scope};
-use edgefn_store::{Actor, RouteClaim, RouteSpace, StoreError};
+use edgefn_store::{Actor, Module, Route, RouteClaim, RouteSpace, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -110,8 +110,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<RouteClaim>), ApiError> {
     caller.require_admin("reserve hosts and paths")?;
     let host = body.host.filter(|h| !h.is_empty());
-    if let Some(h) = &host {
-        check_host(h)?;
+    if let Some(h) = host.as_deref().filter(|h| !crate::modules::is_host_pattern(h)) {
+        return Err(ApiError::bad_request(format!("host `{h}` is not a host name or `*.` followed by one")));
     }
     let prefix = body.path_prefix.unwrap_or_else(|| "/".into());
     if !prefix.starts_with('/') {
@@ -126,16 +126,6 @@ pub async fn create(
         Ok(claim) => Ok((StatusCode::CREATED, Json(claim))),
         Err(e) => Err(explain(&state, &caller, &space, e).await),
     }
-}
-
-/// A host as routes take it: `example.com` or `*.example.com`.
-fn check_host(host: &str) -> Result<(), ApiError> {
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if name.len() > 253 || !name.split('.').all(label_ok) {
-        return Err(ApiError::bad_request(format!("host `{host}` is not a host name or `*.` followed by one")));
-    }
-    Ok(())
 }
 
 /// `DELETE /api/v1/claims/{id}`: admins, or an owner of the claim's project, once no route
@@ -154,31 +144,33 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
         }
     }
     let routes = state.db.routes().await?;
-    let inside = |c: &RouteClaim| {
-        routes
-            .iter()
-            .filter(|r| {
-                let kind = PathMatch::parse(&r.match_kind).unwrap_or(PathMatch::Exact);
-                c.space().covers(&RouteSpace::new(r.host.as_deref(), route_scope(&r.path, kind)))
-            })
-            .count()
-    };
+    let inside = |c: &RouteClaim| routes.iter().filter(|r| c.space().covers(&route_space(r))).count();
     state.db.delete_claim(&Actor::from(&caller.user), &id, inside).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The part of the address space `route` answers in.
+pub fn route_space(route: &Route) -> RouteSpace {
+    let kind = PathMatch::parse(&route.match_kind).unwrap_or(PathMatch::Exact);
+    RouteSpace::new(route.host.as_deref(), route_scope(&route.path, kind))
+}
+
+/// Who owns the space `module`'s routes claim: its project, or the admins for a `system`
+/// module (the platform's routes, like its modules).
+pub fn claim_owner(module: &Module) -> Option<&str> {
+    if module.owner_type == "system" { None } else { module.project_id.as_deref() }
 }
 
 /// Claims for routes stored before claims existed: each route's space for its module's
 /// project (admins' for system modules), skipping any that would overlap another owner's.
 pub async fn backfill(state: &AppState) -> Result<(), ApiError> {
     for route in state.db.routes().await? {
-        let kind = PathMatch::parse(&route.match_kind).unwrap_or(PathMatch::Exact);
-        let space = RouteSpace::new(route.host.as_deref(), route_scope(&route.path, kind));
+        let space = route_space(&route);
         if state.db.overlapping_claims(&space).await?.iter().any(|c| c.space().covers(&space)) {
             continue;
         }
         let module = state.db.module(&route.module_id).await?;
-        let owner = if module.owner_type == "system" { None } else { module.project_id.clone() };
-        match state.db.create_claim(&Actor::system(), &space.claimed(), owner.as_deref()).await {
+        match state.db.create_claim(&Actor::system(), &space.claimed(), claim_owner(&module)).await {
             Ok(_) => {}
             Err(StoreError::Claimed(other)) => {
                 tracing::warn!(route = %route.id, claim = %other.id, "an older route overlaps another project's claim; it keeps working until deleted")

@@ -324,14 +324,11 @@ fn check_env(env: &std::collections::BTreeMap<String, String>) -> Result<(), Api
     Ok(())
 }
 
-/// An allow-list entry: a host name, or `*.` and a host name.
-fn check_allowed_host(entry: &str) -> Result<(), ApiError> {
-    let name = entry.strip_prefix("*.").unwrap_or(entry);
+/// Whether `pattern` is a host name, or `*.` and a host name (allow-list entries, claims).
+pub(crate) fn is_host_pattern(pattern: &str) -> bool {
+    let name = pattern.strip_prefix("*.").unwrap_or(pattern);
     let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if name.len() > 253 || !name.split('.').all(label_ok) {
-        return Err(ApiError::bad_request(format!("allowHosts entry `{entry}` is not a host name or `*.` followed by one")));
-    }
-    Ok(())
+    name.len() <= 253 && name.split('.').all(label_ok)
 }
 
 /// `timeout_ms` if it is within what modules of `class` may be given; a 400 otherwise.
@@ -396,7 +393,9 @@ pub async fn patch(
         check_env(env)?;
     }
     for entry in body.allow_hosts.iter().flatten() {
-        check_allowed_host(entry)?;
+        if !is_host_pattern(entry) {
+            return Err(ApiError::bad_request(format!("allowHosts entry `{entry}` is not a host name or `*.` followed by one")));
+        }
     }
     let mut allowed_users = None;
     if let Some(keys) = &body.allowed_users {

@@ -6,8 +6,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use edgefn_node::{PathMatch, Router, route_scope, route_spec};
-use edgefn_store::{Actor, NewRoute, Route, RouteSpace};
+use edgefn_node::{Router, route_spec};
+use edgefn_store::{Actor, NewRoute, Route};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -89,12 +89,10 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
         created_at: 0,
     };
     Router::new(vec![route_spec(&probe)], None).map_err(|e| ApiError::bad_request(e.to_string().replacen("route new: ", "", 1)))?;
-    let kind = PathMatch::parse(&new.match_kind).expect("checked above");
-    let space = RouteSpace::new(new.host.as_deref(), route_scope(&new.path, kind));
-    // System modules' routes are the platform's: reserved for admins, like their modules.
-    let owner = if module.owner_type == "system" { None } else { module.project_id.clone() };
-    crate::claims::check_may_claim(state, caller, &space, owner.as_deref()).await?;
-    let route = match state.db.create_route(&Actor::from(&caller.user), &new, &space, owner.as_deref()).await {
+    let space = crate::claims::route_space(&probe);
+    let owner = crate::claims::claim_owner(module);
+    crate::claims::check_may_claim(state, caller, &space, owner).await?;
+    let route = match state.db.create_route(&Actor::from(&caller.user), &new, &space, owner).await {
         Ok(route) => route,
         Err(e) => return Err(crate::claims::explain(state, caller, &space, e).await),
     };
