@@ -1,6 +1,8 @@
 //! One file per subcommand, each with `execute(self)`.
 
+pub mod certs;
 pub mod compile_worker;
+pub mod control;
 pub mod history;
 pub mod identity;
 pub mod invoke;

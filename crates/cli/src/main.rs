@@ -22,8 +22,14 @@ pub struct Cli {
 enum Command {
     /// Run everything on this machine: the API, an edge node, storage under ./.edgefn.
     Up(commands::up::UpCommand),
-    /// Run an edge node alone, serving the routes of a control plane's data directory.
+    /// Run the control plane alone: API, admin UI and the node stream (mTLS).
+    Control(commands::control::ControlCommand),
+    /// Run an edge node fed by a control plane (`--control https://HOST:8443`), or
+    /// `node list` / `node rm NAME` the registry.
     Node(commands::node::NodeCommand),
+    /// Create the certificates of the node stream's mTLS.
+    #[command(subcommand)]
+    Certs(commands::certs::CertsCommand),
     /// Upload, list, show and delete modules.
     #[command(subcommand)]
     Module(commands::module::ModuleCommand),
@@ -61,7 +67,9 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(c) => c.execute().await,
+        Command::Control(c) => c.execute().await,
         Command::Node(c) => c.execute().await,
+        Command::Certs(c) => c.execute(),
         Command::Module(c) => c.execute().await,
         Command::Route(c) => c.execute().await,
         Command::Invoke(c) => c.execute().await,

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use edgefn_node::{PathMatch, route_scope};
+use edgefn_model::{PathMatch, route_scope};
 use edgefn_store::{Actor, Module, Route, RouteClaim, RouteSpace, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use edgefn_store::{Execution, ExecutionStats, Module};
+use edgefn_store::{Execution, ExecutionStats, Module, TrafficTotals, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -71,13 +71,30 @@ pub async fn list(
     Ok(Json(ExecutionPage { executions, total, limit, offset }))
 }
 
+/// How far back a function's HTTP traffic is summed.
+pub const TRAFFIC_PERIOD_MS: i64 = 24 * 3600 * 1000;
+
+/// `GET /api/v1/modules/{id}/stats` answer: invocations through the API (from the
+/// execution history) and HTTP traffic on the edge nodes (from their reports).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionStats {
+    /// Calls through the invoke API.
+    #[serde(flatten)]
+    pub invoke: ExecutionStats,
+    /// HTTP requests the nodes served over the last 24 hours.
+    pub http: TrafficTotals,
+}
+
 /// `GET /api/v1/modules/{id}/stats`: for those who may see every execution.
 #[utoipa::path(get, path = "/api/v1/modules/{id}/stats", tag = "history", params(("id" = String, Path, description = "Module id or name")),
-    responses((status = 200, description = "Count, success rate and latency percentiles", body = ExecutionStats), Failure))]
-pub async fn stats(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ExecutionStats>, ApiError> {
+    responses((status = 200, description = "Invocations (count, success rate, latency percentiles) and the nodes' HTTP traffic", body = FunctionStats), Failure))]
+pub async fn stats(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<FunctionStats>, ApiError> {
     let module = find(&state, &caller, &id, Op::History).await?;
     state.recorder.flush().await;
-    Ok(Json(state.db.execution_stats(&module.id).await?))
+    let invoke = state.db.execution_stats(&module.id).await?;
+    let http = state.db.traffic(&module.id, now_ms() - TRAFFIC_PERIOD_MS).await?;
+    Ok(Json(FunctionStats { invoke, http }))
 }
 
 /// `Ok` for no status or one an execution can have.

@@ -27,6 +27,7 @@ mod identity;
 mod invoke;
 mod jwt;
 mod modules;
+pub mod nodes;
 mod openapi;
 mod projects;
 mod recorder;
@@ -116,9 +117,9 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
         classes: *classes,
         jwt,
     });
-    let (routes, _) = tokio::sync::watch::channel(0);
     let compiles = Arc::new(state::CompileGate::new(runtime.config().max_concurrent_compiles));
-    let state = AppState { db, artifacts, runtime, recorder, settings, routes, compiles };
+    let hub = nodes::Hub::start(db.clone(), artifacts.clone()).await?;
+    let state = AppState { db, artifacts, runtime, recorder, settings, hub, compiles };
     claims::backfill(&state).await.map_err(|e| anyhow::anyhow!("claiming the space of older routes: {}", e.message()))?;
     let admin = access::Caller { roles: state.db.memberships(&admin.id).await?, user: admin };
     if created && let Err(e) = bundled::deploy(&state, &admin).await {

@@ -430,7 +430,6 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     let module = find(&state, &caller, &id, Op::Delete).await?;
     let orphaned = state.db.delete_module(&Actor::from(&caller.user), &module.id).await?;
     // Its routes went with it.
-    state.routes_changed();
     for sha in orphaned {
         state.artifacts.delete(&sha).await?;
     }

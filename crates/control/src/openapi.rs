@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::state::AppState;
-use crate::{audit, claims, executions, identity, invoke, modules, projects, routes as route_handlers};
+use crate::{audit, claims, executions, identity, invoke, modules, nodes, projects, routes as route_handlers};
 
 /// The document's frame: title, the bearer scheme every operation uses, the error body.
 #[derive(OpenApi)]
@@ -101,6 +101,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(projects::put_member, projects::remove_member))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
+        .routes(routes!(nodes::api::list))
+        .routes(routes!(nodes::api::remove))
 }
 
 /// Routes anyone may call, documented without security.

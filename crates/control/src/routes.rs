@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use edgefn_node::{Router, route_spec};
+use edgefn_model::Router;
 use edgefn_store::{Actor, NewRoute, Route};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,7 +43,7 @@ pub struct RouteBody {
 /// Validates and stores a route, then tells the nodes.
 pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Result<Route, ApiError> {
     let match_kind = body.match_kind.unwrap_or_else(|| "exact".into());
-    if edgefn_node::PathMatch::parse(&match_kind).is_none() {
+    if edgefn_model::PathMatch::parse(&match_kind).is_none() {
         return Err(ApiError::bad_request(format!("match `{match_kind}` is not one of exact, prefix, regex")));
     }
     let methods: Vec<String> = body.methods.unwrap_or_default().iter().map(|m| m.to_ascii_uppercase()).collect();
@@ -88,7 +88,8 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
         version: new.version.clone(),
         created_at: 0,
     };
-    Router::new(vec![route_spec(&probe)], None).map_err(|e| ApiError::bad_request(e.to_string().replacen("route new: ", "", 1)))?;
+    Router::new(vec![crate::nodes::world::route_of(&probe)])
+        .map_err(|e| ApiError::bad_request(e.to_string().replacen("route new: ", "", 1)))?;
     let space = crate::claims::route_space(&probe);
     let owner = crate::claims::claim_owner(module);
     crate::claims::check_may_claim(state, caller, &space, owner).await?;
@@ -96,7 +97,6 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
         Ok(route) => route,
         Err(e) => return Err(crate::claims::explain(state, caller, &space, e).await),
     };
-    state.routes_changed();
     tracing::info!(route = %route.id, path = %route.path, module = %module.name, "route added");
     Ok(route)
 }
@@ -160,6 +160,5 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     let route = state.db.route(&id).await?;
     readable_route(&state, &caller, &route, Op::Route).await?;
     state.db.delete_route(&Actor::from(&caller.user), &id).await?;
-    state.routes_changed();
     Ok(StatusCode::NO_CONTENT)
 }

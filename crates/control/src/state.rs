@@ -24,8 +24,8 @@ pub struct AppState {
     pub recorder: Recorder,
     /// Limits and defaults.
     pub settings: Arc<crate::config::ApiSettings>,
-    /// Bumped whenever the set of routes changes; nodes in this process follow it.
-    pub routes: tokio::sync::watch::Sender<u64>,
+    /// The node stream's hub: what nodes run, and who is connected.
+    pub hub: Arc<crate::nodes::Hub>,
     /// Compilations running per user.
     pub compiles: Arc<CompileGate>,
 }
@@ -77,12 +77,5 @@ impl Drop for CompileTurn {
                 running.remove(&self.user);
             }
         }
-    }
-}
-
-impl AppState {
-    /// Tells route followers to reload.
-    pub fn routes_changed(&self) {
-        self.routes.send_modify(|v| *v += 1);
     }
 }

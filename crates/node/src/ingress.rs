@@ -1,25 +1,29 @@
-//! The HTTP ingress: accept connections (HTTP/1.1 and HTTP/2), route each request, run
-//! the function with its limits — a core module on the `handle` ABI or a
-//! `wasi:http/proxy` component — and answer, or answer why not, with a request id.
+//! The [`Node`] and its HTTP ingress: accept connections (HTTP/1.1 and HTTP/2), route each
+//! request with the applied snapshot's router, run the function with its limits — a core
+//! module on the `handle` ABI or a `wasi:http/proxy` component — and answer, or answer
+//! why not, with a request id.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use edgefn_model::{Function, Kind, Lookup, Router, Snapshot, Status, Target, Version};
 use edgefn_runtime::{
     CallContext, Classes, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES,
     DEFAULT_RESPONSE_CAP, HttpBody, HttpError, HttpLimits, HttpRequest, PoolSettings, Pools, Runtime,
 };
 use edgefn_serve::{BodyTimeout, Limits, TimedBody};
-use edgefn_store::{Artifacts, Database, Resolved, Route};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 
+use crate::cache::{ArtifactCache, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES};
+use crate::kv::KvStore;
 use crate::metrics::{ErrorLabels, FunctionLabels, Metrics};
-use crate::router::{Lookup, PathMatch, RouteSpec, Router};
 use crate::services::NodeServices;
+use crate::traffic::{Outcome, Traffic};
 
 /// Largest request body a function receives (413 above).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -46,7 +50,18 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Sandbox limits per module class.
     pub classes: Classes,
+    /// Where the node keeps its state, artifacts and key-value data.
+    pub data_dir: PathBuf,
+    /// Most bytes of artifacts cached on disk.
+    pub cache_max_bytes: u64,
+    /// Most artifacts cached on disk.
+    pub cache_max_entries: usize,
+    /// How often the node reports to the control plane.
+    pub report_every: Duration,
 }
+
+/// How often a node reports by default.
+pub const DEFAULT_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -59,43 +74,31 @@ impl Default for NodeConfig {
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             classes: Classes::default(),
+            data_dir: PathBuf::from(".edgefn-node"),
+            cache_max_bytes: DEFAULT_CACHE_BYTES,
+            cache_max_entries: DEFAULT_CACHE_ENTRIES,
+            report_every: DEFAULT_REPORT_EVERY,
         }
     }
 }
 
-/// What a route points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Module id.
-    pub module_id: String,
-    /// Pinned version, or `None` for the newest.
-    pub version: Option<String>,
-}
-
-/// A stored route as the router sees it.
-pub fn route_spec(r: &Route) -> RouteSpec<Target> {
-    RouteSpec {
-        id: r.id.clone(),
-        host: r.host.clone(),
-        path: r.path.clone(),
-        kind: PathMatch::parse(&r.match_kind).unwrap_or(PathMatch::Exact),
-        methods: r.methods.clone(),
-        priority: r.priority,
-        pop_selector: r.pop_selector.clone(),
-        seq: r.seq,
-        target: Target { module_id: r.module_id.clone(), version: r.version.clone() },
-    }
+/// What the ingress answers with: a snapshot and its router, swapped together.
+pub(crate) struct Serving {
+    pub(crate) snapshot: Arc<Snapshot>,
+    router: Router<Target>,
 }
 
 struct State {
-    db: Database,
-    artifacts: Artifacts,
     runtime: Runtime,
     config: NodeConfig,
-    router: RwLock<Arc<Router<Target>>>,
+    serving: RwLock<Arc<Serving>>,
+    /// Tells watchers the applied revision.
+    revision: tokio::sync::watch::Sender<u64>,
+    cache: ArtifactCache,
     pools: Pools,
     metrics: Arc<Metrics>,
     services: Arc<NodeServices>,
+    pub(crate) traffic: Traffic,
 }
 
 /// An edge node serving HTTP functions.
@@ -112,45 +115,84 @@ fn full(bytes: impl Into<Bytes>) -> HttpBody {
 }
 
 impl Node {
-    /// A node over local storage, with its routes loaded.
-    pub async fn start(db: Database, artifacts: Artifacts, runtime: Runtime, config: NodeConfig) -> anyhow::Result<Self> {
-        let empty = Router::new(Vec::new(), None)?;
+    /// A node over its data directory: it serves the snapshot it saved last, at once,
+    /// before any contact with a control plane.
+    pub fn open(runtime: Runtime, config: NodeConfig, kv: Arc<dyn KvStore>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let cache = ArtifactCache::open(&config.data_dir.join("artifacts"), config.cache_max_bytes, config.cache_max_entries)?;
+        let snapshot = crate::persist::load(&config.data_dir);
+        let router = snapshot.router().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the saved routes do not build a router; serving none until the control plane resyncs");
+            Router::new(Vec::new()).expect("an empty router builds")
+        });
+        if snapshot.revision > 0 {
+            tracing::info!(
+                revision = snapshot.revision,
+                routes = snapshot.routes.len(),
+                functions = snapshot.functions.len(),
+                "serving the saved state"
+            );
+        }
         let pools = Pools::new(runtime.clone(), config.memory_budget_bytes, config.idle_timeout);
         let metrics = Arc::new(Metrics::default());
-        let services = Arc::new(NodeServices::new(db.clone(), metrics.clone())?);
-        let router = RwLock::new(Arc::new(empty));
-        let state = State { db, artifacts, runtime, config, router, pools, metrics, services };
+        let services = Arc::new(NodeServices::new(kv, metrics.clone())?);
+        let revision = tokio::sync::watch::Sender::new(snapshot.revision);
+        let serving = RwLock::new(Arc::new(Serving { snapshot: Arc::new(snapshot), router }));
+        let traffic = Traffic::default();
+        let state = State { runtime, config, serving, revision, cache, pools, metrics, services, traffic };
         let node = Self { state: Arc::new(state) };
-        node.reload_routes().await?;
         node.sweep_pools();
         Ok(node)
     }
 
-    /// Watches the database for changes made by another process (a control plane beside
-    /// a standalone node), every `every`: reloads the routes and forgets cached modules.
-    pub fn poll_database(&self, every: Duration) {
-        let node = self.clone();
-        tokio::spawn(async move {
-            let mut seen = None;
-            let mut ticks = tokio::time::interval(every);
-            loop {
-                ticks.tick().await;
-                match node.state.db.generation().await {
-                    Ok(now) if seen != Some(now) => {
-                        if seen.is_some() {
-                            node.state.db.forget_cached();
-                            match node.reload_routes().await {
-                                Ok(n) => tracing::info!(routes = n, "database changed; routes reloaded"),
-                                Err(e) => tracing::error!(error = %e, "could not reload routes; keeping the previous ones"),
-                            }
-                        }
-                        seen = Some(now);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not poll the database"),
-                }
-            }
-        });
+    /// The applied snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.state.serving.read().expect("serving lock").snapshot.clone()
+    }
+
+    /// The applied revision, as it changes.
+    pub fn revisions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.state.revision.subscribe()
+    }
+
+    pub(crate) fn pop(&self) -> Option<&str> {
+        self.state.config.pop.as_deref()
+    }
+
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.state.config
+    }
+
+    pub(crate) fn cache(&self) -> &ArtifactCache {
+        &self.state.cache
+    }
+
+    pub(crate) fn traffic(&self) -> &Traffic {
+        &self.state.traffic
+    }
+
+    /// The compiled module of a cached artifact.
+    pub(crate) async fn compile(&self, sha256: &str) -> anyhow::Result<edgefn_runtime::Loaded> {
+        let cache = &self.state.cache;
+        let fetch = || async { cache.read(sha256)?.ok_or_else(|| anyhow::anyhow!("artifact {sha256} is not in the node's cache")) };
+        self.state.runtime.load(sha256, fetch).await
+    }
+
+    /// Saves `next` to disk, then serves it, then lets the cache drop what it no longer
+    /// runs.
+    pub(crate) async fn install(&self, next: Snapshot) -> anyhow::Result<()> {
+        let router = next.router()?;
+        let next = Arc::new(next);
+        let (dir, saved) = (self.state.config.data_dir.clone(), next.clone());
+        tokio::task::spawn_blocking(move || crate::persist::save(&dir, &saved)).await??;
+        let revision = next.revision;
+        *self.state.serving.write().expect("serving lock") = Arc::new(Serving { snapshot: next.clone(), router });
+        self.state.revision.send_replace(revision);
+        let evicted = self.state.cache.evict(&next.digests());
+        if evicted > 0 {
+            tracing::info!(evicted, "artifacts evicted from the cache");
+        }
+        Ok(())
     }
 
     /// Drops idle pools and keeps ready instances within the memory budget, every few
@@ -170,7 +212,7 @@ impl Node {
 
     /// The Prometheus text exposition of this node's metrics.
     pub fn metrics_text(&self) -> String {
-        self.state.metrics.render(&self.state.pools)
+        self.state.metrics.render(&self.state.pools, self.state.cache.usage(), self.snapshot().revision)
     }
 
     /// Serves `GET /metrics` (Prometheus) and `GET /healthz` on `listener`, within
@@ -190,28 +232,6 @@ impl Node {
         let service = hyper_util::service::TowerToHyperService::new(app);
         edgefn_serve::serve(listener, limits, move |_| service.clone(), shutdown).await?;
         Ok(())
-    }
-
-    /// Rebuilds the router from the stored routes.
-    pub async fn reload_routes(&self) -> anyhow::Result<usize> {
-        let routes = self.state.db.routes().await?;
-        let router = Router::new(routes.iter().map(route_spec).collect(), self.state.config.pop.as_deref())?;
-        let count = router.len();
-        *self.state.router.write().expect("router lock") = Arc::new(router);
-        Ok(count)
-    }
-
-    /// Reloads the routes each time `changes` says they changed, until it closes.
-    pub fn follow(&self, mut changes: tokio::sync::watch::Receiver<u64>) {
-        let node = self.clone();
-        tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                match node.reload_routes().await {
-                    Ok(n) => tracing::info!(routes = n, "routes reloaded"),
-                    Err(e) => tracing::error!(error = %e, "could not reload routes; keeping the previous ones"),
-                }
-            }
-        });
     }
 
     /// Serves connections on `listener`, within `limits`, until `shutdown`, then lets open
@@ -263,25 +283,31 @@ impl Node {
     }
 
     async fn run(&self, req: Request<TimedBody>, host: &str, method: &str, path: &str, request_id: &str) -> Result<Reply, Failure> {
-        let router = self.state.router.read().expect("router lock").clone();
-        let target = match router.lookup(host, path, method) {
-            Lookup::Found(route) => route.target.clone(),
+        let serving = self.state.serving.read().expect("serving lock").clone();
+        let target = match serving.router.lookup(host, path, method) {
+            Lookup::Found(route) => &route.target,
             Lookup::NotFound => return Err((StatusCode::NOT_FOUND, format!("no route for {host}{path}"), None)),
             Lookup::MethodNotAllowed(allowed) => {
                 let allow = HeaderValue::from_str(&allowed.join(", ")).ok().map(|v| (ALLOW, v));
                 return Err((StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not routed for {path}"), allow));
             }
         };
-        let resolved = self.state.db.resolve(&target.module_id, target.version.as_deref()).await.map_err(|e| match e {
-            edgefn_store::StoreError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found"), None),
-            other => internal(other),
-        })?;
-        let labels = FunctionLabels { function_id: resolved.0.id.clone() };
+        let Some((function, version)) = serving.snapshot.resolve(target) else {
+            let what = target.version.as_deref().map_or(String::new(), |v| format!(" version {v}"));
+            return Err((StatusCode::NOT_FOUND, format!("function {}{what} not found", target.function_id), None));
+        };
+        let labels = FunctionLabels { function_id: function.id.clone() };
         let metrics = &self.state.metrics;
         metrics.invokes.get_or_create(&labels).inc();
         let started = Instant::now();
-        let result = self.call(&resolved, req, path, request_id).await;
-        metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        let result = self.call(function, version, req, path, request_id).await;
+        let elapsed = started.elapsed();
+        metrics.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        let status = match &result {
+            Ok(reply) => reply.status(),
+            Err((status, _, _)) => *status,
+        };
+        self.state.traffic.record(&function.id, &version.label, Outcome::of(status.as_u16()), elapsed);
         if let Err((status, _, _)) = &result {
             let code = match *status {
                 StatusCode::GATEWAY_TIMEOUT => "timeout",
@@ -296,9 +322,15 @@ impl Node {
     }
 
     /// Runs the function a request was routed to.
-    async fn call(&self, resolved: &Resolved, req: Request<TimedBody>, path: &str, request_id: &str) -> Result<Reply, Failure> {
-        let (module, version) = (&resolved.0, &resolved.1);
-        if module.status != "active" {
+    async fn call(
+        &self,
+        module: &Function,
+        version: &Version,
+        req: Request<TimedBody>,
+        path: &str,
+        request_id: &str,
+    ) -> Result<Reply, Failure> {
+        if module.status != Status::Active {
             return Err((StatusCode::SERVICE_UNAVAILABLE, format!("function {} is {}", module.name, module.status), None));
         }
         let (parts, body) = req.into_parts();
@@ -311,8 +343,8 @@ impl Node {
             Err(e) if BodyTimeout::caused(&*e) => return Err((StatusCode::REQUEST_TIMEOUT, e.to_string(), None)),
             Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"), None)),
         };
-        let class = self.state.config.classes.of(&module.owner_type);
-        let (timeout_ms, max_memory_bytes) = class.cap(module.timeout_ms, module.max_memory_pages);
+        let class = self.state.config.classes.of(module.class.as_str());
+        let (timeout_ms, max_memory_bytes) = class.cap(module.timeout_ms as i64, module.max_memory_pages as i64);
         let timeout = self.state.config.http_timeout.min(Duration::from_millis(timeout_ms));
         let max_memory_bytes = max_memory_bytes as usize;
         let limits = HttpLimits { timeout, max_memory_bytes, response_cap: DEFAULT_RESPONSE_CAP };
@@ -325,29 +357,27 @@ impl Node {
         };
         // A function with a pool is hot: its pool holds the compiled module. Pools are
         // named `<function id>@<version>`, which the pool gauges split into labels.
-        let pool_key = format!("{}@{}", module.id, version.version);
+        let pool_key = format!("{}@{}", module.id, version.label);
         let pool = match self.state.pools.find(&pool_key, settings) {
             Some(pool) => {
                 self.state.metrics.cache_hits.inc();
                 pool
             }
             None => {
-                let fetch = || async { Ok(self.state.artifacts.get(&version.sha256).await?) };
-                let loaded = self.state.runtime.load(&version.sha256, fetch).await.map_err(internal)?;
+                let loaded = self.compile(&version.sha256).await.map_err(internal)?;
                 if loaded.cache_hit {
                     self.state.metrics.cache_hits.inc()
                 } else {
                     self.state.metrics.cache_misses.inc()
                 };
                 // Pools are bounded per owner: a project (the module's owner if it has none).
-                let owner = module.project_id.as_deref().unwrap_or(&module.owner_id);
-                self.state.pools.get(&pool_key, owner, &loaded.module, settings)
+                self.state.pools.get(&pool_key, &module.owner, &loaded.module, settings)
             }
         };
         let lease = pool.acquire(timeout).await.map_err(|e| {
             (StatusCode::SERVICE_UNAVAILABLE, format!("{}: {e}", module.name), Some((RETRY_AFTER, HeaderValue::from_static("1"))))
         })?;
-        let is_component = version.kind == "component";
+        let is_component = version.kind == Kind::Component;
         let grants = class.grants;
         // Core modules read headers from the request bytes and through `request_header`
         // (one shared copy); components get them through wasi:http, and a copy only when
@@ -362,7 +392,7 @@ impl Node {
             request_id: request_id.to_string(),
             headers: headers.clone(),
             grants,
-            env: module.env.values().clone(),
+            env: module.env.clone(),
             allow_hosts: module.allow_hosts.clone(),
             log: self.state.runtime.guest_log(),
             services: Some(self.state.services.clone()),
@@ -374,7 +404,7 @@ impl Node {
                 HttpError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, Some((RETRY_AFTER, HeaderValue::from_static("1")))),
                 HttpError::Trap(_) | HttpError::GuestError(_) | HttpError::NotHandleAbi(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             };
-            (status, format!("{}@{}: {e}", module.name, version.version), retry)
+            (status, format!("{}@{}: {e}", module.name, version.label), retry)
         };
         let reply = if is_component {
             let request = Request::from_parts(parts, full(body));
@@ -395,7 +425,7 @@ impl Node {
             }
             reply
         };
-        host_framed(reply).map_err(|why| (StatusCode::BAD_GATEWAY, format!("{}@{}: {why}", module.name, version.version), None))
+        host_framed(reply).map_err(|why| (StatusCode::BAD_GATEWAY, format!("{}@{}: {why}", module.name, version.label), None))
     }
 }
 

@@ -1,21 +1,29 @@
-//! The edgefn edge node: decides which function answers an HTTP request and runs it.
+//! The edgefn edge node: runs what the control plane says, from its own disk, and keeps
+//! doing so when the control plane is gone.
 //!
-//! [`Router`] maps host + path + method to a route in time that does not grow with the
-//! number of routes; [`Node`] is the HTTP ingress (HTTP/1.1 and HTTP/2 on hyper) that
-//! looks a request up, runs the function and answers.
-//!
-//! ```
-//! use edgefn_node::{Lookup, PathMatch, RouteSpec, Router};
-//! let routes = vec![RouteSpec::new("r1", "/hello", PathMatch::Exact, "hello-fn")];
-//! let router = Router::new(routes, None).unwrap();
-//! assert!(matches!(router.lookup("example.com", "/hello", "GET"), Lookup::Found(r) if r.target == "hello-fn"));
-//! ```
+//! - [`Node`] holds the applied [`Snapshot`] (functions, versions, routes) and answers
+//!   HTTP with it (`ingress`); it never reads the control plane's database.
+//! - `sync` is the node stream client: `Hello` with the applied revision, then `Delta`s
+//!   applied make-before-break (`apply`: artifacts fetched, verified and compiled before
+//!   a route to them goes live), `Ack`/`Nack` per delivery, and a `Report` every few
+//!   seconds (`traffic`).
+//! - `cache` keeps artifacts on disk by digest, `persist` the applied snapshot, and `kv`
+//!   functions' key-value data, so a restarted node serves before it talks to anyone.
 
+mod apply;
+mod cache;
 mod ingress;
+mod kv;
 mod metrics;
-mod router;
+mod persist;
 mod services;
+mod sync;
+mod traffic;
 
-pub use ingress::{Node, NodeConfig, Target, route_spec};
-pub use router::{Lookup, PathMatch, RouteError, RouteSpec, Router, route_scope};
-pub use services::{MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, NodeServices};
+pub use apply::ArtifactSource;
+pub use cache::{DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES};
+pub use edgefn_model::Snapshot;
+pub use ingress::{Node, NodeConfig};
+pub use kv::{KV_FILE, KvStore, LocalKv};
+pub use persist::STATE_FILE;
+pub use sync::{AGENT_VERSION, Backoff, channel};

@@ -66,6 +66,9 @@ pub struct Metrics {
     pool_busy: Family<PoolLabels, Gauge>,
     pool_queued: Family<PoolLabels, Gauge>,
     pool_ready_bytes: Gauge,
+    artifact_cache_entries: Gauge,
+    artifact_cache_bytes: Gauge,
+    applied_revision: Gauge,
 }
 
 /// Latency buckets from 50 µs to 10 s.
@@ -97,6 +100,12 @@ impl Default for Metrics {
         registry.register("wasm_pool_queued_requests", "Requests waiting for a busy function", pool_queued.clone());
         let pool_ready_bytes = Gauge::default();
         registry.register("wasm_pool_ready_memory_bytes", "Linear memory held by ready instances", pool_ready_bytes.clone());
+        let artifact_cache_entries = Gauge::default();
+        registry.register("edgefn_artifact_cache_entries", "Artifacts in the node's disk cache", artifact_cache_entries.clone());
+        let artifact_cache_bytes = Gauge::default();
+        registry.register("edgefn_artifact_cache_bytes", "Bytes of artifacts in the node's disk cache", artifact_cache_bytes.clone());
+        let applied_revision = Gauge::default();
+        registry.register("edgefn_applied_revision", "The control plane revision this node serves", applied_revision.clone());
         Self {
             registry,
             invokes,
@@ -110,6 +119,9 @@ impl Default for Metrics {
             pool_busy,
             pool_queued,
             pool_ready_bytes,
+            artifact_cache_entries,
+            artifact_cache_bytes,
+            applied_revision,
         }
     }
 }
@@ -119,8 +131,12 @@ fn new_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// The text exposition format, with the pool gauges as they are now.
-    pub fn render(&self, pools: &Pools) -> String {
+    /// The text exposition format, with the gauges as they are now: pools, the
+    /// artifact cache's `(entries, bytes)` and the applied revision.
+    pub fn render(&self, pools: &Pools, cache: (usize, u64), revision: u64) -> String {
+        self.artifact_cache_entries.set(cache.0 as i64);
+        self.artifact_cache_bytes.set(cache.1 as i64);
+        self.applied_revision.set(revision as i64);
         self.pool_ready.clear();
         self.pool_busy.clear();
         self.pool_queued.clear();

@@ -1,19 +1,15 @@
 //! What host functions reach on a node ([`HostServices`]): counts of guest log lines
-//! dropped by the runtime's rate limit; guest counters as metrics; the key-value store in
-//! the metadata database; outbound HTTP with a timeout, no redirects and a size cap.
+//! dropped by the runtime's rate limit; guest counters as metrics; the node's key-value
+//! store; outbound HTTP with a timeout, no redirects and a size cap.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use edgefn_runtime::{CallContext, FetchRequest, HostFuture, HostServices};
-use edgefn_store::Database;
 
+use crate::kv::KvStore;
 use crate::metrics::{FunctionLabels, GuestCounterLabels, Metrics};
 
-/// Longest key-value key.
-pub const MAX_KV_KEY_BYTES: usize = 512;
-/// Largest key-value value.
-pub const MAX_KV_VALUE_BYTES: usize = 1024 * 1024;
 /// Longest an outbound request may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest outbound response body a guest receives.
@@ -21,20 +17,20 @@ const MAX_FETCH_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// The node's host services.
 pub struct NodeServices {
-    db: Database,
+    kv: Arc<dyn KvStore>,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
 }
 
 impl NodeServices {
-    /// Services over the node's database and metrics.
-    pub fn new(db: Database, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    /// Services over the node's key-value store and metrics.
+    pub fn new(kv: Arc<dyn KvStore>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             // A redirect could leave the allow-list; the guest sees the 3xx instead.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { db, metrics, http })
+        Ok(Self { kv, metrics, http })
     }
 }
 
@@ -49,17 +45,11 @@ impl HostServices for NodeServices {
     }
 
     fn kv_get(&self, function_id: &str, key: &str) -> HostFuture<Option<Vec<u8>>> {
-        let (db, function_id, key) = (self.db.clone(), function_id.to_string(), key.to_string());
-        Box::pin(async move { Ok(db.kv_get(&function_id, &key).await?) })
+        self.kv.get(function_id, key)
     }
 
     fn kv_put(&self, function_id: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> HostFuture<()> {
-        let (db, function_id, key) = (self.db.clone(), function_id.to_string(), key.to_string());
-        Box::pin(async move {
-            anyhow::ensure!(!key.is_empty() && key.len() <= MAX_KV_KEY_BYTES, "keys are 1 to {MAX_KV_KEY_BYTES} bytes");
-            anyhow::ensure!(value.len() <= MAX_KV_VALUE_BYTES, "values are at most {MAX_KV_VALUE_BYTES} bytes");
-            Ok(db.kv_put(&function_id, &key, &value, ttl).await?)
-        })
+        self.kv.put(function_id, key, value, ttl)
     }
 
     fn http_fetch(&self, request: FetchRequest) -> HostFuture<Vec<u8>> {

@@ -63,8 +63,9 @@ pub fn entry_hash(e: &AuditEntry) -> String {
     hex::encode(Sha256::digest(fields.to_string().as_bytes()))
 }
 
-/// Appends an entry inside the caller's transaction. Callers hold the database's write
-/// lock ([`Database::begin_audited`]), so the chain never forks.
+/// Appends an entry inside the caller's transaction, and a change-log row when nodes
+/// serve what changed (one revision per change, in the same transaction). Callers hold
+/// the database's write lock ([`Database::begin_audited`]), so the chain never forks.
 pub(crate) async fn append(conn: &mut SqliteConnection, actor: &Actor, change: Change) -> Result<(), StoreError> {
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
@@ -102,6 +103,9 @@ pub(crate) async fn append(conn: &mut SqliteConnection, actor: &Actor, change: C
     .bind(&entry.hash)
     .execute(&mut *conn)
     .await?;
+    if crate::nodes::nodes_serve(&entry.resource_type) {
+        crate::nodes::record_change(conn, &entry.resource_type, &entry.resource_id).await?;
+    }
     Ok(())
 }
 

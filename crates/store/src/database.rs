@@ -50,6 +50,8 @@ pub struct Database {
     /// File outside the database where the audit log's head is written after each
     /// audited change ([`Database::witness_audit_head`]).
     pub(crate) audit_witness: Option<Arc<std::path::PathBuf>>,
+    /// Counts this process's audited commits, so the node stream wakes on a change.
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// An audited write in progress: the write lock and the transaction.
@@ -80,6 +82,7 @@ impl Database {
             named: Arc::default(),
             writes: Arc::default(),
             audit_witness: None,
+            commits: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -95,6 +98,7 @@ impl Database {
     pub(crate) async fn commit_audited(&self, tx: sqlx::Transaction<'static, Sqlite>) -> Result<(), StoreError> {
         tx.commit().await?;
         self.invalidate();
+        self.commits.send_modify(|n| *n += 1);
         if let Some(path) = &self.audit_witness {
             crate::audit::write_witness(&self.pool, path).await?;
         }
@@ -108,30 +112,18 @@ impl Database {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Changes each time this process commits an audited change (which includes every
+    /// change nodes serve); other processes' changes show in [`Self::revision`] only.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
     /// Empties the read caches; called by every write they could make stale.
     pub(crate) fn invalidate(&self) {
         self.tokens_cache.write().expect("cache lock").clear();
         self.memberships_cache.write().expect("cache lock").clear();
         self.named.write().expect("cache lock").clear();
         self.resolved.write().expect("cache lock").clear();
-    }
-
-    /// A fingerprint of what nodes serve (routes, modules, versions, tokens): it changes
-    /// whenever another process changes any of them. A node sharing the database with a
-    /// control plane in another process polls it and calls [`Self::forget_cached`].
-    pub async fn generation(&self) -> Result<(i64, i64, i64, i64, i64), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM routes), (SELECT COALESCE(MAX(seq), 0) FROM routes), \
-                    (SELECT COUNT(*) FROM modules), (SELECT COALESCE(MAX(updated_at), 0) FROM modules), \
-                    (SELECT COUNT(*) FROM module_versions)",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// Empties the read caches after another process wrote.
-    pub fn forget_cached(&self) {
-        self.invalidate();
     }
 
     pub(crate) fn remember<K: std::hash::Hash + Eq, V>(cache: &RwLock<HashMap<K, V>>, key: K, value: V) {
@@ -175,37 +167,6 @@ impl Database {
         let found = Arc::new((module, version));
         Self::remember(&self.resolved, cache_key, found.clone());
         Ok(found)
-    }
-
-    /// A live value of a module's key-value namespace.
-    pub async fn kv_get(&self, module_id: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM kv WHERE module_id = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)")
-            .bind(module_id)
-            .bind(key)
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// Sets a key of a module's namespace, to expire after `ttl` if given; expired keys
-    /// of the module are removed on the way.
-    pub async fn kv_put(&self, module_id: &str, key: &str, value: &[u8], ttl: Option<std::time::Duration>) -> Result<(), StoreError> {
-        let now = now_ms();
-        let expires_at = ttl.map(|t| now.saturating_add(t.as_millis().min(i64::MAX as u128) as i64));
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO kv (module_id, key, value, expires_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (module_id, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-        )
-        .bind(module_id)
-        .bind(key)
-        .bind(value)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM kv WHERE module_id = ? AND expires_at <= ?").bind(module_id).bind(now).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Adds a version, creating the module when the owner has none of that name, in one

@@ -21,6 +21,7 @@ mod env;
 mod error;
 mod identity;
 mod models;
+mod nodes;
 mod time;
 
 pub use artifacts::Artifacts;
@@ -33,4 +34,5 @@ pub use models::{
     Actor, ApiToken, AuditEntry, AuditFilter, Execution, ExecutionStats, Member, Module, ModuleFilter, ModulePatch, ModuleVersion,
     NewExecution, NewModule, NewRoute, NewVersion, Project, Route, TokenOwner, User,
 };
+pub use nodes::{NodeRow, NodeSeen, TrafficRow, TrafficTotals};
 pub use time::now_ms;

@@ -1,34 +1,30 @@
-//! `edgefn up`: everything on one machine — the control plane API with SQLite, artifacts
-//! and the compiled cache under the data directory.
+//! `edgefn up`: everything on one machine — the control plane (API, UI, SQLite, artifacts
+//! under the data directory) and one edge node, which takes its state through the same
+//! node stream as a remote node, over an in-process connection.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 
-/// Flags of `edgefn up`; each may also come from `EDGEFN_*` or a TOML file.
+/// The edge node of `edgefn up` listens on loopback by default, beside the API.
+const DEFAULT_NODE_LISTEN: &str = "127.0.0.1:8000";
+/// Name of `edgefn up`'s own node in the registry.
+const LOCAL_NODE: &str = "local";
+/// How long `edgefn up` waits for its node's first sync before it says it is up.
+const FIRST_SYNC: Duration = Duration::from_secs(30);
+
+/// Control-plane flags `edgefn up` and `edgefn control` share; each may also come from
+/// `EDGEFN_*` or the TOML file.
 #[derive(Args, Debug)]
-pub struct UpCommand {
-    /// Address of the REST API.
+pub struct ControlArgs {
+    /// Address of the REST API and admin UI [default: 127.0.0.1:8080].
     #[arg(long, env = "EDGEFN_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Address of the edge node's HTTP ingress.
-    #[arg(long, env = "EDGEFN_NODE_LISTEN")]
-    node_listen: Option<SocketAddr>,
-    /// Address of the edge node's Prometheus metrics (`/metrics`).
-    #[arg(long, env = "EDGEFN_METRICS_LISTEN")]
-    metrics_listen: Option<SocketAddr>,
-    /// This node's POP name, for routes with a POP selector.
-    #[arg(long, env = "EDGEFN_POP")]
-    pop: Option<String>,
-    /// Memory ready function instances may hold, in MiB (least recently used first out).
-    #[arg(long, env = "EDGEFN_MEMORY_BUDGET_MB")]
-    memory_budget_mb: Option<usize>,
-    /// Requests that may wait for a function at its concurrency limit; more get 503.
-    #[arg(long, env = "EDGEFN_MAX_QUEUE")]
-    max_queue: Option<usize>,
     /// Function instances (ready or running) the process holds at once [default: 2000].
     #[arg(long, env = "EDGEFN_INSTANCE_SLOTS")]
     instance_slots: Option<u32>,
@@ -36,7 +32,7 @@ pub struct UpCommand {
     /// compiler process is killed past it.
     #[arg(long, env = "EDGEFN_COMPILE_TIMEOUT_MS")]
     compile_timeout_ms: Option<u64>,
-    /// Where the database, artifacts, compiled cache and admin token live.
+    /// Where the database, artifacts, compiled cache and admin token live [default: .edgefn].
     #[arg(long, env = "EDGEFN_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Largest module accepted, in bytes.
@@ -51,15 +47,37 @@ pub struct UpCommand {
     /// JWKS URL of an identity provider whose JWTs are accepted.
     #[arg(long, env = "EDGEFN_JWKS_URL")]
     jwks_url: Option<String>,
-    /// A TOML file with any of the settings above (flags win), `[classes.<class>]`
-    /// sandbox limits and `[auth.jwt]` (docs/permissions.md).
+    /// A TOML file with any of these settings (flags win), `[classes.<class>]` sandbox
+    /// limits and `[auth.jwt]` (docs/permissions.md).
     #[arg(long, env = "EDGEFN_CONFIG")]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EDGEFN_LOG_JSON")]
-    log_json: bool,
+    pub(crate) log_json: bool,
     #[command(flatten)]
-    connections: super::ConnectionArgs,
+    pub(crate) connections: super::ConnectionArgs,
+}
+
+/// Flags of `edgefn up`.
+#[derive(Args, Debug)]
+pub struct UpCommand {
+    #[command(flatten)]
+    control: ControlArgs,
+    /// Address of the edge node's HTTP ingress [default: 127.0.0.1:8000].
+    #[arg(long, env = "EDGEFN_NODE_LISTEN")]
+    node_listen: Option<SocketAddr>,
+    /// Address of the edge node's Prometheus metrics (`/metrics`) [default: 127.0.0.1:9464].
+    #[arg(long, env = "EDGEFN_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// This node's POP name, for routes with a POP selector.
+    #[arg(long, env = "EDGEFN_POP")]
+    pop: Option<String>,
+    /// Memory ready function instances may hold, in MiB (least recently used first out).
+    #[arg(long, env = "EDGEFN_MEMORY_BUDGET_MB")]
+    memory_budget_mb: Option<usize>,
+    /// Requests that may wait for a function at its concurrency limit; more get 503.
+    #[arg(long, env = "EDGEFN_MAX_QUEUE")]
+    max_queue: Option<usize>,
 }
 
 /// The optional TOML file; unknown keys are an error so typos do not pass silently.
@@ -68,6 +86,8 @@ pub struct UpCommand {
 pub(crate) struct FileConfig {
     listen: Option<SocketAddr>,
     node_listen: Option<SocketAddr>,
+    node_stream_listen: Option<SocketAddr>,
+    certs: Option<PathBuf>,
     metrics_listen: Option<SocketAddr>,
     pop: Option<String>,
     memory_budget_mb: Option<usize>,
@@ -102,13 +122,21 @@ impl FileConfig {
     pub(crate) fn classes(&self) -> anyhow::Result<edgefn_runtime::Classes> {
         edgefn_runtime::Classes::default().with(&self.classes).map_err(anyhow::Error::msg)
     }
+
+    /// Where `edgefn control` takes node streams: the flag, then the file, then 127.0.0.1:8443.
+    pub(crate) fn node_stream_listen(&self, flag: Option<SocketAddr>) -> SocketAddr {
+        flag.or(self.node_stream_listen).unwrap_or_else(|| super::control::DEFAULT_NODE_STREAM_LISTEN.parse().expect("valid default"))
+    }
+
+    /// The certificate directory: the flag, then the file, then `<data dir>/certs`.
+    pub(crate) fn certs(&self, flag: Option<PathBuf>, data_dir: &std::path::Path) -> PathBuf {
+        flag.or_else(|| self.certs.clone()).unwrap_or_else(|| data_dir.join("certs"))
+    }
 }
 
-impl UpCommand {
-    /// The settings: flags, then the file, then defaults.
-    fn config(&self) -> anyhow::Result<(edgefn_control::ControlConfig, NodeSettings)> {
-        let file = FileConfig::read(self.config.as_deref())?;
-        let classes = file.classes()?;
+impl ControlArgs {
+    /// The control plane's settings: flags, then the file, then defaults.
+    pub(crate) fn config(&self, file: &FileConfig) -> anyhow::Result<edgefn_control::ControlConfig> {
         let mut jwt = file.auth.jwt.clone();
         if self.jwt_secret.is_some() || self.jwks_url.is_some() {
             let mut config = jwt.unwrap_or_default();
@@ -117,73 +145,92 @@ impl UpCommand {
             jwt = Some(config);
         }
         let defaults = edgefn_control::ControlConfig::default();
-        let node = NodeSettings {
-            listen: self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default")),
-            metrics_listen: self
-                .metrics_listen
-                .or(file.metrics_listen)
-                .unwrap_or_else(|| super::node::DEFAULT_METRICS_LISTEN.parse().expect("valid default")),
-            config: edgefn_node::NodeConfig {
-                pop: self.pop.clone().or(file.pop),
-                memory_budget_bytes: self
-                    .memory_budget_mb
-                    .or(file.memory_budget_mb)
-                    .map_or(edgefn_runtime::DEFAULT_MEMORY_BUDGET_BYTES, |mb| mb * 1024 * 1024),
-                max_queue: self.max_queue.or(file.max_queue).unwrap_or(edgefn_runtime::DEFAULT_MAX_QUEUE),
-                classes,
-                ..Default::default()
-            },
-        };
-        let control = edgefn_control::ControlConfig {
+        Ok(edgefn_control::ControlConfig {
             listen: self.listen.or(file.listen).unwrap_or(defaults.listen),
-            data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
+            data_dir: self.data_dir.clone().or(file.data_dir.clone()).unwrap_or(defaults.data_dir),
             max_module_bytes: self.max_module_bytes.or(file.max_module_bytes).unwrap_or(defaults.max_module_bytes),
             instance_slots: self.instance_slots.or(file.instance_slots).unwrap_or(defaults.instance_slots).max(1),
             compile_timeout: self
                 .compile_timeout_ms
                 .or(file.compile_timeout_ms)
-                .map_or(defaults.compile_timeout, |ms| std::time::Duration::from_millis(ms.max(1))),
+                .map_or(defaults.compile_timeout, |ms| Duration::from_millis(ms.max(1))),
             // Compilations run in a child process of this binary, killed at the timeout.
             compile_worker: std::env::current_exe().ok(),
             execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
-            classes,
+            classes: file.classes()?,
             jwt,
-        };
-        Ok((control, node))
+        })
     }
+}
 
+/// Prints where the API is and the admin token (or where it is).
+pub(crate) fn print_control(config: &edgefn_control::ControlConfig, addr: SocketAddr, opened: &edgefn_control::Opened) {
+    println!("  admin UI    http://{addr}/  (sign in with the admin token)");
+    println!("  API         http://{addr}  (OpenAPI: http://{addr}/api/v1/openapi.json)");
+    println!("  data        {}", config.data_dir.display());
+    let token_file = config.data_dir.join(edgefn_control::ADMIN_TOKEN_FILE);
+    match &opened.new_admin_token {
+        Some(token) => println!("  admin token {token}\n              (shown once; saved to {}, mode 0600)", token_file.display()),
+        None => println!("  admin token in {}", token_file.display()),
+    }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))
+}
+
+impl UpCommand {
     /// Runs until ctrl-c or SIGTERM.
     pub async fn execute(self) -> anyhow::Result<()> {
-        super::init_logs(self.log_json);
-        let (config, node_settings) = self.config()?;
+        super::init_logs(self.control.log_json);
+        let file = FileConfig::read(self.control.config.as_deref())?;
+        let config = self.control.config(&file)?;
         let opened = edgefn_control::open(&config).await?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let listener = bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = opened.state.clone();
-        let node = edgefn_node::Node::start(state.db, state.artifacts, state.runtime, node_settings.config).await?;
-        node.follow(opened.state.routes.subscribe());
-        let (node_listen, metrics_listen) = (node_settings.listen, node_settings.metrics_listen);
-        let node_listener = tokio::net::TcpListener::bind(node_listen).await.with_context(|| format!("listening on {node_listen}"))?;
+        let pop = self.pop.clone().or(file.pop.clone());
+        let node_config = edgefn_node::NodeConfig {
+            pop: pop.clone(),
+            memory_budget_bytes: self
+                .memory_budget_mb
+                .or(file.memory_budget_mb)
+                .map_or(edgefn_runtime::DEFAULT_MEMORY_BUDGET_BYTES, |mb| mb * 1024 * 1024),
+            max_queue: self.max_queue.or(file.max_queue).unwrap_or(edgefn_runtime::DEFAULT_MAX_QUEUE),
+            classes: config.classes,
+            data_dir: config.data_dir.join("node"),
+            ..Default::default()
+        };
+        let kv = edgefn_node::LocalKv::open(&node_config.data_dir.join(edgefn_node::KV_FILE))?;
+        let node = edgefn_node::Node::open(state.runtime.clone(), node_config, Arc::new(kv))?;
+        let channel = edgefn_control::nodes::in_process_channel(state.hub.clone(), LOCAL_NODE, pop);
+        tokio::spawn(node.clone().follow(channel));
+        // Say "up" once the node serves what the control plane has.
+        let target = state.db.revision().await?;
+        let mut revisions = node.revisions();
+        let synced = tokio::time::timeout(FIRST_SYNC, revisions.wait_for(|r| *r >= target)).await.is_ok_and(|r| r.is_ok());
+        if !synced {
+            tracing::warn!("the node has not synced with the control plane yet; it serves what it has");
+        }
+        let node_listener =
+            bind(self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default"))).await?;
         let node_addr = node_listener.local_addr()?;
-        let metrics_listener =
-            tokio::net::TcpListener::bind(metrics_listen).await.with_context(|| format!("listening on {metrics_listen}"))?;
+        let metrics_listener = bind(
+            self.metrics_listen
+                .or(file.metrics_listen)
+                .unwrap_or_else(|| super::node::DEFAULT_METRICS_LISTEN.parse().expect("valid default")),
+        )
+        .await?;
         let metrics_addr = metrics_listener.local_addr()?;
         println!("edgefn is up");
-        println!("  admin UI    http://{addr}/  (sign in with the admin token)");
-        println!("  API         http://{addr}  (OpenAPI: http://{addr}/api/v1/openapi.json)");
+        print_control(&config, addr, &opened);
         println!("  edge node   http://{node_addr}  (try: curl http://{node_addr}/hello)");
         println!("  metrics     http://{metrics_addr}/metrics");
-        println!("  data        {}", config.data_dir.display());
-        let token_file = config.data_dir.join(edgefn_control::ADMIN_TOKEN_FILE);
-        match &opened.new_admin_token {
-            Some(token) => println!("  admin token {token}\n              (shown once; saved to {}, mode 0600)", token_file.display()),
-            None => println!("  admin token in {}", token_file.display()),
-        }
         println!("metrics listening on http://{metrics_addr}");
         println!("node listening on http://{node_addr}");
         println!("listening on http://{addr}");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let limits = self.connections.limits();
+        let limits = self.control.connections.limits();
         tokio::spawn(node.clone().serve_metrics(metrics_listener, limits, super::until_stopped(stopped.clone())));
         let node_task = tokio::spawn(node.serve(node_listener, limits, super::until_stopped(stopped.clone())));
         let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, limits, super::until_stopped(stopped)));
@@ -194,16 +241,6 @@ impl UpCommand {
         Ok(())
     }
 }
-
-/// Where the node of `edgefn up` listens.
-struct NodeSettings {
-    listen: SocketAddr,
-    metrics_listen: SocketAddr,
-    config: edgefn_node::NodeConfig,
-}
-
-/// The edge node listens on loopback by default, beside the API.
-const DEFAULT_NODE_LISTEN: &str = "127.0.0.1:8000";
 
 /// Waits for ctrl-c or SIGTERM.
 pub(crate) async fn shutdown_signal() {

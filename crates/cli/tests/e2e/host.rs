@@ -33,6 +33,7 @@ async fn host_functions_reach_kv_env_request_data_and_metrics() {
     let (status, body) = api.patch("/api/v1/modules/demo", json!({"env": {"GREETING": "Hi "}})).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["env"]["GREETING"].as_str().unwrap().starts_with("sha256:"), "values are shown as fingerprints: {body}");
+    api.synced().await;
     let res = reqwest::Client::new().get(format!("{}/visits", server.node)).header("x-name", "Ada").send().await.unwrap();
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(res.text().await.unwrap(), format!("Hi Ada: visit 2 (request {request_id})\n"), "the count lives in the KV store");
@@ -71,12 +72,14 @@ async fn outbound_http_is_limited_to_the_allow_list() {
     // The API's health endpoint is a real HTTP server to fetch from.
     let url = format!("{}/healthz", server.url);
     assert_eq!(api.patch("/api/v1/modules/demo", json!({"env": {"URL": url}})).await.0, 200);
+    api.synced().await;
     let denied = get_routed(&server.node, "/fetch").await.text().await.unwrap();
     assert_eq!(denied, "fetch failed with code -3", "a host off the allow-list is denied");
 
     let (status, body) = api.patch("/api/v1/modules/demo", json!({"allowHosts": ["not a host"]})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
     assert_eq!(api.patch("/api/v1/modules/demo", json!({"allowHosts": ["127.0.0.1"]})).await.0, 200);
+    api.synced().await;
     let fetched = reqwest::get(format!("{}/fetch", server.node)).await.unwrap().text().await.unwrap();
     assert!(fetched.starts_with("200\n") && fetched.contains("\n\n"), "the guest got the response: {fetched}");
     assert!(fetched.ends_with("ok") || fetched.contains("\"ok\""), "{fetched}");
@@ -98,11 +101,13 @@ async fn components_use_the_host_interfaces_and_allow_listed_outbound_http() {
     let authority = server.url.trim_start_matches("http://").to_string();
     let (status, body) = api.patch("/api/v1/modules/hc", json!({"env": {"greeting": "hi", "fetch": authority}})).await;
     assert_eq!(status, 200, "{body}");
+    api.synced().await;
     let second = get_routed(&server.node, "/hc").await;
     let second_id = second.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(second.text().await.unwrap(), format!("greeting=hi;last={first_id};fetch=denied\n"), "kv kept the last request id");
 
     assert_eq!(api.patch("/api/v1/modules/hc", json!({"allowHosts": ["127.0.0.1"]})).await.0, 200);
+    api.synced().await;
     let third = get_routed(&server.node, "/hc").await.text().await.unwrap();
     assert_eq!(third, format!("greeting=hi;last={second_id};fetch=200\n"), "the API's /healthz answered the guest");
 
@@ -146,6 +151,7 @@ async fn a_saturated_function_answers_503_with_retry_after() {
     deploy(&api, "spin", handler("(loop $l (br $l)) (i32.const 0)"), "/spin").await;
     assert_eq!(api.patch("/api/v1/modules/spin", json!({"maxInstances": 1})).await.0, 200);
     assert_eq!(api.patch("/api/v1/modules/spin", json!({"maxInstances": 0})).await.0, 400);
+    api.synced().await;
     let node = server.node.clone();
     let first = tokio::spawn(async move { reqwest::get(format!("{node}/spin")).await.unwrap().status() });
     // Once the pool gauge shows the first request running, the next one has no slot and no queue.
@@ -201,42 +207,4 @@ async fn a_hundred_clients_for_thirty_seconds_get_no_errors() {
     println!("100 clients × 30 s: {ok} answers, {} errors", failed.len());
     assert!(failed.is_empty(), "{} errors, first: {:?}", failed.len(), failed.first());
     assert!(ok > 1000, "only {ok} answers");
-}
-
-#[tokio::test]
-async fn a_standalone_node_serves_the_control_planes_routes_and_follows_changes() {
-    use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    /// Kills the node when the test ends, passed or not.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgefn"))
-        .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("EDGEFN_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _child = Killed(child);
-    let node = loop {
-        let line = lines.next().expect("edgefn node exited").unwrap();
-        if let Some(url) = line.strip_prefix("node listening on ") {
-            break url.to_string();
-        }
-    };
-    let res = reqwest::get(format!("{node}/hello")).await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.text().await.unwrap(), "Hello from edgefn! GET /hello\n");
-
-    // A route added through the control plane reaches the other process.
-    deploy(&server.client(), "ok", handler("(memory.copy (local.get 8) (i32.const 0) (i32.const 7)) (i32.const 7)"), "/ok").await;
-    let res = get_routed(&node, "/ok").await;
-    assert_eq!((res.status().as_u16(), res.text().await.unwrap()), (200, "ok".to_string()));
 }

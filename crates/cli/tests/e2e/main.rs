@@ -2,6 +2,7 @@
 
 mod adversarial;
 mod cli;
+mod cluster;
 mod config;
 mod crash;
 mod host;
@@ -172,6 +173,23 @@ impl Api {
         assert_eq!(status, 201, "{body}");
         self.with_token(body["token"].as_str().expect("the new user's token"))
     }
+
+    /// Waits (at most 10 s) until every connected node has applied the control plane's
+    /// current revision: changes reach nodes asynchronously, through the node stream.
+    pub async fn synced(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (status, body) = self.get("/api/v1/nodes").await;
+            assert_eq!(status, 200, "{body}");
+            let nodes = body["nodes"].as_array().unwrap();
+            if nodes.iter().filter(|n| n["connected"] == true).all(|n| n["behind"] == 0) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "nodes did not catch up: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Invokes a function.
     pub async fn invoke(&self, module: &str, body: Value) -> (u16, Value) {
         self.post(&format!("/api/v1/modules/{module}/invoke"), body).await

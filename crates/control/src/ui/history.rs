@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use edgefn_store::{Execution, Module};
+use edgefn_store::{Execution, Module, now_ms};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -14,7 +14,7 @@ use super::layout::{Nav, badge};
 use super::session::{Session, query};
 use crate::access::{Op, decide};
 use crate::error::ApiError;
-use crate::executions::{STATUSES, check_status, visible_executor};
+use crate::executions::{STATUSES, TRAFFIC_PERIOD_MS, check_status, visible_executor};
 use crate::modules::find;
 use crate::state::AppState;
 
@@ -122,6 +122,27 @@ fn short(text: &str) -> String {
     }
 }
 
+/// The HTTP traffic the edge nodes reported for `module` over the last 24 hours.
+pub(crate) async fn http_traffic(state: &AppState, module: &Module) -> Result<Markup, ApiError> {
+    let t = state.db.traffic(&module.id, now_ms() - TRAFFIC_PERIOD_MS).await?;
+    Ok(html! {
+        section aria-labelledby="traffic" {
+            h2 #traffic { "HTTP traffic on the edge (last 24 hours)" }
+            @if t.requests == 0 {
+                p.empty { "No HTTP requests reported by the nodes in the last 24 hours." }
+            } @else {
+                dl.facts.totals {
+                    dt { "Requests" } dd { (t.requests) }
+                    dt { "Error rate" } dd { (format!("{:.2} %", t.error_rate * 100.0)) }
+                    dt { "Errors" } dd { (t.trap) " traps, " (t.timeout) " timeouts, " (t.server_error) " other 5xx, " (t.overload) " overloaded" }
+                    dt { "p50 / p99" } dd { (ms(t.p50_ms)) " / " (ms(t.p99_ms)) }
+                }
+                p { "From the nodes' reports: p50 is the nodes' medians weighted by requests, p99 the highest any node reported." }
+            }
+        }
+    })
+}
+
 /// Totals and the two charts.
 async fn statistics(state: &AppState, module: &Module) -> Result<Markup, ApiError> {
     let stats = state.db.execution_stats(&module.id).await?;
@@ -138,8 +159,9 @@ async fn statistics(state: &AppState, module: &Module) -> Result<Markup, ApiErro
     let top = buckets.iter().map(|b| b.p99).fold(0.0, f64::max);
     let success = [series("success rate", "ok", |b| b.ok as f64 / b.count as f64 * 100.0)];
     Ok(html! {
+        (http_traffic(state, module).await?)
         section aria-labelledby="stats" {
-            h2 #stats { "Statistics" }
+            h2 #stats { "Invocations through the API" }
             dl.facts.totals {
                 dt { "Executions" } dd { (stats.total_executions) }
                 dt { "Success rate" } dd { (format!("{:.1} %", stats.success_rate * 100.0)) }

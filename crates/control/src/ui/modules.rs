@@ -123,6 +123,10 @@ async fn show_body(state: &AppState, session: &Session, module: &Module, q: Show
     let latest = versions.iter().find(|v| Some(&v.version) == module.latest_version.as_ref());
     let class = state.settings.classes.of(&module.owner_type);
     let (timeout_ms, max_memory) = class.cap(module.timeout_ms, module.max_memory_pages);
+    let traffic = match decide(caller, module, Op::History) {
+        Ok(()) => Some(super::history::http_traffic(state, module).await?),
+        Err(_) => None,
+    };
     Ok(html! {
         p.badges { (module_badges(module)) }
         @if !module.description.is_empty() { p { (module.description) } }
@@ -148,6 +152,7 @@ async fn show_body(state: &AppState, session: &Session, module: &Module, q: Show
                 None => { p.empty { "No exported functions." } }
             }
         }
+        @if let Some(traffic) = traffic { (traffic) }
         section aria-labelledby="limits" {
             h2 #limits { "Limits" }
             dl.facts {

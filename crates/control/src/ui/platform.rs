@@ -1,14 +1,14 @@
-//! The platform pages: routes, deployments, nodes, and (admins) the audit log with a
-//! check of its hash chain.
+//! The platform pages: routes, deployments, the node registry, and (admins) the audit
+//! log with a check of its hash chain.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
 use edgefn_store::AuditFilter;
-use maud::{Markup, html};
+use maud::html;
 use serde::Deserialize;
 
-use super::format::time;
-use super::layout::Nav;
+use super::format::{bytes, time};
+use super::layout::{Nav, badge};
 use super::session::{Session, query};
 use crate::error::ApiError;
 use crate::routes::visible_routes;
@@ -57,24 +57,57 @@ pub async fn routes(State(state): State<AppState>, session: Session) -> Response
     session.render(Nav::Routes, "Routes", body.await)
 }
 
-/// What the node and deployment pages say until nodes report to the control plane.
-fn not_reporting(what: &str) -> Markup {
-    html! {
-        p.empty { "No " (what) " yet." }
-        p { "The edge node that " code { "edgefn up" } " starts reads routes and modules from this control plane's database directly, "
-            "so new versions and routes reach it at once. Nodes that run elsewhere will report here, with their status, heartbeat and load, "
-            "and rollouts will show their progress per node, once nodes connect to the control plane; that connection is not built yet." }
-    }
-}
-
 /// `GET /deployments`.
 pub async fn deployments(session: Session) -> Response {
-    session.render(Nav::Deployments, "Deployments", Ok(not_reporting("deployments to remote nodes")))
+    let body = html! {
+        p.empty { "No deployments yet." }
+        p { "Every change to functions and routes reaches the nodes at once through the node stream (see Nodes). "
+            "Staged rollouts — canary and rolling, with automatic abort — are not built yet." }
+    };
+    session.render(Nav::Deployments, "Deployments", Ok(body))
 }
 
-/// `GET /nodes`.
-pub async fn nodes(session: Session) -> Response {
-    session.render(Nav::Nodes, "Nodes", Ok(not_reporting("remote nodes have registered")))
+/// `GET /nodes`: the node registry.
+pub async fn nodes(State(state): State<AppState>, session: Session) -> Response {
+    let body = async {
+        let nodes = crate::nodes::api::views(&state).await?;
+        let current = state.db.revision().await?;
+        Ok::<_, ApiError>(html! {
+            p { "Edge nodes connect to the control plane over the node stream (mTLS), receive the routes and functions of their POP, "
+                "and report every few seconds. The control plane is at revision " strong { (current) } ". "
+                "Start a node with " code { "edgefn node --control https://HOST:8443 …" } " (README, \"Scale-out\")." }
+            @if nodes.is_empty() {
+                p.empty { "No node has connected yet." }
+            } @else {
+                div.scroll { table {
+                    caption { (nodes.len()) " nodes" }
+                    thead { tr { th scope="col" { "Node" } th scope="col" { "POP" } th scope="col" { "Status" } th scope="col" { "Revision" }
+                        th scope="col" { "CPU" } th scope="col" { "Memory" } th scope="col" { "Version" } th scope="col" { "Last seen" } th scope="col" { "Problems" } } }
+                    tbody {
+                        @for n in &nodes {
+                            tr {
+                                th scope="row" { (n.node.name) }
+                                td { (n.node.pop.as_deref().unwrap_or("-")) }
+                                td { (badge(n.status.as_str(), n.status.as_str()))
+                                    @if n.node.connected { " (connected)" } }
+                                td { (n.node.revision) @if n.behind > 0 { " (" (n.behind) " behind)" } @else { " (current)" } }
+                                td { (format!("{:.1} %", n.node.cpu_percent)) }
+                                td { (bytes(n.node.memory_bytes.max(0) as u64)) }
+                                td { (n.node.agent_version) }
+                                td { (time(n.node.last_seen_at)) }
+                                td {
+                                    @for r in n.node.rejected.as_array().into_iter().flatten() {
+                                        div { code { (r["resource"].as_str().unwrap_or("")) } ": " (r["reason"].as_str().unwrap_or("")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } }
+            }
+        })
+    };
+    session.render(Nav::Nodes, "Nodes", body.await)
 }
 
 /// Query of the audit page.

@@ -28,9 +28,11 @@
 use std::collections::HashMap;
 
 use regex::RegexSet;
+use serde::{Deserialize, Serialize};
 
 /// How a route's path pattern matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PathMatch {
     /// The whole path equals the pattern.
     Exact,
@@ -74,6 +76,15 @@ impl PathMatch {
         }
     }
 
+    /// `exact`, `prefix` or `regex`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Prefix => "prefix",
+            Self::Regex => "regex",
+        }
+    }
+
     fn specificity(self) -> u8 {
         match self {
             Self::Exact => 2,
@@ -84,7 +95,8 @@ impl PathMatch {
 }
 
 /// A route as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RouteSpec<T> {
     /// Unique id (the final tie-break).
     pub id: String,
@@ -266,9 +278,8 @@ fn normalize_host(host: &str) -> String {
 }
 
 impl<T> Router<T> {
-    /// Indexes the routes that apply to a node of POP `pop`.
-    pub fn new(routes: Vec<RouteSpec<T>>, pop: Option<&str>) -> Result<Self, RouteError> {
-        let mut routes: Vec<RouteSpec<T>> = routes.into_iter().filter(|r| r.applies_to_pop(pop)).collect();
+    /// Indexes `routes` (those a node runs: the control plane chose them by POP).
+    pub fn new(mut routes: Vec<RouteSpec<T>>) -> Result<Self, RouteError> {
         let mut exact_hosts: HashMap<String, Bucket> = HashMap::new();
         let mut wildcard_hosts: HashMap<String, Bucket> = HashMap::new();
         let mut any_host = Bucket::default();

@@ -1,7 +1,7 @@
 //! Router properties: the index agrees with the plain definition of a match and of the
 //! winner (seed properties 5 and 20), for any route set and request.
 
-use edgefn_node::{Lookup, PathMatch, RouteSpec, Router};
+use edgefn_model::{Lookup, PathMatch, RouteSpec, Router};
 use proptest::prelude::*;
 
 fn route(id: &str, host: Option<&str>, path: &str, kind: PathMatch, methods: &[&str], priority: i64) -> RouteSpec<String> {
@@ -41,7 +41,7 @@ fn matching_rules() {
     routes.push(route("r5", None, "/items/[0-9]+", PathMatch::Regex, &[], 0));
     routes.push(route("r6", None, "/", PathMatch::Prefix, &[], -1));
     routes.push(route("r7", None, "/api", PathMatch::Prefix, &[], 5));
-    let router = Router::new(routes, None).unwrap();
+    let router = Router::new(routes).unwrap();
     // Priority beats specificity.
     assert_eq!(winner(&router, "x.org", "/api/users", "GET").as_deref(), Some("r7"));
     // Prefixes match whole segments; "/" catches the rest at its low priority.
@@ -50,7 +50,7 @@ fn matching_rules() {
     assert_eq!(winner(&router, "x.org", "/items/42", "GET").as_deref(), Some("r5"));
     assert_eq!(winner(&router, "x.org", "/items/42/more", "GET").as_deref(), Some("r6"));
 
-    let router = Router::new(api_routes(), None).unwrap();
+    let router = Router::new(api_routes()).unwrap();
     // A host's own routes answer it (exact host, else wildcard, else any); exact path > prefix.
     assert_eq!(winner(&router, "Shop.Example.com:8443", "/api/x", "GET").as_deref(), Some("r4"));
     assert_eq!(winner(&router, "a.b.example.com", "/api/x", "GET").as_deref(), Some("r3"));
@@ -64,19 +64,19 @@ fn matching_rules() {
     let mut routes = api_routes();
     routes.push(route("r8", None, "/", PathMatch::Prefix, &[], 1000));
     routes.push(route("r9", None, "/users/[0-9]+|/admin", PathMatch::Regex, &[], 2000));
-    let router = Router::new(routes, None).unwrap();
+    let router = Router::new(routes).unwrap();
     assert_eq!(winner(&router, "shop.example.com", "/api/x", "GET").as_deref(), Some("r4"));
     assert!(matches!(router.lookup("shop.example.com", "/elsewhere", "GET"), Lookup::NotFound));
     assert!(matches!(router.lookup("a.example.com", "/elsewhere", "GET"), Lookup::NotFound));
     assert_eq!(winner(&router, "x.org", "/users/7", "GET").as_deref(), Some("r9"));
     assert_eq!(winner(&router, "x.org", "/admin", "GET").as_deref(), Some("r8"), "the regex stays under /users");
-    assert_eq!(edgefn_node::route_scope("/users/[0-9]+|/admin", PathMatch::Regex), "/users");
-    assert_eq!(edgefn_node::route_scope("/api/v[0-9]+/.*", PathMatch::Regex), "/api");
-    assert_eq!(edgefn_node::route_scope("/ab.*", PathMatch::Regex), "");
-    assert_eq!(edgefn_node::route_scope("/plain/", PathMatch::Regex), "/plain");
-    assert_eq!(edgefn_node::route_scope("/api/", PathMatch::Prefix), "/api");
+    assert_eq!(edgefn_model::route_scope("/users/[0-9]+|/admin", PathMatch::Regex), "/users");
+    assert_eq!(edgefn_model::route_scope("/api/v[0-9]+/.*", PathMatch::Regex), "/api");
+    assert_eq!(edgefn_model::route_scope("/ab.*", PathMatch::Regex), "");
+    assert_eq!(edgefn_model::route_scope("/plain/", PathMatch::Regex), "/plain");
+    assert_eq!(edgefn_model::route_scope("/api/", PathMatch::Prefix), "/api");
 
-    let only_get = Router::new(vec![route("r1", None, "/a", PathMatch::Exact, &["get", "HEAD"], 0)], None).unwrap();
+    let only_get = Router::new(vec![route("r1", None, "/a", PathMatch::Exact, &["get", "HEAD"], 0)]).unwrap();
     assert!(matches!(only_get.lookup("h", "/a", "DELETE"), Lookup::MethodNotAllowed(m) if m == ["GET", "HEAD"]));
 }
 
@@ -84,16 +84,16 @@ fn matching_rules() {
 fn pop_selectors_and_bad_routes() {
     let mut tokyo = route("r1", None, "/", PathMatch::Prefix, &[], 0);
     tokyo.pop_selector = Some("tokyo-*, osaka-1".into());
-    assert_eq!(Router::new(vec![tokyo.clone()], Some("tokyo-2")).unwrap().len(), 1);
-    assert_eq!(Router::new(vec![tokyo.clone()], Some("osaka-1")).unwrap().len(), 1);
-    assert_eq!(Router::new(vec![tokyo.clone()], Some("osaka-2")).unwrap().len(), 0);
-    assert_eq!(Router::new(vec![tokyo], None).unwrap().len(), 0);
+    assert!(tokyo.applies_to_pop(Some("tokyo-2")));
+    assert!(tokyo.applies_to_pop(Some("osaka-1")));
+    assert!(!tokyo.applies_to_pop(Some("osaka-2")));
+    assert!(!tokyo.applies_to_pop(None));
 
-    let err = Router::new(vec![route("r1", None, "/(", PathMatch::Regex, &[], 0)], None).unwrap_err();
+    let err = Router::new(vec![route("r1", None, "/(", PathMatch::Regex, &[], 0)]).unwrap_err();
     assert!(err.to_string().starts_with("route r1: invalid regex `/(`"), "{err}");
-    let err = Router::new(vec![route("r1", Some("a*.com"), "/", PathMatch::Prefix, &[], 0)], None).unwrap_err();
+    let err = Router::new(vec![route("r1", Some("a*.com"), "/", PathMatch::Prefix, &[], 0)]).unwrap_err();
     assert!(err.to_string().contains("invalid host `a*.com`"), "{err}");
-    let err = Router::new(vec![route("r1", None, "api", PathMatch::Exact, &[], 0)], None).unwrap_err();
+    let err = Router::new(vec![route("r1", None, "api", PathMatch::Exact, &[], 0)]).unwrap_err();
     assert!(err.to_string().contains("must start with `/`"), "{err}");
 }
 
@@ -151,7 +151,7 @@ proptest! {
     #[test]
     fn index_agrees_with_the_definition(specs in proptest::collection::vec(arb_route(), 0..40), reqs in proptest::collection::vec(arb_request(), 1..20)) {
         let routes = build(&specs);
-        let router = Router::new(routes.clone(), None).unwrap();
+        let router = Router::new(routes.clone()).unwrap();
         for (host, path, method) in reqs {
             let tier = tier_of(&routes, host);
             let matching: Vec<&RouteSpec<String>> =
@@ -178,8 +178,8 @@ proptest! {
         for i in (1..n).rev() {
             shuffled.swap(i, (seed.wrapping_mul(i as u64 + 7) % (i as u64 + 1)) as usize);
         }
-        let a = Router::new(routes, None).unwrap();
-        let b = Router::new(shuffled, None).unwrap();
+        let a = Router::new(routes).unwrap();
+        let b = Router::new(shuffled).unwrap();
         for (host, path, method) in reqs {
             prop_assert_eq!(winner(&a, host, &path, method), winner(&b, host, &path, method));
         }
@@ -202,12 +202,12 @@ proptest! {
             .enumerate()
             .map(|(i, (path, kind, host))| route(&format!("r{i}"), host.as_deref(), path, *kind, &[], 0))
             .collect();
-        let Ok(router) = Router::new(routes.clone(), None) else { return Ok(()) };
+        let Ok(router) = Router::new(routes.clone()) else { return Ok(()) };
         for (host, path, method) in requests {
             if let Lookup::Found(r) = router.lookup(&host, &path, &method) {
                 prop_assert!(r.matches(&host, &path, &method), "{} does not match {host} {path}", r.id);
             }
-            let scope = edgefn_node::route_scope(&path, PathMatch::Regex);
+            let scope = edgefn_model::route_scope(&path, PathMatch::Regex);
             prop_assert!(path.starts_with(scope));
         }
     }

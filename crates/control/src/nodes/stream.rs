@@ -1,0 +1,361 @@
+//! The node stream server (`edgefn.node.v1.NodeStream`): one session per connected
+//! node. A session sends the node's view of the [`World`] as deltas against what the node
+//! holds — a full snapshot when it resumes from a revision the change log no longer
+//! covers, or from none — then a delta per new revision; it takes Acks, Nacks and
+//! Reports; and it serves artifacts the node's view runs, in chunks.
+//!
+//! A node is who its certificate names ([`Identity::Certificate`]); `edgefn up`'s own
+//! node, connected in-process, is [`Identity::Local`]. Each session's send queue is
+//! bounded: a node that falls that far behind is disconnected and resumes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use edgefn_proto::v1;
+use edgefn_proto::v1::node_stream_server::NodeStream;
+use edgefn_store::{Artifacts, Database, NodeSeen, StoreError, TrafficRow, now_ms};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::world::{View, World};
+
+/// Messages queued to one node before it counts as lagging and is disconnected.
+const SEND_QUEUE: usize = 64;
+
+/// How the server knows which node is on the other end.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// From the client certificate (mTLS): its common name, and its organizational unit
+    /// as the POP.
+    Certificate,
+    /// A node in this process.
+    Local {
+        /// Its name.
+        name: String,
+        /// Its POP.
+        pop: Option<String>,
+    },
+}
+
+/// A connected node as the hub sees it between reports.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Open streams (a restarting node may briefly have two).
+    pub sessions: usize,
+    /// The last revision it acknowledged.
+    pub revision: u64,
+    /// Resources of its last delivery it could not apply.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// What every session shares.
+pub struct Hub {
+    db: Database,
+    artifacts: Artifacts,
+    world: watch::Receiver<Arc<World>>,
+    nonce: AtomicU64,
+    live: Mutex<HashMap<String, Live>>,
+    /// Sessions of a removed node end when this names it.
+    removed: watch::Sender<Option<String>>,
+}
+
+impl Hub {
+    /// A hub following the database's revisions.
+    pub async fn start(db: Database, artifacts: Artifacts) -> anyhow::Result<Arc<Self>> {
+        let first = World::read(&db).await?;
+        let (world, receiver) = watch::channel(Arc::new(first));
+        tokio::spawn(super::world::follow(db.clone(), world));
+        let (removed, _) = watch::channel(None);
+        Ok(Arc::new(Self { db, artifacts, world: receiver, nonce: AtomicU64::new(1), live: Mutex::default(), removed }))
+    }
+
+    /// Live state of the connected nodes, by name.
+    pub fn live(&self) -> HashMap<String, Live> {
+        self.live.lock().expect("live lock").clone()
+    }
+
+    /// Ends the sessions of a node an admin removed.
+    pub fn disconnect(&self, name: &str) {
+        self.removed.send_replace(Some(name.to_string()));
+    }
+
+    fn update(&self, name: &str, change: impl FnOnce(&mut Live)) {
+        change(self.live.lock().expect("live lock").entry(name.to_string()).or_default());
+    }
+}
+
+/// The gRPC service over a [`Hub`].
+#[derive(Clone)]
+pub struct NodeService {
+    hub: Arc<Hub>,
+    identity: Identity,
+}
+
+/// Who is connected.
+#[derive(Debug, Clone)]
+struct Peer {
+    name: String,
+    pop: Option<String>,
+    address: Option<SocketAddr>,
+}
+
+impl NodeService {
+    /// The service for peers identified by `identity`.
+    pub fn new(hub: Arc<Hub>, identity: Identity) -> v1::node_stream_server::NodeStreamServer<Self> {
+        v1::node_stream_server::NodeStreamServer::new(Self { hub, identity })
+    }
+
+    fn identify<T>(&self, request: &Request<T>) -> Result<Peer, Status> {
+        let address = request.remote_addr();
+        match &self.identity {
+            Identity::Local { name, pop } => Ok(Peer { name: name.clone(), pop: pop.clone(), address }),
+            Identity::Certificate => {
+                let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
+                let der = certs.first().ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
+                let (name, pop) = super::tls::node_name(der).map_err(|e| Status::unauthenticated(e.to_string()))?;
+                Ok(Peer { name, pop, address })
+            }
+        }
+    }
+
+    /// Refuses a node an admin removed.
+    async fn admit(&self, peer: &Peer) -> Result<(), Status> {
+        match self.hub.db.node(&peer.name).await {
+            Ok(row) if row.removed_at.is_some() => Err(Status::permission_denied(format!("node {} was removed by an admin", peer.name))),
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+}
+
+type Outbox = mpsc::Sender<Result<v1::ControlMessage, Status>>;
+
+#[tonic::async_trait]
+impl NodeStream for NodeService {
+    type StreamStream = ReceiverStream<Result<v1::ControlMessage, Status>>;
+    type FetchArtifactStream = ReceiverStream<Result<v1::ArtifactChunk, Status>>;
+
+    async fn stream(&self, request: Request<Streaming<v1::NodeMessage>>) -> Result<Response<Self::StreamStream>, Status> {
+        let peer = self.identify(&request)?;
+        self.admit(&peer).await?;
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(v1::NodeMessage { kind: Some(v1::node_message::Kind::Hello(hello)) }) => hello,
+            _ => return Err(Status::invalid_argument("a stream starts with a Hello")),
+        };
+        let pop = peer.pop.clone().or_else(|| (!hello.pop.is_empty()).then(|| hello.pop.clone()));
+        if let (Some(certified), false) = (&peer.pop, hello.pop.is_empty())
+            && *certified != hello.pop
+        {
+            tracing::warn!(node = %peer.name, certified, said = %hello.pop, "a node's POP differs from its certificate's; using the certificate's");
+        }
+        let peer = Peer { pop, ..peer };
+        let seen = NodeSeen {
+            pop: peer.pop.clone(),
+            agent_version: hello.agent_version.clone(),
+            address: peer.address.map(|a| a.to_string()),
+            revision: hello.revision as i64,
+            report_every_ms: hello.report_every_ms.max(1) as i64,
+            ..Default::default()
+        };
+        self.hub.db.node_seen(&peer.name, &seen, true).await.map_err(|e| match e {
+            StoreError::Conflict(why) => Status::permission_denied(why),
+            other => Status::unavailable(other.to_string()),
+        })?;
+        self.hub.update(&peer.name, |live| {
+            live.sessions += 1;
+            live.revision = hello.revision;
+        });
+        tracing::info!(node = %peer.name, pop = peer.pop.as_deref().unwrap_or(""), revision = hello.revision, "node connected");
+        let (outbox, queued) = mpsc::channel(SEND_QUEUE);
+        let session = Session { hub: self.hub.clone(), peer, seen, outbox, sent: HashMap::new() };
+        tokio::spawn(session.run(hello, inbound));
+        Ok(Response::new(ReceiverStream::new(queued)))
+    }
+
+    async fn fetch_artifact(&self, request: Request<v1::ArtifactRequest>) -> Result<Response<Self::FetchArtifactStream>, Status> {
+        let peer = self.identify(&request)?;
+        self.admit(&peer).await?;
+        let sha256 = request.into_inner().sha256;
+        let world = self.hub.world.borrow().clone();
+        if !world.runs(peer.pop.as_deref(), &sha256) {
+            return Err(Status::not_found(format!("artifact {sha256} is not one this node runs")));
+        }
+        let bytes = self.hub.artifacts.get(&sha256).await.map_err(|e| match e {
+            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            other => Status::unavailable(other.to_string()),
+        })?;
+        let (sender, receiver) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let size = bytes.len() as u64;
+            for (i, chunk) in bytes.chunks(edgefn_proto::CHUNK_BYTES).enumerate() {
+                let chunk = v1::ArtifactChunk { data: chunk.to_vec(), size: if i == 0 { size } else { 0 } };
+                if sender.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// One node's stream.
+struct Session {
+    hub: Arc<Hub>,
+    peer: Peer,
+    seen: NodeSeen,
+    outbox: Outbox,
+    /// What the node holds (as far as this session knows): name → version.
+    sent: HashMap<String, String>,
+}
+
+impl Session {
+    async fn run(mut self, hello: v1::Hello, mut inbound: Streaming<v1::NodeMessage>) {
+        let mut world = self.hub.world.clone();
+        let mut removed = self.hub.removed.subscribe();
+        let current = world.borrow_and_update().clone();
+        let oldest = self.hub.db.oldest_resumable_revision().await.unwrap_or(u64::MAX);
+        // A node with nothing, from before what the log covers, or from a revision this
+        // control plane never had, gets everything.
+        let snapshot = hello.revision == 0 || hello.revision < oldest || hello.revision > current.revision;
+        if !snapshot {
+            self.sent = hello.held.into_iter().collect();
+        }
+        let mut open = self.send(&current, snapshot);
+        while open {
+            tokio::select! {
+                changed = world.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let current = world.borrow_and_update().clone();
+                    open = self.send(&current, false);
+                }
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => self.receive(message).await,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(node = %self.peer.name, error = %e, "node stream failed");
+                        break;
+                    }
+                },
+                _ = removed.changed() => {
+                    open = removed.borrow_and_update().as_deref() != Some(self.peer.name.as_str());
+                }
+            }
+        }
+        self.close().await;
+    }
+
+    /// Sends the difference between the node's view and what it holds. Returns false when
+    /// the node is too far behind to queue more (the stream is then dropped).
+    fn send(&mut self, world: &World, snapshot: bool) -> bool {
+        let view: Arc<View> = world.view(self.peer.pop.as_deref());
+        let upserts: Vec<v1::Resource> =
+            view.values().filter(|r| snapshot || self.sent.get(&r.name) != Some(&r.version)).cloned().collect();
+        let removals: Vec<String> =
+            if snapshot { Vec::new() } else { self.sent.keys().filter(|n| !view.contains_key(*n)).cloned().collect() };
+        self.sent = view.iter().map(|(name, r)| (name.clone(), r.version.clone())).collect();
+        let nonce = self.hub.nonce.fetch_add(1, Ordering::Relaxed).to_string();
+        let delta = v1::Delta { revision: world.revision, nonce, snapshot, upserts, removals };
+        let message = v1::ControlMessage { kind: Some(v1::control_message::Kind::Delta(delta)) };
+        match self.outbox.try_send(Ok(message)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(node = %self.peer.name, queued = SEND_QUEUE, "node is too far behind; disconnecting it so it resumes");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    async fn receive(&mut self, message: v1::NodeMessage) {
+        let name = self.peer.name.clone();
+        match message.kind {
+            Some(v1::node_message::Kind::Ack(ack)) => {
+                let had_rejections = !self.hub.live().get(&name).is_none_or(|l| l.rejected.is_empty());
+                self.hub.update(&name, |live| {
+                    live.revision = ack.revision;
+                    live.rejected.clear();
+                });
+                if had_rejections && let Err(e) = self.hub.db.node_rejected(&name, &serde_json::json!([])).await {
+                    tracing::warn!(node = %name, error = %e, "could not record a node's state");
+                }
+            }
+            Some(v1::node_message::Kind::Nack(nack)) => {
+                for r in &nack.rejected {
+                    tracing::warn!(node = %name, resource = %r.resource, reason = %r.reason, "node rejected a resource; it keeps its last good copy");
+                    // Sent again with the next revision or connection.
+                    self.sent.remove(&r.resource);
+                }
+                let rejected: Vec<(String, String)> = nack.rejected.iter().map(|r| (r.resource.clone(), r.reason.clone())).collect();
+                let json: Vec<_> =
+                    rejected.iter().map(|(resource, reason)| serde_json::json!({"resource": resource, "reason": reason})).collect();
+                self.hub.update(&name, |live| {
+                    live.revision = nack.revision;
+                    live.rejected = rejected;
+                });
+                if let Err(e) = self.hub.db.node_rejected(&name, &serde_json::Value::Array(json)).await {
+                    tracing::warn!(node = %name, error = %e, "could not record a node's state");
+                }
+            }
+            Some(v1::node_message::Kind::Report(report)) => {
+                self.seen.revision = report.revision as i64;
+                self.seen.agent_version = report.agent_version.clone();
+                self.seen.cpu_percent = report.cpu_percent;
+                self.seen.memory_bytes = report.memory_bytes as i64;
+                let rows: Vec<TrafficRow> = report
+                    .traffic
+                    .iter()
+                    .map(|t| TrafficRow {
+                        module_id: t.function_id.clone(),
+                        version: t.version.clone(),
+                        requests: t.requests as i64,
+                        trap: t.trap as i64,
+                        timeout: t.timeout as i64,
+                        server_error: t.server_error as i64,
+                        overload: t.overload as i64,
+                        p50_ms: t.p50_ms,
+                        p99_ms: t.p99_ms,
+                    })
+                    .collect();
+                let db = &self.hub.db;
+                let stored = async {
+                    db.node_seen(&name, &self.seen, true).await?;
+                    if !rows.is_empty() {
+                        db.record_traffic(&name, now_ms(), report.window_ms as i64, &rows).await?;
+                    }
+                    Ok::<_, StoreError>(())
+                };
+                if let Err(e) = stored.await {
+                    tracing::warn!(node = %name, error = %e, "could not record a node's report");
+                }
+            }
+            Some(v1::node_message::Kind::Hello(_)) | None => {
+                tracing::debug!(node = %name, "ignored a message this control plane does not expect");
+            }
+        }
+    }
+
+    async fn close(self) {
+        let name = self.peer.name.clone();
+        let mut last = false;
+        {
+            let mut live = self.hub.live.lock().expect("live lock");
+            if let Some(entry) = live.get_mut(&name) {
+                entry.sessions = entry.sessions.saturating_sub(1);
+                if entry.sessions == 0 {
+                    live.remove(&name);
+                    last = true;
+                }
+            }
+        }
+        if last && let Err(e) = self.hub.db.node_disconnected(&name).await {
+            tracing::warn!(node = %name, error = %e, "could not record a node's disconnection");
+        }
+        tracing::info!(node = %name, "node disconnected");
+    }
+}

@@ -1,0 +1,112 @@
+//! Applying a delivery, make before break: every function version the new state runs is
+//! fetched, verified (SHA-256) and compiled first; then the new state is written to disk,
+//! swapped in whole, and only then acknowledged. A resource that fails is rejected with
+//! its reason, and its last good copy (if any) keeps serving.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use edgefn_model::{Function, Resource, ResourceName, Router, Snapshot};
+use edgefn_proto::v1;
+
+use crate::ingress::Node;
+
+/// Attempts to fetch a good copy of an artifact before the resource is rejected.
+const FETCH_ATTEMPTS: u32 = 5;
+/// Wait after the first failed attempt; doubled after each.
+const FETCH_RETRY: Duration = Duration::from_millis(200);
+
+/// Where a node gets artifacts it does not have.
+pub trait ArtifactSource: Send + Sync {
+    /// The bytes of an artifact (not yet verified).
+    fn fetch<'a>(&'a self, sha256: &'a str, size: u64) -> Pin<Box<dyn Future<Output = anyhow::Result<Vec<u8>>> + Send + 'a>>;
+}
+
+fn rejected(name: impl ToString, reason: impl ToString) -> v1::Rejected {
+    v1::Rejected { resource: name.to_string(), reason: reason.to_string() }
+}
+
+impl Node {
+    /// Applies `delta` and returns what was rejected (empty: everything applied).
+    pub(crate) async fn apply(&self, delta: &v1::Delta, source: &dyn ArtifactSource) -> anyhow::Result<Vec<v1::Rejected>> {
+        let current = self.snapshot();
+        let mut next = if delta.snapshot { Snapshot::default() } else { (*current).clone() };
+        let mut refused = Vec::new();
+        for name in &delta.removals {
+            match name.parse::<ResourceName>() {
+                Ok(name) => next.remove(&name),
+                Err(e) => refused.push(rejected(name, e)),
+            }
+        }
+        for wire in &delta.upserts {
+            let resource = match Resource::try_from(wire) {
+                Ok(resource) => resource,
+                Err(e) => {
+                    refused.push(rejected(&wire.name, e));
+                    keep_last_good(&current, &mut next, wire.name.parse().ok());
+                    continue;
+                }
+            };
+            if let Resource::Function(function) = &resource
+                && let Err(e) = self.prepare(function, source).await
+            {
+                tracing::warn!(function = %function.name, id = %function.id, error = %format!("{e:#}"), "rejected a function; its last good copy keeps serving");
+                refused.push(rejected(resource.name(), format!("{e:#}")));
+                keep_last_good(&current, &mut next, Some(resource.name()));
+                continue;
+            }
+            next.upsert(resource);
+        }
+        // A route the router cannot take is rejected alone.
+        if next.router().is_err() {
+            let bad: Vec<String> =
+                next.routes.values().filter(|r| Router::new(vec![(*r).clone()]).is_err()).map(|r| r.id.clone()).collect();
+            for id in bad {
+                let name = ResourceName::Route(id);
+                refused.push(rejected(&name, "the router refused it"));
+                next.remove(&name);
+                keep_last_good(&current, &mut next, Some(name));
+            }
+        }
+        next.revision = delta.revision;
+        self.install(next).await?;
+        Ok(refused)
+    }
+
+    /// Makes every version of `function` ready to run: in the artifact cache, verified,
+    /// and compiled.
+    async fn prepare(&self, function: &Function, source: &dyn ArtifactSource) -> anyhow::Result<()> {
+        for version in function.versions.values() {
+            let sha = &version.sha256;
+            if !self.cache().contains(sha) {
+                let mut wait = FETCH_RETRY;
+                let mut attempt = 1;
+                loop {
+                    let fetched = source.fetch(sha, version.size).await.and_then(|bytes| self.cache().put(sha, &bytes));
+                    match fetched {
+                        Ok(()) => break,
+                        Err(e) if attempt >= FETCH_ATTEMPTS => {
+                            return Err(e.context(format!("version {}: artifact {sha} after {attempt} attempts", version.label)));
+                        }
+                        Err(e) => {
+                            tracing::warn!(sha256 = %sha, attempt, error = %format!("{e:#}"), "could not fetch an artifact; retrying");
+                            tokio::time::sleep(wait).await;
+                            wait *= 2;
+                            attempt += 1;
+                        }
+                    }
+                }
+            }
+            self.compile(sha).await.map_err(|e| e.context(format!("version {}: failed to compile", version.label)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Puts the current copy of a rejected resource back into the next state.
+fn keep_last_good(current: &Snapshot, next: &mut Snapshot, name: Option<ResourceName>) {
+    if let Some(resource) = name.and_then(|n| current.get(&n)) {
+        next.upsert(resource);
+    }
+}
