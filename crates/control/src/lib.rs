@@ -125,6 +125,7 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     if created && let Err(e) = bundled::deploy(&state, &admin).await {
         tracing::warn!(error = e.message(), "could not deploy the bundled examples; continuing without them");
     }
+    state.hub.catch_up().await?;
     Ok(Opened { state, new_admin_token })
 }
 

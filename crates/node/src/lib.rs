@@ -23,7 +23,7 @@ mod traffic;
 pub use apply::ArtifactSource;
 pub use cache::{DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES};
 pub use edgefn_model::Snapshot;
-pub use ingress::{Node, NodeConfig};
+pub use ingress::{DEFAULT_REPORT_EVERY, Node, NodeConfig};
 pub use kv::{KV_FILE, KvStore, LocalKv};
 pub use persist::STATE_FILE;
 pub use sync::{AGENT_VERSION, Backoff, channel};

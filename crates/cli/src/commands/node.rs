@@ -92,7 +92,7 @@ struct RunArgs {
     #[arg(long, env = "EDGEFN_CACHE_MAX_ENTRIES", default_value_t = edgefn_node::DEFAULT_CACHE_ENTRIES)]
     cache_max_entries: usize,
     /// How often to report to the control plane, in milliseconds.
-    #[arg(long, env = "EDGEFN_REPORT_EVERY_MS", default_value_t = 10_000)]
+    #[arg(long, env = "EDGEFN_REPORT_EVERY_MS", default_value_t = edgefn_node::DEFAULT_REPORT_EVERY.as_millis() as u64)]
     report_every_ms: u64,
     /// A TOML file with `[classes]` sandbox limits (as the control plane's).
     #[arg(long, env = "EDGEFN_CONFIG")]
@@ -158,7 +158,10 @@ impl RunArgs {
             edgefn_node::channel(&control, &read(&self.ca_cert, "ca-cert")?, &read(&self.cert, "cert")?, &read(&self.key, "key")?)?;
         let runtime = edgefn_runtime::Runtime::new(edgefn_runtime::RuntimeConfig {
             max_concurrent_instances: self.instance_slots,
-            compile_worker: std::env::current_exe().ok(),
+            // In-process: a node compiles only what the control plane accepted, which compiled
+            // within its compile timeout in a worker killed past it (docs/security.md). A
+            // worker process per compile would add ~25 ms to every new version's rollout.
+            compile_worker: None,
             cache_dir: Some(self.data_dir.join("compiled")),
             ..Default::default()
         })?;

@@ -78,6 +78,10 @@ pub struct UpCommand {
     /// Requests that may wait for a function at its concurrency limit; more get 503.
     #[arg(long, env = "EDGEFN_MAX_QUEUE")]
     max_queue: Option<usize>,
+    /// How often the node reports its traffic to the control plane, in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "EDGEFN_REPORT_EVERY_MS")]
+    report_every_ms: Option<u64>,
 }
 
 /// The optional TOML file; unknown keys are an error so typos do not pass silently.
@@ -92,6 +96,7 @@ pub(crate) struct FileConfig {
     pop: Option<String>,
     memory_budget_mb: Option<usize>,
     max_queue: Option<usize>,
+    report_every_ms: Option<u64>,
     instance_slots: Option<u32>,
     compile_timeout_ms: Option<u64>,
     data_dir: Option<PathBuf>,
@@ -199,6 +204,10 @@ impl UpCommand {
             max_queue: self.max_queue.or(file.max_queue).unwrap_or(edgefn_runtime::DEFAULT_MAX_QUEUE),
             classes: config.classes,
             data_dir: config.data_dir.join("node"),
+            report_every: self
+                .report_every_ms
+                .or(file.report_every_ms)
+                .map_or(edgefn_node::DEFAULT_REPORT_EVERY, |ms| Duration::from_millis(ms.max(100))),
             ..Default::default()
         };
         let kv = edgefn_node::LocalKv::open(&node_config.data_dir.join(edgefn_node::KV_FILE))?;

@@ -139,7 +139,11 @@ impl Browser {
 #[tokio::test]
 async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start(dir.path(), &["--report-every-ms", "200"]);
+    // HTTP traffic to a bundled example, which the node reports to the control plane.
+    for _ in 0..7 {
+        assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
+    }
     let b = Browser::start().await;
 
     // Any page sends a stranger to the sign-in page, and back after signing in.
@@ -241,7 +245,15 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     assert!(b.text("table").await.contains("/hello"));
     b.screenshot("routes").await;
     b.click("header nav a[href='/nodes']").await;
+    let nodes = b.text("table").await;
+    assert!(nodes.contains("local") && nodes.contains("online") && nodes.contains("(current)"), "{nodes}");
     b.screenshot("nodes").await;
+    // A function served only over HTTP shows the traffic the node reported.
+    b.open(&format!("{}/modules/hello", server.url)).await;
+    let traffic = b.text("section[aria-labelledby='traffic']").await;
+    assert!(traffic.contains("Requests\n7") || traffic.contains("Requests 7"), "{traffic}");
+    assert!(traffic.contains("0.00 %"), "{traffic}");
+    b.screenshot("module-traffic").await;
     b.click("header nav a[href='/deployments']").await;
     b.click("header nav a[href='/audit']").await;
     b.click("form[action='/audit'] button").await;

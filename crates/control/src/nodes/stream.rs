@@ -55,7 +55,7 @@ pub struct Live {
 pub struct Hub {
     db: Database,
     artifacts: Artifacts,
-    world: watch::Receiver<Arc<World>>,
+    world: Arc<watch::Sender<Arc<World>>>,
     nonce: AtomicU64,
     live: Mutex<HashMap<String, Live>>,
     /// Sessions of a removed node end when this names it.
@@ -66,10 +66,16 @@ impl Hub {
     /// A hub following the database's revisions.
     pub async fn start(db: Database, artifacts: Artifacts) -> anyhow::Result<Arc<Self>> {
         let first = World::read(&db).await?;
-        let (world, receiver) = watch::channel(Arc::new(first));
-        tokio::spawn(super::world::follow(db.clone(), world));
+        let world = Arc::new(watch::Sender::new(Arc::new(first)));
+        tokio::spawn(super::world::follow(db.clone(), Arc::downgrade(&world)));
         let (removed, _) = watch::channel(None);
-        Ok(Arc::new(Self { db, artifacts, world: receiver, nonce: AtomicU64::new(1), live: Mutex::default(), removed }))
+        Ok(Arc::new(Self { db, artifacts, world, nonce: AtomicU64::new(1), live: Mutex::default(), removed }))
+    }
+
+    /// Brings what nodes are sent up to the database's revision now, rather than after
+    /// the coalescing pause (at start, so the first node gets the current state).
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        super::world::catch_up(&self.db, &self.world).await
     }
 
     /// Live state of the connected nodes, by name.
@@ -214,7 +220,7 @@ struct Session {
 
 impl Session {
     async fn run(mut self, hello: v1::Hello, mut inbound: Streaming<v1::NodeMessage>) {
-        let mut world = self.hub.world.clone();
+        let mut world = self.hub.world.subscribe();
         let mut removed = self.hub.removed.subscribe();
         let current = world.borrow_and_update().clone();
         let oldest = self.hub.db.oldest_resumable_revision().await.unwrap_or(u64::MAX);

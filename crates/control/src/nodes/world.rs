@@ -12,7 +12,7 @@ use edgefn_proto::v1;
 use edgefn_store::{Database, Module, ModuleVersion, StoreError};
 
 /// Changes arriving this close together go out as one delta.
-const COALESCE: Duration = Duration::from_millis(20);
+const COALESCE: Duration = Duration::from_millis(10);
 /// How often the change log is read for changes made by another process (a control-plane
 /// replica over the same database).
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -135,10 +135,28 @@ impl World {
     }
 }
 
+/// Reads the world again and publishes it when the database's revision moved past the
+/// one `world` holds.
+pub async fn catch_up(db: &Database, world: &tokio::sync::watch::Sender<Arc<World>>) -> Result<(), StoreError> {
+    if db.revision().await? == world.borrow().revision {
+        return Ok(());
+    }
+    let next = World::read(db).await?;
+    world.send_if_modified(|current| {
+        let newer = next.revision > current.revision;
+        if newer {
+            tracing::debug!(revision = next.revision, "new revision for the nodes");
+            *current = Arc::new(next);
+        }
+        newer
+    });
+    Ok(())
+}
+
 /// Keeps `world` at the database's revision: woken by this process's commits (after a
 /// short pause that gathers a burst of changes into one revision) and by a poll of the
-/// change log for other processes' commits. Runs until the receivers are gone.
-pub async fn follow(db: Database, world: tokio::sync::watch::Sender<Arc<World>>) {
+/// change log for other processes' commits. Runs until the hub is gone.
+pub async fn follow(db: Database, world: std::sync::Weak<tokio::sync::watch::Sender<Arc<World>>>) {
     let mut commits = db.commits();
     let mut poll = tokio::time::interval(POLL_EVERY);
     loop {
@@ -152,23 +170,9 @@ pub async fn follow(db: Database, world: tokio::sync::watch::Sender<Arc<World>>)
             }
             _ = poll.tick() => {}
         }
-        if world.is_closed() {
-            return;
-        }
-        match db.revision().await {
-            Ok(now) if now == world.borrow().revision => continue,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the change log");
-                continue;
-            }
-        }
-        match World::read(&db).await {
-            Ok(next) => {
-                tracing::debug!(revision = next.revision, "new revision for the nodes");
-                world.send_replace(Arc::new(next));
-            }
-            Err(e) => tracing::error!(error = %e, "could not read what nodes run; they keep the previous revision"),
+        let Some(world) = world.upgrade() else { return };
+        if let Err(e) = catch_up(&db, &world).await {
+            tracing::error!(error = %e, "could not read what nodes run; they keep the previous revision");
         }
     }
 }

@@ -1,0 +1,203 @@
+//! What the node-stream benchmarks share: a throwaway cluster of real `edgefn` processes
+//! (a CA, `edgefn control`, `edgefn node`s) on loopback, and a small API client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// The `edgefn` binary: `$EDGEFN_BIN`, else the release build in the shared target dir.
+pub fn edgefn_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("EDGEFN_BIN") {
+        return bin.into();
+    }
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{}/.cache/edgefn-target", std::env::var("HOME").unwrap_or_default()));
+    Path::new(&target).join("release/edgefn")
+}
+
+/// Runs `edgefn args…` to completion.
+pub fn run(args: &[&str]) {
+    let out = Command::new(edgefn_bin()).args(args).output().expect("run edgefn");
+    assert!(out.status.success(), "edgefn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A process killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `edgefn args…` (pinned to `cpu` with taskset when given) and returns it with
+/// the rest of the first stdout line after each of `wanted`.
+pub fn spawn(args: &[&str], cpu: Option<usize>, wanted: &[&str]) -> (Process, Vec<String>) {
+    let mut command = match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu.to_string()]).arg(edgefn_bin());
+            c
+        }
+        None => Command::new(edgefn_bin()),
+    };
+    let mut child =
+        command.args(args).env("EDGEFN_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn edgefn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut found = vec![String::new(); wanted.len()];
+    while found.iter().any(String::is_empty) {
+        let line = lines.next().expect("edgefn exited").expect("stdout");
+        for (i, prefix) in wanted.iter().enumerate() {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                found[i] = rest.to_string();
+            }
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    (Process(child), found)
+}
+
+/// A control plane with its CA, in a temporary directory.
+pub struct Cluster {
+    /// The directory (removed when dropped).
+    pub root: tempfile::TempDir,
+    /// `edgefn control`.
+    pub control: Process,
+    /// The API's base URL.
+    pub api: Api,
+    /// The node stream's URL.
+    pub stream: String,
+}
+
+impl Cluster {
+    /// Creates a CA and node certificates for `nodes`, and starts `edgefn control`.
+    pub fn start(nodes: &[&str], cpu: Option<usize>) -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        let certs = root.path().join("certs");
+        run(&["certs", "init", "--dir", certs.to_str().unwrap()]);
+        for name in nodes {
+            run(&["certs", "node", name, "--pop", "bench", "--dir", certs.to_str().unwrap()]);
+        }
+        let data = root.path().join("cp");
+        let args = [
+            "control",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-stream-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--certs",
+            certs.to_str().unwrap(),
+        ];
+        let (control, found) = spawn(&args, cpu, &["node stream listening on ", "listening on "]);
+        let token = std::fs::read_to_string(data.join("admin-token")).expect("admin token").trim().to_string();
+        let api = Api { http: reqwest::Client::new(), url: found[1].clone(), token };
+        Self { root, control, api, stream: found[0].clone() }
+    }
+
+    /// The certificate files of node `name`: (CA, certificate, key).
+    pub fn node_files(&self, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let certs = self.root.path().join("certs");
+        (certs.join("ca.pem"), certs.join("nodes").join(format!("{name}.pem")), certs.join("nodes").join(format!("{name}.key")))
+    }
+
+    /// Starts `edgefn node NAME` and returns it with its ingress URL.
+    pub fn start_node(&self, name: &str, cpu: Option<usize>) -> (Process, String) {
+        let (ca, cert, key) = self.node_files(name);
+        let dir = self.root.path().join(name);
+        let args = [
+            "node",
+            "--control",
+            &self.stream,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ];
+        let (process, found) = spawn(&args, cpu, &["node listening on "]);
+        (process, found[0].clone())
+    }
+}
+
+/// A few calls of the REST API.
+pub struct Api {
+    /// The client.
+    pub http: reqwest::Client,
+    /// Base URL.
+    pub url: String,
+    /// Admin token.
+    pub token: String,
+}
+
+impl Api {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Value {
+        let res = req.bearer_auth(&self.token).send().await.expect("API reachable");
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{status}: {body}");
+        body
+    }
+
+    /// Uploads a module version.
+    pub async fn upload(&self, name: &str, version: &str, wasm: Vec<u8>) -> Value {
+        let url = format!("{}/api/v1/modules?name={name}&version={version}", self.url);
+        self.send(self.http.post(url).header("content-type", "application/wasm").body(wasm)).await
+    }
+
+    /// Routes an exact path to a module.
+    pub async fn route(&self, path: &str, module: &str) -> Value {
+        let body = serde_json::json!({"path": path, "moduleId": module});
+        self.send(self.http.post(format!("{}/api/v1/routes", self.url)).json(&body)).await
+    }
+
+    /// The control plane's current revision.
+    pub async fn revision(&self) -> u64 {
+        let body = self.send(self.http.get(format!("{}/api/v1/nodes", self.url))).await;
+        body["nodes"].as_array().and_then(|n| n.first()).and_then(|n| n["currentRevision"].as_u64()).unwrap_or(0)
+    }
+}
+
+/// A handle-ABI module answering 200 with `text`.
+pub fn says(text: &str) -> Vec<u8> {
+    let body = format!("200\n\n{text}");
+    let data = body.replace('\n', "\\n");
+    wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) (data (i32.const 0) "{data}")
+            (global $h (mut i32) (i32.const 4096))
+            (func (export "alloc") (param i32) (result i32) (global.get $h) (global.set $h (i32.add (global.get $h) (local.get 0))))
+            (func (export "handle") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+              (memory.copy (local.get 8) (i32.const 0) (i32.const {len})) (i32.const {len})))"#,
+        len = body.len()
+    ))
+    .expect("valid WAT")
+}
+
+/// The `q` quantile (0..=1) of `sorted` values.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// CPU seconds (user + system) and resident bytes of process `pid`.
+pub fn usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    ((ticks(11) + ticks(12)) / 100.0, pages * 4096)
+}
