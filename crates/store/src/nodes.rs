@@ -141,7 +141,42 @@ pub struct TrafficTotals {
     pub p50_ms: f64,
 }
 
+/// A key-value entry kept in the metadata database before issue 13, when key-value data
+/// moved to the nodes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LegacyKv {
+    /// The function.
+    pub module_id: String,
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Vec<u8>,
+    /// When it expires (ms since the epoch), if ever.
+    pub expires_at: Option<i64>,
+}
+
 impl Database {
+    /// Key-value entries left in the metadata database by an older edgefn, live ones only,
+    /// for `edgefn up` to move to its node.
+    pub async fn legacy_kv(&self) -> Result<Vec<LegacyKv>, StoreError> {
+        Ok(sqlx::query_as("SELECT module_id, key, value, expires_at FROM kv WHERE expires_at IS NULL OR expires_at > ?")
+            .bind(now_ms())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Forgets the key-value entries once they were moved.
+    pub async fn clear_legacy_kv(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM kv").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Marks every node disconnected: at start, before any stream is open.
+    pub async fn nodes_all_disconnected(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE nodes SET connected = FALSE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The newest revision (0 before any change).
     pub async fn revision(&self) -> Result<u64, StoreError> {
         let r: Option<i64> = sqlx::query_scalar("SELECT MAX(revision) FROM changes").fetch_one(&self.pool).await?;

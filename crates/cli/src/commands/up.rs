@@ -211,6 +211,7 @@ impl UpCommand {
             ..Default::default()
         };
         let kv = edgefn_node::LocalKv::open(&node_config.data_dir.join(edgefn_node::KV_FILE))?;
+        move_legacy_kv(&state.db, &kv).await?;
         let node = edgefn_node::Node::open(state.runtime.clone(), node_config, Arc::new(kv))?;
         let channel = edgefn_control::nodes::in_process_channel(state.hub.clone(), LOCAL_NODE, pop);
         tokio::spawn(node.clone().follow(channel));
@@ -249,6 +250,24 @@ impl UpCommand {
         api_task.await??;
         Ok(())
     }
+}
+
+/// Moves key-value data an older edgefn kept in the metadata database to the node's own
+/// store, once.
+async fn move_legacy_kv(db: &edgefn_store::Database, kv: &edgefn_node::LocalKv) -> anyhow::Result<()> {
+    use edgefn_node::KvStore;
+    let entries = db.legacy_kv().await?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let now = edgefn_store::now_ms();
+    for e in &entries {
+        let ttl = e.expires_at.map(|at| Duration::from_millis(at.saturating_sub(now).max(1) as u64));
+        kv.put(&e.module_id, &e.key, e.value.clone(), ttl).await.context("moving key-value data to the node")?;
+    }
+    db.clear_legacy_kv().await?;
+    tracing::info!(entries = entries.len(), "moved key-value data from the database to the node's store");
+    Ok(())
 }
 
 /// Waits for ctrl-c or SIGTERM.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::Api;
+use crate::http::says;
 
 /// Reports every 300 ms: `offline` after 6 missed reports, within 2 s.
 const REPORT_MS: &str = "300";
@@ -183,21 +184,6 @@ async fn until(url: &str, within: Duration, check: impl Fn(u16, &str) -> bool) -
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-/// A handle-ABI module answering `200` with `text` (at most 64 bytes).
-fn says(text: &str) -> Vec<u8> {
-    let body = format!("200\n\n{text}");
-    let data = body.replace('\n', "\\n");
-    wat::parse_str(format!(
-        r#"(module (memory (export "memory") 1) (data (i32.const 0) "{data}")
-            (global $h (mut i32) (i32.const 4096))
-            (func (export "alloc") (param i32) (result i32) (global.get $h) (global.set $h (i32.add (global.get $h) (local.get 0))))
-            (func (export "handle") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
-              (memory.copy (local.get 8) (i32.const 0) (i32.const {len})) (i32.const {len})))"#,
-        len = body.len()
-    ))
-    .unwrap()
 }
 
 async fn route(api: &Api, path: &str, module: &str, version: Option<&str>) -> Value {

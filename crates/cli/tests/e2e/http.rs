@@ -17,6 +17,21 @@ pub(crate) fn handler(body: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// A handle-ABI module answering `200` with `text`.
+pub(crate) fn says(text: &str) -> Vec<u8> {
+    let body = format!("200\n\n{text}");
+    let data = body.replace('\n', "\\n");
+    wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) (data (i32.const 0) "{data}")
+            (global $h (mut i32) (i32.const 4096))
+            (func (export "alloc") (param i32) (result i32) (global.get $h) (global.set $h (i32.add (global.get $h) (local.get 0))))
+            (func (export "handle") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+              (memory.copy (local.get 8) (i32.const 0) (i32.const {len})) (i32.const {len})))"#,
+        len = body.len()
+    ))
+    .unwrap()
+}
+
 /// Uploads `wasm` as `name` and routes `path` (exact) to it.
 pub(crate) async fn deploy(api: &Api, name: &str, wasm: Vec<u8>, path: &str) -> Value {
     assert_eq!(api.upload(name, "1.0.0", wasm).await.0, 201);
@@ -145,21 +160,8 @@ async fn the_highest_priority_route_answers_and_removal_takes_effect() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let api = server.client();
-    // Each module answers "200\n\n<name>" from a data segment at 100.
-    let module = |name: &str| {
-        let text = format!("200\\n\\n{name}");
-        wat::parse_str(format!(
-            r#"(module (memory (export "memory") 1) (data (i32.const 100) "{text}")
-                (global $h (mut i32) (i32.const 4096))
-                (func (export "alloc") (param i32) (result i32) (global.get $h) (global.set $h (i32.add (global.get $h) (local.get 0))))
-                (func (export "handle") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
-                  (memory.copy (local.get 8) (i32.const 100) (i32.const {len})) (i32.const {len})))"#,
-            len = name.len() + 5
-        ))
-        .unwrap()
-    };
-    assert_eq!(api.upload("low", "1", module("low")).await.0, 201);
-    assert_eq!(api.upload("high", "1", module("high")).await.0, 201);
+    assert_eq!(api.upload("low", "1", says("low")).await.0, 201);
+    assert_eq!(api.upload("high", "1", says("high")).await.0, 201);
     let (_, low) = api.post("/api/v1/routes", json!({"path": "/api", "match": "prefix", "moduleId": "low"})).await;
     let (_, high) =
         api.post("/api/v1/routes", json!({"path": "/api/v[0-9]+/.*", "match": "regex", "priority": 10, "moduleId": "high"})).await;

@@ -28,3 +28,23 @@ async fn restart_keeps_modules_and_reuses_the_compiled_cache() {
     let (_, body) = server.client().invoke(&id, json!({"function": "greet", "args": ["x"]})).await;
     assert_eq!(body["cacheHit"], json!(false));
 }
+
+#[tokio::test]
+async fn key_value_data_an_older_edgefn_kept_in_the_database_moves_to_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let route = crate::http::deploy(&api, "demo", crate::example("host-demo.wat"), "/visits").await;
+    let id = route["moduleId"].as_str().unwrap().to_string();
+    server.stop();
+    // Where edgefn kept key-value data before nodes had their own store: 41 visits.
+    crate::identity::sqlite(
+        dir.path(),
+        &format!("INSERT INTO kv (module_id, key, value, expires_at) VALUES ('{id}', 'visits', X'29000000', NULL)"),
+    );
+    let server = Server::start(dir.path(), &[]);
+    let res = crate::http::get_routed(&server.node, "/visits").await;
+    assert!(res.text().await.unwrap().starts_with("Hello anonymous: visit 42 "));
+    let left = crate::identity::sqlite(dir.path(), "SELECT COUNT(*) FROM kv");
+    assert_eq!(left.trim(), "0", "moved, not copied");
+}

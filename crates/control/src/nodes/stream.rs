@@ -65,6 +65,8 @@ pub struct Hub {
 impl Hub {
     /// A hub following the database's revisions.
     pub async fn start(db: Database, artifacts: Artifacts) -> anyhow::Result<Arc<Self>> {
+        // Streams of a previous run (a crash leaves them marked open) are gone.
+        db.nodes_all_disconnected().await?;
         let first = World::read(&db).await?;
         let world = Arc::new(watch::Sender::new(Arc::new(first)));
         tokio::spawn(super::world::follow(db.clone(), Arc::downgrade(&world)));
@@ -88,8 +90,8 @@ impl Hub {
         self.removed.send_replace(Some(name.to_string()));
     }
 
-    fn update(&self, name: &str, change: impl FnOnce(&mut Live)) {
-        change(self.live.lock().expect("live lock").entry(name.to_string()).or_default());
+    fn update<R>(&self, name: &str, change: impl FnOnce(&mut Live) -> R) -> R {
+        change(self.live.lock().expect("live lock").entry(name.to_string()).or_default())
     }
 }
 
@@ -282,10 +284,9 @@ impl Session {
         let name = self.peer.name.clone();
         match message.kind {
             Some(v1::node_message::Kind::Ack(ack)) => {
-                let had_rejections = !self.hub.live().get(&name).is_none_or(|l| l.rejected.is_empty());
-                self.hub.update(&name, |live| {
+                let had_rejections = self.hub.update(&name, |live| {
                     live.revision = ack.revision;
-                    live.rejected.clear();
+                    !std::mem::take(&mut live.rejected).is_empty()
                 });
                 if had_rejections && let Err(e) = self.hub.db.node_rejected(&name, &serde_json::json!([])).await {
                     tracing::warn!(node = %name, error = %e, "could not record a node's state");
