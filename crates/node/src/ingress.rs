@@ -33,7 +33,8 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_millis(500);
 /// Settings of a node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// This node's POP, for routes with a POP selector.
+    /// The POP this node says it is in (its `Hello`); a POP in its certificate wins, and
+    /// the control plane sends only the routes of that POP.
     pub pop: Option<String>,
     /// Largest request body.
     pub max_body_bytes: usize,
