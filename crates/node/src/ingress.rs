@@ -4,6 +4,7 @@
 //! why not, with a request id.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -119,7 +120,10 @@ impl Node {
     /// A node over its data directory: it serves the snapshot it saved last, at once,
     /// before any contact with a control plane.
     pub fn open(runtime: Runtime, config: NodeConfig, kv: Arc<dyn KvStore>) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        if !config.data_dir.exists() {
+            // It will hold the functions' settings, secrets included: the node's user only.
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&config.data_dir)?;
+        }
         let cache = ArtifactCache::open(&config.data_dir.join("artifacts"), config.cache_max_bytes, config.cache_max_entries)?;
         let snapshot = crate::persist::load(&config.data_dir);
         let router = snapshot.router().unwrap_or_else(|e| {
