@@ -150,3 +150,38 @@ async fn a_stream_must_start_with_hello_and_a_removed_node_is_refused() {
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
     assert!(err.message().contains("removed by an admin"), "{err}");
 }
+
+#[tokio::test]
+async fn a_node_that_stops_reading_is_disconnected_not_buffered_without_end() {
+    let (_dir, state) = control().await;
+    // A node that says Hello and then never reads what it is sent.
+    let (_, _out, _unread) = first_delta(&state, None, hello(0, BTreeMap::new())).await;
+    assert!(state.db.node("test-node").await.unwrap().connected);
+    let module = state.db.modules_by_id_or_name("hello").await.unwrap().remove(0);
+    let actor = edgefn_store::Actor::system();
+    // Each change is its own revision (apart by more than the coalescing window) and its
+    // own delta of about 16 KB: past what HTTP/2's flow control and the pipe buffer (about
+    // 3.5 MB here), deltas queue up on the control plane, and past its bounded queue the
+    // node is dropped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut i = 0;
+    while state.db.node("test-node").await.unwrap().connected {
+        assert!(std::time::Instant::now() < deadline, "still connected after {i} changes");
+        let path = format!("/lag/{i}/{}", "x".repeat(16_000));
+        let route = edgefn_store::NewRoute {
+            host: None,
+            path: path.clone(),
+            match_kind: "exact".into(),
+            methods: vec![],
+            priority: 0,
+            pop_selector: None,
+            module_id: module.id.clone(),
+            version: None,
+        };
+        let space = edgefn_store::RouteSpace::new(None, &path);
+        state.db.create_route(&actor, &route, &space, module.project_id.as_deref()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        i += 1;
+    }
+    assert!(i > 64, "dropped after only {i} changes");
+}
