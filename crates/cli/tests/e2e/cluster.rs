@@ -428,8 +428,11 @@ async fn nodes_without_a_valid_certificate_or_removed_are_refused() {
     }
     // It still serves what it had: losing the control plane never empties a node.
     assert_eq!(reqwest::get(format!("{}/hello", n3.url)).await.unwrap().status(), 200);
-    // Only admins remove nodes.
+    // Only admins remove nodes, and see their addresses and what they rejected.
     let user = api.new_user("mallory").await;
+    let (_, listed) = user.get("/api/v1/nodes").await;
+    let n1 = listed["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "n1").unwrap().clone();
+    assert_eq!((n1["address"].clone(), n1["status"].as_str()), (Value::Null, Some("online")), "{n1}");
     let (status, body) = user.send(user.http.delete(format!("{}/api/v1/nodes/n1", user.url))).await;
     assert_eq!(status, 403, "{body}");
 }

@@ -75,8 +75,11 @@ pub fn status_of(node: &NodeRow, now: i64) -> NodeStatus {
     }
 }
 
-/// Every node with its status, with what connected nodes acknowledged since their last report.
-pub async fn views(state: &AppState) -> Result<Vec<NodeView>, ApiError> {
+/// Every node with its status, with what connected nodes acknowledged since their last
+/// report. Only admins see nodes' addresses and what they rejected (which names other
+/// tenants' functions).
+pub async fn views(state: &AppState, caller: &Caller) -> Result<Vec<NodeView>, ApiError> {
+    let admin = caller.user.is_admin();
     let live = state.hub.live();
     let current = state.db.revision().await?;
     let now = now_ms();
@@ -89,6 +92,10 @@ pub async fn views(state: &AppState) -> Result<Vec<NodeView>, ApiError> {
             if let Some(l) = live.get(&node.name) {
                 node.revision = node.revision.max(l.revision as i64);
             }
+            if !admin {
+                node.address = None;
+                node.rejected = serde_json::json!([]);
+            }
             let status = status_of(&node, now);
             let behind = current.saturating_sub(node.revision.max(0) as u64);
             NodeView { node, status, current_revision: current, behind }
@@ -96,10 +103,10 @@ pub async fn views(state: &AppState) -> Result<Vec<NodeView>, ApiError> {
         .collect())
 }
 
-/// `GET /api/v1/nodes`.
+/// `GET /api/v1/nodes`: every signed-in user; addresses and rejections for admins only.
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", responses((status = 200, description = "Every node, by name", body = NodeList), Failure))]
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<NodeList>, ApiError> {
-    Ok(Json(NodeList { nodes: views(&state).await? }))
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<NodeList>, ApiError> {
+    Ok(Json(NodeList { nodes: views(&state, &caller).await? }))
 }
 
 /// `DELETE /api/v1/nodes/{name}` (admins): removes a node; its streams end and it is

@@ -70,7 +70,7 @@ pub async fn deployments(session: Session) -> Response {
 /// `GET /nodes`: the node registry.
 pub async fn nodes(State(state): State<AppState>, session: Session) -> Response {
     let body = async {
-        let nodes = crate::nodes::api::views(&state).await?;
+        let nodes = crate::nodes::api::views(&state, &session.caller).await?;
         let current = state.db.revision().await?;
         Ok::<_, ApiError>(html! {
             p { "Edge nodes connect to the control plane over the node stream (mTLS), receive the routes and functions of their POP, "
