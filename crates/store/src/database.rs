@@ -20,7 +20,7 @@ use crate::time::now_ms;
 const MAX_CONNECTIONS: u32 = 8;
 
 /// Columns of a module plus its newest version's label.
-const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.project_id, m.owner_type, m.name, m.description, m.status, m.is_public, \
+pub(crate) const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.project_id, m.owner_type, m.name, m.description, m.status, m.is_public, \
     m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.max_instances, m.reuse_instances, m.env, m.allow_hosts, m.created_at, m.updated_at, \
     (SELECT v.version FROM module_versions v WHERE v.module_id = m.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS latest_version";
 

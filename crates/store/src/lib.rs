@@ -34,5 +34,5 @@ pub use models::{
     Actor, ApiToken, AuditEntry, AuditFilter, Execution, ExecutionStats, Member, Module, ModuleFilter, ModulePatch, ModuleVersion,
     NewExecution, NewModule, NewRoute, NewVersion, Project, Route, TokenOwner, User,
 };
-pub use nodes::{LegacyKv, NodeRow, NodeSeen, TrafficRow, TrafficTotals};
+pub use nodes::{LegacyKv, NodeRow, NodeSeen, Routed, TrafficRow, TrafficTotals};
 pub use time::now_ms;

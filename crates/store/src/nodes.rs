@@ -5,9 +5,9 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::audit::{Change, append};
-use crate::database::Database;
+use crate::database::{Database, MODULE_COLUMNS};
 use crate::error::StoreError;
-use crate::models::Actor;
+use crate::models::{Actor, Module, ModuleVersion, Route};
 use crate::time::{now_ms, rfc3339, rfc3339_opt};
 
 /// Change-log rows kept: a node further behind than this gets a full snapshot.
@@ -155,7 +155,39 @@ pub struct LegacyKv {
     pub expires_at: Option<i64>,
 }
 
+/// Everything nodes run, read at one revision.
+#[derive(Debug, Clone, Default)]
+pub struct Routed {
+    /// The change log's revision these rows are at.
+    pub revision: u64,
+    /// Every route, in creation order.
+    pub routes: Vec<Route>,
+    /// The modules routes point at.
+    pub modules: Vec<Module>,
+    /// Every version of those modules, newest first per module.
+    pub versions: Vec<ModuleVersion>,
+}
+
 impl Database {
+    /// The routes, the modules they point at and those modules' versions, with the
+    /// revision, all from one read transaction (one consistent snapshot of the database).
+    pub async fn routed(&self) -> Result<Routed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revision: Option<i64> = sqlx::query_scalar("SELECT MAX(revision) FROM changes").fetch_one(&mut *tx).await?;
+        let routes: Vec<Route> = sqlx::query_as("SELECT * FROM routes ORDER BY seq").fetch_all(&mut *tx).await?;
+        let modules: Vec<Module> =
+            sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id IN (SELECT module_id FROM routes)"))
+                .fetch_all(&mut *tx)
+                .await?;
+        let versions: Vec<ModuleVersion> = sqlx::query_as(
+            "SELECT * FROM module_versions WHERE module_id IN (SELECT module_id FROM routes) ORDER BY module_id, created_at DESC, id DESC",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Routed { revision: revision.unwrap_or(0) as u64, routes, modules, versions })
+    }
+
     /// Key-value entries left in the metadata database by an older edgefn, live ones only,
     /// for `edgefn up` to move to its node.
     pub async fn legacy_kv(&self) -> Result<Vec<LegacyKv>, StoreError> {

@@ -74,31 +74,32 @@ fn function_of(m: &Module, versions: &[&ModuleVersion]) -> Result<Function, Stor
 }
 
 impl World {
-    /// Reads the world at the database's current revision.
+    /// Reads the world at the database's current revision: three queries in one read
+    /// transaction, whatever the number of routes.
     pub async fn read(db: &Database) -> Result<Self, StoreError> {
-        // The revision first: a change committed while reading shows up again next time.
-        let revision = db.revision().await?;
-        let routes = db.routes().await?;
-        let mut snapshot = Snapshot { revision, ..Default::default() };
-        let mut wanted: BTreeMap<&str, Vec<Option<&str>>> = BTreeMap::new();
-        for r in &routes {
-            wanted.entry(&r.module_id).or_default().push(r.version.as_deref());
+        let routed = db.routed().await?;
+        let mut snapshot = Snapshot { revision: routed.revision, ..Default::default() };
+        let mut pins: BTreeMap<&str, Vec<Option<&str>>> = BTreeMap::new();
+        for r in &routed.routes {
+            pins.entry(&r.module_id).or_default().push(r.version.as_deref());
             snapshot.routes.insert(r.id.clone(), route_of(r));
         }
-        for (module_id, pins) in wanted {
-            let module = match db.module(module_id).await {
-                Ok(m) => m,
-                Err(StoreError::NotFound(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            let versions = db.versions(module_id).await?;
+        let mut versions: BTreeMap<&str, Vec<&ModuleVersion>> = BTreeMap::new();
+        for v in &routed.versions {
+            versions.entry(&v.module_id).or_default().push(v);
+        }
+        for module in &routed.modules {
+            let pins = pins.get(module.id.as_str()).map_or(&[][..], Vec::as_slice);
             let named: Vec<&ModuleVersion> = versions
-                .iter()
+                .get(module.id.as_str())
+                .into_iter()
+                .flatten()
+                .copied()
                 .filter(|v| pins.iter().any(|p| p.map_or(module.latest_version.as_deref() == Some(v.version.as_str()), |p| p == v.version)))
                 .collect();
-            snapshot.functions.insert(module.id.clone(), function_of(&module, &named)?);
+            snapshot.functions.insert(module.id.clone(), function_of(module, &named)?);
         }
-        Ok(Self { revision, snapshot, views: Mutex::default() })
+        Ok(Self { revision: routed.revision, snapshot, views: Mutex::default() })
     }
 
     /// The resources a node of POP `pop` runs: the routes that apply to it, and the
