@@ -285,6 +285,9 @@ pub struct PatchBody {
     max_memory_pages: Option<i64>,
     max_instances: Option<i64>,
     reuse_instances: Option<bool>,
+    /// Longest an HTTP request may run on a node, up to the class's limit; 0 for the
+    /// node's default (500 ms).
+    http_timeout_ms: Option<i64>,
     env: Option<std::collections::BTreeMap<String, String>>,
     allow_hosts: Option<Vec<String>>,
 }
@@ -364,6 +367,7 @@ pub async fn patch(
         && body.max_memory_pages.is_none()
         && body.max_instances.is_none()
         && body.reuse_instances.is_none()
+        && body.http_timeout_ms.is_none()
         && body.env.is_none()
         && body.allow_hosts.is_none();
     if module.owner_type == "system" && !only_status {
@@ -378,6 +382,15 @@ pub async fn patch(
     }
     if let Some(t) = body.timeout_ms {
         check_timeout(&state, &module.owner_type, t)?;
+    }
+    if let Some(t) = body.http_timeout_ms.filter(|t| *t != 0) {
+        check_timeout(&state, &module.owner_type, t).map_err(|_| {
+            let max = MAX_MODULE_TIMEOUT_MS.min(class.max_execution_ms as i64);
+            ApiError::bad_request(format!(
+                "httpTimeoutMs {t} must be between 1 and {max} (the limit of `{}` modules), or 0 for the node's default",
+                module.owner_type
+            ))
+        })?;
     }
     let max_pages = MAX_MEMORY_PAGES.min((class.max_memory_bytes / 65536) as i64);
     if let Some(p) = body.max_memory_pages.filter(|p| !(1..=max_pages).contains(p)) {
@@ -417,6 +430,7 @@ pub async fn patch(
         max_memory_pages: body.max_memory_pages,
         max_instances: body.max_instances,
         reuse_instances: body.reuse_instances,
+        http_timeout_ms: body.http_timeout_ms,
         env: body.env,
         allow_hosts: body.allow_hosts,
     };

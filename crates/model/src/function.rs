@@ -126,6 +126,8 @@ pub struct Function {
     pub max_instances: u32,
     /// Whether an instance serves more than one request.
     pub reuse_instances: bool,
+    /// Longest an HTTP request may run; `None` is the node's default.
+    pub http_timeout_ms: Option<u64>,
     /// Values `env_get` reads (shared with every call).
     pub env: Arc<BTreeMap<String, String>>,
     /// Hosts outbound HTTP may reach (shared with every call).

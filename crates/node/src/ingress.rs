@@ -350,7 +350,12 @@ impl Node {
         };
         let class = self.state.config.classes.of(module.class.as_str());
         let (timeout_ms, max_memory_bytes) = class.cap(module.timeout_ms as i64, module.max_memory_pages as i64);
-        let timeout = self.state.config.http_timeout.min(Duration::from_millis(timeout_ms));
+        // The function's own HTTP timeout within its class's limit, else the node's default
+        // (never more than the function's call timeout).
+        let timeout = match module.http_timeout_ms {
+            Some(ms) => Duration::from_millis(ms.min(class.max_execution_ms)),
+            None => self.state.config.http_timeout.min(Duration::from_millis(timeout_ms)),
+        };
         let max_memory_bytes = max_memory_bytes as usize;
         let limits = HttpLimits { timeout, max_memory_bytes, response_cap: DEFAULT_RESPONSE_CAP };
         let settings = PoolSettings {

@@ -205,6 +205,8 @@ pub struct Module {
     pub max_instances: i64,
     /// Whether an instance serves more than one HTTP request (state then persists).
     pub reuse_instances: bool,
+    /// Longest an HTTP request may run, when not the node's default (500 ms).
+    pub http_timeout_ms: Option<i64>,
     /// Configuration values the function reads with `env_get`: secret, shown as
     /// fingerprints only.
     #[sqlx(json)]
@@ -326,6 +328,8 @@ pub struct ModulePatch {
     pub max_instances: Option<i64>,
     /// New instance reuse flag.
     pub reuse_instances: Option<bool>,
+    /// New HTTP timeout; 0 goes back to the node's default.
+    pub http_timeout_ms: Option<i64>,
     /// New configuration values (replacing all).
     pub env: Option<std::collections::BTreeMap<String, String>>,
     /// New outbound allow-list (replacing it).

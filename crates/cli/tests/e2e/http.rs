@@ -198,3 +198,35 @@ async fn a_looping_function_does_not_slow_another() {
     }
     assert!(served >= 20, "only {served} hello requests answered while 4 functions looped");
 }
+
+#[tokio::test]
+async fn a_function_may_have_its_own_http_timeout_within_its_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    deploy(&api, "slow", handler("(loop $l (br $l)) (i32.const 0)"), "/slow").await;
+    let res = get_routed(&server.node, "/slow").await;
+    assert_eq!(res.status(), 504);
+    assert!(res.text().await.unwrap().contains("the timeout of 500 ms"), "the node's default");
+
+    // Up to the class's limit (the admin's modules: 60 s), like `wasmtime serve -Wtimeout`.
+    let (status, body) = api.patch("/api/v1/modules/slow", json!({"httpTimeoutMs": 1200})).await;
+    assert_eq!((status, body["httpTimeoutMs"].as_i64()), (200, Some(1200)), "{body}");
+    api.synced().await;
+    let res = reqwest::get(format!("{}/slow", server.node)).await.unwrap();
+    assert_eq!(res.status(), 504);
+    assert!(res.text().await.unwrap().contains("the timeout of 1200 ms"));
+
+    let (status, body) = api.patch("/api/v1/modules/slow", json!({"httpTimeoutMs": 60_001})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("httpTimeoutMs 60001 must be between 1 and 60000"), "{body}");
+    let (status, body) = api.patch("/api/v1/modules/slow", json!({"httpTimeoutMs": -5})).await;
+    assert_eq!(status, 400, "{body}");
+
+    // 0 goes back to the node's default.
+    let (status, body) = api.patch("/api/v1/modules/slow", json!({"httpTimeoutMs": 0})).await;
+    assert_eq!((status, &body["httpTimeoutMs"]), (200, &Value::Null), "{body}");
+    api.synced().await;
+    let res = reqwest::get(format!("{}/slow", server.node)).await.unwrap();
+    assert!(res.text().await.unwrap().contains("the timeout of 500 ms"));
+}

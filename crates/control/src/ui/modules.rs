@@ -158,6 +158,10 @@ async fn show_body(state: &AppState, session: &Session, module: &Module, q: Show
             dl.facts {
                 dt { "Execution time" } dd { (ms(timeout_ms as f64)) " per call (" (module.owner_type) " modules: at most " (ms(class.max_execution_ms as f64)) ")" }
                 dt { "Memory" } dd { (memory(latest, max_memory)) }
+                dt { "HTTP requests" } dd { @match module.http_timeout_ms {
+                    Some(t) => { (ms(t as f64)) " per request on a node" }
+                    None => { "the node's default per request (500 ms)" }
+                } }
                 dt { "Instances" } dd { "up to " (module.max_instances) " at once on a node; " (if module.reuse_instances { "instances are reused" } else { "a fresh instance per request" }) }
             }
         }
