@@ -101,8 +101,8 @@ impl Cluster {
 
     /// The certificate files of node `name`: (CA, certificate, key).
     pub fn node_files(&self, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-        let certs = self.root.path().join("certs");
-        (certs.join("ca.pem"), certs.join("nodes").join(format!("{name}.pem")), certs.join("nodes").join(format!("{name}.key")))
+        let files = edgefn_control::nodes::CertFiles::node(&self.root.path().join("certs"), name);
+        (files.ca, files.cert, files.key)
     }
 
     /// Starts `edgefn node NAME` and returns it with its ingress URL.

@@ -47,6 +47,12 @@ impl ConnectionArgs {
     }
 }
 
+/// A listener on `addr`, or an error naming it.
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))
+}
+
 /// Logs to stderr, as text or JSON lines, filtered by `EDGEFN_LOG` (default `info`).
 pub(crate) fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEFN_LOG").unwrap_or_else(|_| "info".into());

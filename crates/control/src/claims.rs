@@ -151,7 +151,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
 
 /// The part of the address space `route` answers in.
 pub fn route_space(route: &Route) -> RouteSpace {
-    let kind = PathMatch::parse(&route.match_kind).unwrap_or(PathMatch::Exact);
+    let kind = route.match_kind.parse().unwrap_or(PathMatch::Exact);
     RouteSpace::new(route.host.as_deref(), route_scope(&route.path, kind))
 }
 

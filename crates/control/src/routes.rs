@@ -43,7 +43,7 @@ pub struct RouteBody {
 /// Validates and stores a route, then tells the nodes.
 pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Result<Route, ApiError> {
     let match_kind = body.match_kind.unwrap_or_else(|| "exact".into());
-    if edgefn_model::PathMatch::parse(&match_kind).is_none() {
+    if match_kind.parse::<edgefn_model::PathMatch>().is_err() {
         return Err(ApiError::bad_request(format!("match `{match_kind}` is not one of exact, prefix, regex")));
     }
     let methods: Vec<String> = body.methods.unwrap_or_default().iter().map(|m| m.to_ascii_uppercase()).collect();

@@ -10,6 +10,44 @@
 //! assert!(matches!(router.lookup("example.com", "/hello", "GET"), Lookup::Found(r) if r.target == "hello-fn"));
 //! ```
 
+/// Declares a string-named enum with `as_str`, `Display` and `FromStr` (errors name the
+/// kind of value and the text given).
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// The name stored and shown.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, $crate::UnknownValue> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err($crate::UnknownValue { what: $what, value: s.to_string() }),
+                }
+            }
+        }
+    };
+}
+
 mod function;
 mod router;
 mod snapshot;

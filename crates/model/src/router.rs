@@ -30,16 +30,16 @@ use std::collections::HashMap;
 use regex::RegexSet;
 use serde::{Deserialize, Serialize};
 
-/// How a route's path pattern matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PathMatch {
-    /// The whole path equals the pattern.
-    Exact,
-    /// The path starts with the pattern's segments.
-    Prefix,
-    /// The whole path matches the pattern as a regular expression.
-    Regex,
+named_enum! {
+    /// How a route's path pattern matches.
+    PathMatch, "match kind" {
+        /// The whole path equals the pattern.
+        Exact = "exact",
+        /// The path starts with the pattern's segments.
+        Prefix = "prefix",
+        /// The whole path matches the pattern as a regular expression.
+        Regex = "regex",
+    }
 }
 
 /// The path prefix (whole segments, no trailing `/`) a route can match under: an exact
@@ -66,25 +66,6 @@ fn within(path: &str, scope: &str) -> bool {
 }
 
 impl PathMatch {
-    /// Parses `exact`, `prefix` or `regex`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "exact" => Some(Self::Exact),
-            "prefix" => Some(Self::Prefix),
-            "regex" => Some(Self::Regex),
-            _ => None,
-        }
-    }
-
-    /// `exact`, `prefix` or `regex`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Exact => "exact",
-            Self::Prefix => "prefix",
-            Self::Regex => "regex",
-        }
-    }
-
     fn specificity(self) -> u8 {
         match self {
             Self::Exact => 2,

@@ -59,18 +59,22 @@ impl Node {
             next.upsert(resource);
         }
         // A route the router cannot take is rejected alone.
-        if next.router().is_err() {
-            let bad: Vec<String> =
-                next.routes.values().filter(|r| Router::new(vec![(*r).clone()]).is_err()).map(|r| r.id.clone()).collect();
-            for id in bad {
-                let name = ResourceName::Route(id);
-                refused.push(rejected(&name, "the router refused it"));
-                next.remove(&name);
-                keep_last_good(&current, &mut next, Some(name));
+        let router = match next.router() {
+            Ok(router) => router,
+            Err(_) => {
+                let bad: Vec<String> =
+                    next.routes.values().filter(|r| Router::new(vec![(*r).clone()]).is_err()).map(|r| r.id.clone()).collect();
+                for id in bad {
+                    let name = ResourceName::Route(id);
+                    refused.push(rejected(&name, "the router refused it"));
+                    next.remove(&name);
+                    keep_last_good(&current, &mut next, Some(name));
+                }
+                next.router()?
             }
-        }
+        };
         next.revision = delta.revision;
-        self.install(next).await?;
+        self.install(next, router).await?;
         Ok(refused)
     }
 

@@ -183,10 +183,9 @@ impl Node {
         self.state.runtime.load(sha256, fetch).await
     }
 
-    /// Saves `next` to disk, then serves it, then lets the cache drop what it no longer
-    /// runs.
-    pub(crate) async fn install(&self, next: Snapshot) -> anyhow::Result<()> {
-        let router = next.router()?;
+    /// Saves `next` to disk, then serves it with `router` (built from its routes), then
+    /// lets the cache drop what it no longer runs.
+    pub(crate) async fn install(&self, next: Snapshot, router: Router<Target>) -> anyhow::Result<()> {
         let next = Arc::new(next);
         let (dir, saved) = (self.state.config.data_dir.clone(), next.clone());
         tokio::task::spawn_blocking(move || crate::persist::save(&dir, &saved)).await??;

@@ -8,11 +8,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use edgefn_control::nodes::CertFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SanType,
 };
 use time::{Duration, OffsetDateTime};
+
+/// The CA's private key in a certificate directory: it signs node certificates and stays
+/// off the nodes.
+const CA_KEY: &str = "ca.key";
 
 /// Certificate commands.
 #[derive(Subcommand, Debug)]
@@ -92,8 +97,9 @@ fn is_name(s: &str) -> bool {
 
 impl InitArgs {
     fn execute(self) -> anyhow::Result<()> {
-        std::fs::create_dir_all(self.dir.join("nodes")).with_context(|| format!("creating {}", self.dir.display()))?;
-        anyhow::ensure!(!self.dir.join("ca.pem").exists(), "{} already holds a CA; use another --dir", self.dir.display());
+        let files = CertFiles::control(&self.dir);
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        anyhow::ensure!(!files.ca.exists(), "{} already holds a CA; use another --dir", self.dir.display());
         let ca_key = KeyPair::generate()?;
         let mut ca = CertificateParams::default();
         ca.distinguished_name = DistinguishedName::new();
@@ -118,10 +124,10 @@ impl InitArgs {
         let control_key = KeyPair::generate()?;
         let control_cert = control.signed_by(&control_key, &issuer)?;
 
-        write(&self.dir.join("ca.pem"), &ca_cert.pem(), false)?;
-        write(&self.dir.join("ca.key"), &ca_key.serialize_pem(), true)?;
-        write(&self.dir.join("control.pem"), &control_cert.pem(), false)?;
-        write(&self.dir.join("control.key"), &control_key.serialize_pem(), true)?;
+        write(&files.ca, &ca_cert.pem(), false)?;
+        write(&self.dir.join(CA_KEY), &ca_key.serialize_pem(), true)?;
+        write(&files.cert, &control_cert.pem(), false)?;
+        write(&files.key, &control_key.serialize_pem(), true)?;
         println!("created a CA and the control plane's certificate in {}", self.dir.display());
         println!("  next: edgefn certs node NAME --pop POP --dir {}", self.dir.display());
         Ok(())
@@ -134,12 +140,12 @@ impl NodeArgs {
         if let Some(pop) = &self.pop {
             anyhow::ensure!(is_name(pop), "POP `{pop}`: use 1 to 63 letters, digits, `.`, `_` or `-`");
         }
-        let read = |name: &str| {
-            let path = self.dir.join(name);
-            std::fs::read_to_string(&path).with_context(|| format!("reading {} (run `edgefn certs init` first)", path.display()))
+        let files = CertFiles::node(&self.dir, &self.name);
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {} (run `edgefn certs init` first)", path.display()))
         };
-        let ca_key = KeyPair::from_pem(&read("ca.key")?)?;
-        let issuer = Issuer::from_ca_cert_pem(&read("ca.pem")?, &ca_key)?;
+        let ca_key = KeyPair::from_pem(&read(&self.dir.join(CA_KEY))?)?;
+        let issuer = Issuer::from_ca_cert_pem(&read(&files.ca)?, &ca_key)?;
         let mut params = CertificateParams::new(vec![self.name.clone()])?;
         params.distinguished_name.push(DnType::CommonName, self.name.as_str());
         if let Some(pop) = &self.pop {
@@ -149,12 +155,12 @@ impl NodeArgs {
         validity(&mut params, self.days)?;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
-        let nodes = self.dir.join("nodes");
-        std::fs::create_dir_all(&nodes)?;
-        let (cert_path, key_path) = (nodes.join(format!("{}.pem", self.name)), nodes.join(format!("{}.key", self.name)));
-        write(&cert_path, &cert.pem(), false)?;
-        write(&key_path, &key.serialize_pem(), true)?;
-        println!("issued node {}'s certificate: {} and {}", self.name, cert_path.display(), key_path.display());
+        if let Some(dir) = files.cert.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write(&files.cert, &cert.pem(), false)?;
+        write(&files.key, &key.serialize_pem(), true)?;
+        println!("issued node {}'s certificate: {} and {}", self.name, files.cert.display(), files.key.display());
         Ok(())
     }
 }

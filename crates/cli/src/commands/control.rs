@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::up::{ControlArgs, FileConfig};
@@ -35,10 +34,10 @@ impl ControlCommand {
         let certs = file.certs(self.certs.clone(), &config.data_dir);
         let tls = edgefn_control::nodes::CertFiles::control(&certs).server()?;
         let opened = edgefn_control::open(&config).await?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let listener = super::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let stream_addr = file.node_stream_listen(self.node_stream_listen);
-        let stream_listener = tokio::net::TcpListener::bind(stream_addr).await.with_context(|| format!("listening on {stream_addr}"))?;
+        let stream_listener = super::bind(stream_addr).await?;
         let stream_addr = stream_listener.local_addr()?;
         println!("edgefn control plane is up");
         super::up::print_control(&config, addr, &opened);

@@ -179,9 +179,8 @@ impl RunArgs {
         let kv = edgefn_node::LocalKv::open(&self.data_dir.join(edgefn_node::KV_FILE))?;
         let node = edgefn_node::Node::open(runtime, config, Arc::new(kv))?;
         let limits = self.connections.limits();
-        let listener = tokio::net::TcpListener::bind(self.listen).await.with_context(|| format!("listening on {}", self.listen))?;
-        let metrics =
-            tokio::net::TcpListener::bind(self.metrics_listen).await.with_context(|| format!("listening on {}", self.metrics_listen))?;
+        let listener = super::bind(self.listen).await?;
+        let metrics = super::bind(self.metrics_listen).await?;
         println!("metrics listening on http://{}", metrics.local_addr()?);
         println!("node listening on http://{}", listener.local_addr()?);
         tokio::spawn(node.clone().follow(channel));

@@ -180,10 +180,6 @@ pub(crate) fn print_control(config: &edgefn_control::ControlConfig, addr: Socket
     }
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))
-}
-
 impl UpCommand {
     /// Runs until ctrl-c or SIGTERM.
     pub async fn execute(self) -> anyhow::Result<()> {
@@ -191,7 +187,7 @@ impl UpCommand {
         let file = FileConfig::read(self.control.config.as_deref())?;
         let config = self.control.config(&file)?;
         let opened = edgefn_control::open(&config).await?;
-        let listener = bind(config.listen).await?;
+        let listener = super::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = opened.state.clone();
         let pop = self.pop.clone().or(file.pop.clone());
@@ -223,9 +219,10 @@ impl UpCommand {
             tracing::warn!("the node has not synced with the control plane yet; it serves what it has");
         }
         let node_listener =
-            bind(self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default"))).await?;
+            super::bind(self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default")))
+                .await?;
         let node_addr = node_listener.local_addr()?;
-        let metrics_listener = bind(
+        let metrics_listener = super::bind(
             self.metrics_listen
                 .or(file.metrics_listen)
                 .unwrap_or_else(|| super::node::DEFAULT_METRICS_LISTEN.parse().expect("valid default")),

@@ -150,7 +150,8 @@ fn start_node(control: &Control, name: &str, cert: &Path, key: &Path, dir: &Path
 }
 
 fn node_files(certs: &Path, name: &str) -> (PathBuf, PathBuf) {
-    (certs.join("nodes").join(format!("{name}.pem")), certs.join("nodes").join(format!("{name}.key")))
+    let files = edgefn_control::nodes::CertFiles::node(certs, name);
+    (files.cert, files.key)
 }
 
 /// A CA, a control plane and three nodes in `root`.

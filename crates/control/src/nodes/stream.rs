@@ -129,7 +129,8 @@ impl NodeService {
         }
     }
 
-    /// Refuses a node an admin removed.
+    /// Refuses a node an admin removed (artifact pulls; a stream is refused when it
+    /// registers).
     async fn admit(&self, peer: &Peer) -> Result<(), Status> {
         match self.hub.db.node(&peer.name).await {
             Ok(row) if row.removed_at.is_some() => Err(Status::permission_denied(format!("node {} was removed by an admin", peer.name))),
@@ -148,7 +149,6 @@ impl NodeStream for NodeService {
 
     async fn stream(&self, request: Request<Streaming<v1::NodeMessage>>) -> Result<Response<Self::StreamStream>, Status> {
         let peer = self.identify(&request)?;
-        self.admit(&peer).await?;
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(v1::NodeMessage { kind: Some(v1::node_message::Kind::Hello(hello)) }) => hello,
@@ -169,6 +169,7 @@ impl NodeStream for NodeService {
             report_every_ms: hello.report_every_ms.max(1) as i64,
             ..Default::default()
         };
+        // Registers the connection, or refuses a node an admin removed.
         self.hub.db.node_seen(&peer.name, &seen, true).await.map_err(|e| match e {
             StoreError::Conflict(why) => Status::permission_denied(why),
             other => Status::unavailable(other.to_string()),

@@ -34,7 +34,7 @@ pub fn route_of(r: &edgefn_store::Route) -> Route {
         id: r.id.clone(),
         host: r.host.clone(),
         path: r.path.clone(),
-        kind: PathMatch::parse(&r.match_kind).unwrap_or(PathMatch::Exact),
+        kind: r.match_kind.parse().unwrap_or(PathMatch::Exact),
         methods: r.methods.clone(),
         priority: r.priority,
         pop_selector: r.pop_selector.clone(),
