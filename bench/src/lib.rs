@@ -156,6 +156,11 @@ impl Api {
         self.send(self.http.post(url).header("content-type", "application/wasm").body(wasm)).await
     }
 
+    /// PATCHes `path` (a module's settings) with `body`.
+    pub async fn patch(&self, path: &str, body: Value) -> Value {
+        self.send(self.http.patch(format!("{}{path}", self.url)).json(&body)).await
+    }
+
     /// Routes an exact path to a module.
     pub async fn route(&self, path: &str, module: &str) -> Value {
         let body = serde_json::json!({"path": path, "moduleId": module});

@@ -288,6 +288,9 @@ pub struct PatchBody {
     /// Longest an HTTP request may run on a node, up to the class's limit; 0 for the
     /// node's default (500 ms).
     http_timeout_ms: Option<i64>,
+    /// Most bytes of an HTTP request or response body on a node, up to the class's limit;
+    /// 0 for the default (100 MiB).
+    max_body_bytes: Option<i64>,
     env: Option<std::collections::BTreeMap<String, String>>,
     allow_hosts: Option<Vec<String>>,
 }
@@ -368,6 +371,7 @@ pub async fn patch(
         && body.max_instances.is_none()
         && body.reuse_instances.is_none()
         && body.http_timeout_ms.is_none()
+        && body.max_body_bytes.is_none()
         && body.env.is_none()
         && body.allow_hosts.is_none();
     if module.owner_type == "system" && !only_status {
@@ -391,6 +395,14 @@ pub async fn patch(
                 module.owner_type
             ))
         })?;
+    }
+    if let Some(b) = body.max_body_bytes.filter(|b| *b != 0 && !(1..=class.max_body_bytes as i64).contains(b)) {
+        return Err(ApiError::bad_request(format!(
+            "maxBodyBytes {b} must be between 1 and {} (the limit of `{}` modules), or 0 for the default ({})",
+            class.max_body_bytes,
+            module.owner_type,
+            edgefn_runtime::DEFAULT_MAX_BODY_BYTES
+        )));
     }
     let max_pages = MAX_MEMORY_PAGES.min((class.max_memory_bytes / 65536) as i64);
     if let Some(p) = body.max_memory_pages.filter(|p| !(1..=max_pages).contains(p)) {
@@ -431,6 +443,7 @@ pub async fn patch(
         max_instances: body.max_instances,
         reuse_instances: body.reuse_instances,
         http_timeout_ms: body.http_timeout_ms,
+        max_body_bytes: body.max_body_bytes,
         env: body.env,
         allow_hosts: body.allow_hosts,
     };

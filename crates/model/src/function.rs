@@ -89,6 +89,9 @@ pub struct Function {
     pub reuse_instances: bool,
     /// Longest an HTTP request may run; `None` is the node's default.
     pub http_timeout_ms: Option<u64>,
+    /// Most bytes of an HTTP request or response body; `None` is the default (100 MiB).
+    /// Capped by the class on the node.
+    pub max_body_bytes: Option<u64>,
     /// Values `env_get` reads (shared with every call).
     pub env: Arc<BTreeMap<String, String>>,
     /// Hosts outbound HTTP may reach (shared with every call).

@@ -15,19 +15,21 @@ use edgefn_runtime::{
     CallContext, Classes, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES,
     DEFAULT_RESPONSE_CAP, HttpBody, HttpError, HttpLimits, HttpRequest, PoolSettings, Pools, Runtime,
 };
-use edgefn_serve::{BodyTimeout, Limits, TimedBody};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use edgefn_serve::{Limits, TimedBody};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 
+use crate::body::{Payload, RequestBody, ResponseBody};
 use crate::cache::{ArtifactCache, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES};
 use crate::kv::KvStore;
 use crate::metrics::{ErrorLabels, FunctionLabels, Metrics};
 use crate::services::NodeServices;
 use crate::traffic::{Outcome, Traffic};
 
-/// Largest request body a function receives (413 above).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Largest request body a core `handle` function receives (413 above): it gets the whole
+/// body in its memory at once. Components get theirs streamed, up to their body limit.
+pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// Longest an HTTP function may run (504 above): interactive requests, not batch work.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -37,8 +39,8 @@ pub struct NodeConfig {
     /// The POP this node says it is in (its `Hello`); a POP in its certificate wins, and
     /// the control plane sends only the routes of that POP.
     pub pop: Option<String>,
-    /// Largest request body.
-    pub max_body_bytes: usize,
+    /// Largest request body of a core `handle` function (which gets it whole).
+    pub max_buffered_body_bytes: u64,
     /// Longest a function may run.
     pub http_timeout: Duration,
     /// Ready instances each function's pool keeps.
@@ -69,7 +71,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             pop: None,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_buffered_body_bytes: DEFAULT_MAX_BUFFERED_BODY_BYTES,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             min_instances: DEFAULT_MIN_INSTANCES,
             max_queue: DEFAULT_MAX_QUEUE,
@@ -337,17 +339,19 @@ impl Node {
         if module.status != Status::Active {
             return Err((StatusCode::SERVICE_UNAVAILABLE, format!("function {} is {}", module.name, module.status), None));
         }
-        let (parts, body) = req.into_parts();
-        let limit = self.state.config.max_body_bytes;
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over the limit of {limit} bytes"), None));
-            }
-            Err(e) if BodyTimeout::caused(&*e) => return Err((StatusCode::REQUEST_TIMEOUT, e.to_string(), None)),
-            Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"), None)),
-        };
+        let is_component = version.kind == Kind::Component;
         let class = self.state.config.classes.of(module.class.as_str());
+        // Components stream their bodies, up to the function's limit; a core `handle`
+        // function gets the whole request body in its memory, up to the node's buffered limit.
+        let body_limit = class.body_limit(module.max_body_bytes);
+        let request_limit = if is_component { body_limit } else { body_limit.min(self.state.config.max_buffered_body_bytes) };
+        let (parts, body) = req.into_parts();
+        let body = RequestBody::new(body, request_limit);
+        // A whole body is read before the function takes an instance: a slow upload holds none.
+        let body = match is_component {
+            true => Payload::Streamed(body),
+            false => Payload::Whole(body.collect().await.map_err(|f| (f.status(), f.to_string(), None))?),
+        };
         let (timeout_ms, max_memory_bytes) = class.cap(module.timeout_ms as i64, module.max_memory_pages as i64);
         // The function's own HTTP timeout within its class's limit, else the node's default
         // (never more than the function's call timeout).
@@ -363,11 +367,12 @@ impl Node {
             reuse: module.reuse_instances,
             max_memory_bytes,
             max_queue: self.state.config.max_queue,
+            env: edgefn_runtime::wasi_env(class.grants, &module.env),
         };
         // A function with a pool is hot: its pool holds the compiled module. Pools are
         // named `<function id>@<version>`, which the pool gauges split into labels.
         let pool_key = format!("{}@{}", module.id, version.label);
-        let pool = match self.state.pools.find(&pool_key, settings) {
+        let pool = match self.state.pools.find(&pool_key, &settings) {
             Some(pool) => {
                 self.state.metrics.cache_hits.inc();
                 pool
@@ -386,7 +391,6 @@ impl Node {
         let lease = pool.acquire(timeout).await.map_err(|e| {
             (StatusCode::SERVICE_UNAVAILABLE, format!("{}: {e}", module.name), Some((RETRY_AFTER, HeaderValue::from_static("1"))))
         })?;
-        let is_component = version.kind == Kind::Component;
         let grants = class.grants;
         // Core modules read headers from the request bytes and through `request_header`
         // (one shared copy); components get them through wasi:http, and a copy only when
@@ -411,28 +415,38 @@ impl Node {
                 HttpError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, None),
                 HttpError::Malformed(_) => (StatusCode::BAD_GATEWAY, None),
                 HttpError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, Some((RETRY_AFTER, HeaderValue::from_static("1")))),
-                HttpError::Trap(_) | HttpError::GuestError(_) | HttpError::NotHandleAbi(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+                HttpError::Trap(_) | HttpError::GuestError(_) | HttpError::NotHandleAbi(_) | HttpError::NoResponse => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, None)
+                }
             };
             (status, format!("{}@{}: {e}", module.name, version.label), retry)
         };
-        let reply = if is_component {
-            let request = Request::from_parts(parts, full(body));
-            lease.serve_wasi_http(request, limits, ctx).await.map_err(failed)?
-        } else {
-            let path_and_query = parts.uri.path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
-            let request = HttpRequest { method: parts.method.as_str().to_string(), path: path_and_query, headers, body: body.to_vec() };
-            let response = lease.handle_http(request, limits, ctx).await.map_err(failed)?;
-            let mut reply = Response::new(full(response.body));
-            *reply.status_mut() = StatusCode::from_u16(response.status).expect("status checked by the ABI parser");
-            for (name, value) in response.headers {
-                match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-                    (Ok(n), Ok(v)) => {
-                        reply.headers_mut().append(n, v);
-                    }
-                    _ => return Err((StatusCode::BAD_GATEWAY, format!("{}: invalid response header `{name}`", module.name), None)),
+        let reply = match body {
+            Payload::Streamed(body) => {
+                let failure = body.failure();
+                let request = Request::from_parts(parts, body.boxed_unsync());
+                match lease.serve_wasi_http(request, limits, ctx).await {
+                    Ok(reply) => reply.map(|b| ResponseBody::new(b, body_limit).boxed_unsync()),
+                    // The guest failed without answering because its request body did.
+                    Err(e) => return Err(failure.get().map_or_else(|| failed(e), |f| (f.status(), f.to_string(), None))),
                 }
             }
-            reply
+            Payload::Whole(body) => {
+                let path_and_query = parts.uri.path_and_query().map_or_else(|| path.to_string(), |p| p.to_string());
+                let request = HttpRequest { method: parts.method.as_str().to_string(), path: path_and_query, headers, body: body.to_vec() };
+                let response = lease.handle_http(request, limits, ctx).await.map_err(failed)?;
+                let mut reply = Response::new(full(response.body));
+                *reply.status_mut() = StatusCode::from_u16(response.status).expect("status checked by the ABI parser");
+                for (name, value) in response.headers {
+                    match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+                        (Ok(n), Ok(v)) => {
+                            reply.headers_mut().append(n, v);
+                        }
+                        _ => return Err((StatusCode::BAD_GATEWAY, format!("{}: invalid response header `{name}`", module.name), None)),
+                    }
+                }
+                reply
+            }
         };
         host_framed(reply).map_err(|why| (StatusCode::BAD_GATEWAY, format!("{}@{}: {why}", module.name, version.label), None))
     }

@@ -11,6 +11,7 @@
 //!   functions' key-value data, so a restarted node serves before it talks to anyone.
 
 mod apply;
+mod body;
 mod cache;
 mod ingress;
 mod kv;

@@ -7,6 +7,11 @@ use serde::Deserialize;
 
 use crate::host::Grants;
 
+/// Most bytes of an HTTP request body, and of a response body, of a function that sets no
+/// limit of its own: `wasmtime serve` streams without a limit; 100 MiB lets uploads and
+/// downloads of real files through while bounding what one request moves.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
+
 /// Limits of one class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClassLimits {
@@ -14,6 +19,8 @@ pub struct ClassLimits {
     pub max_memory_bytes: u64,
     /// Longest a call may run.
     pub max_execution_ms: u64,
+    /// Most bytes of an HTTP request or response body a module may set.
+    pub max_body_bytes: u64,
     /// Host functions its modules may import.
     pub grants: Grants,
 }
@@ -23,6 +30,11 @@ impl ClassLimits {
     pub fn cap(&self, timeout_ms: i64, max_memory_pages: i64) -> (u64, u64) {
         let pages = (self.max_memory_bytes / 65536).min(max_memory_pages.max(0) as u64);
         ((timeout_ms.max(0) as u64).min(self.max_execution_ms), pages * 65536)
+    }
+
+    /// A module's body limit (`None`: the default), capped by this class.
+    pub fn body_limit(&self, max_body_bytes: Option<u64>) -> u64 {
+        max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES).min(self.max_body_bytes)
     }
 }
 
@@ -39,12 +51,13 @@ pub struct Classes {
 
 impl Default for Classes {
     fn default() -> Self {
-        let limits = |mb: u64, secs: u64, class: &str| ClassLimits {
+        let limits = |mb: u64, secs: u64, body_mb: u64, class: &str| ClassLimits {
             max_memory_bytes: mb * 1024 * 1024,
             max_execution_ms: secs * 1000,
+            max_body_bytes: body_mb * 1024 * 1024,
             grants: Grants::for_class(class),
         };
-        Self { system: limits(100, 30, "system"), admin: limits(500, 60, "admin"), user: limits(50, 10, "user") }
+        Self { system: limits(100, 30, 1024, "system"), admin: limits(500, 60, 1024, "admin"), user: limits(50, 10, 100, "user") }
     }
 }
 
@@ -73,6 +86,9 @@ impl Classes {
             if let Some(ms) = change.max_execution_ms {
                 limits.max_execution_ms = ms;
             }
+            if let Some(mb) = change.max_body_mb {
+                limits.max_body_bytes = mb * 1024 * 1024;
+            }
             if let Some(names) = &change.host_functions {
                 limits.grants = Grants::from_names(names).map_err(|e| format!("classes.{class}.host_functions: {e}"))?;
             }
@@ -96,5 +112,6 @@ pub struct ClassesFile {
 pub struct ClassFile {
     max_memory_mb: Option<u64>,
     max_execution_ms: Option<u64>,
+    max_body_mb: Option<u64>,
     host_functions: Option<Vec<String>>,
 }

@@ -79,6 +79,9 @@ pub enum HttpError {
     /// The guest's response is not valid (502).
     #[error("malformed response from the function: {0}")]
     Malformed(String),
+    /// A component returned without setting a response (500, as `wasmtime serve` answers).
+    #[error("the function returned without setting a response")]
+    NoResponse,
 }
 
 /// The exports a module needs for the `handle` ABI; `None` when it has them all.

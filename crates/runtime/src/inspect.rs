@@ -163,6 +163,8 @@ pub(crate) fn component_world(engine: &Engine, component: &wasmtime::component::
     let names: Vec<String> = component.component_type().exports(engine).map(|(n, _)| n.to_string()).collect();
     if names.iter().any(|n| n.starts_with("wasi:http/incoming-handler@")) {
         "wasi:http/proxy".into()
+    } else if names.iter().any(|n| n.starts_with("wasi:http/handler@")) {
+        "wasi:http/service".into()
     } else if names.iter().any(|n| n.starts_with("wasi:cli/run@")) {
         "wasi:cli/command".into()
     } else {

@@ -2,6 +2,7 @@
 //! and deadline, instantiation from the pre-linked module, argument mapping, and trap
 //! classification (timeout, memory, trap).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::component_json::type_name;
 use crate::component_json::{json_to_val, val_to_json};
 use crate::core_abi;
 use crate::error::InvokeError;
+use crate::guest_output::GuestOutput;
 use crate::host::CallContext;
 use crate::inspect::{component_exports, component_function, core_function};
 use crate::limits::{MemoryLimitExceeded, MemoryLimiter};
@@ -89,12 +91,20 @@ pub struct InvokeOutput {
     pub elapsed: Duration,
 }
 
+/// The WASI environment of a module's instances: its configuration values `env` when its
+/// class may read them (`grants` has `env_get`), else none.
+pub fn wasi_env(grants: crate::Grants, env: &Arc<BTreeMap<String, String>>) -> Arc<BTreeMap<String, String>> {
+    if grants.allows("env_get") { env.clone() } else { Arc::default() }
+}
+
 /// Store data for core modules.
 pub(crate) struct CoreHost {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) wasi: WasiP1Ctx,
     /// The request a call serves, for host functions.
     pub(crate) ctx: CallContext,
+    /// Where the guest's stdout and stderr go.
+    pub(crate) output: GuestOutput,
 }
 
 /// Store data for components.
@@ -102,14 +112,46 @@ pub(crate) struct ComponentHost {
     pub(crate) limiter: MemoryLimiter,
     /// The request a call serves.
     pub(crate) ctx: CallContext,
+    /// Where the guest's stdout and stderr go.
+    pub(crate) output: GuestOutput,
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
 }
 
-impl ComponentHost {
-    pub(crate) fn new(limiter: MemoryLimiter) -> Self {
-        Self { limiter, ctx: CallContext::default(), wasi: sandbox().build(), table: ResourceTable::new(), http: WasiHttpCtx::new() }
+/// What both kinds of store data do when a request starts and ends.
+pub(crate) trait Serving {
+    /// The instance starts serving the request of `ctx`.
+    fn begin(&mut self, ctx: CallContext);
+    /// The guest's output, for the end of the request and the trap it explains.
+    fn output(&self) -> &GuestOutput;
+}
+
+impl Serving for CoreHost {
+    fn begin(&mut self, ctx: CallContext) {
+        self.output.begin(&ctx);
+        self.ctx = ctx;
+    }
+    fn output(&self) -> &GuestOutput {
+        &self.output
+    }
+}
+
+impl Serving for ComponentHost {
+    fn begin(&mut self, ctx: CallContext) {
+        self.output.begin(&ctx);
+        self.ctx = ctx;
+    }
+    fn output(&self) -> &GuestOutput {
+        &self.output
+    }
+}
+
+/// `error` with what the guest last wrote to stderr when it trapped (a panic message).
+pub(crate) fn explained(error: InvokeError, output: &GuestOutput) -> InvokeError {
+    match (error, output.stderr_tail()) {
+        (InvokeError::Trap(trap), Some(stderr)) => InvokeError::Trap(format!("{trap}; the function wrote to stderr: {stderr}")),
+        (error, _) => error,
     }
 }
 
@@ -129,26 +171,49 @@ impl WasiHttpView for ComponentHost {
 pub(crate) fn component_store(
     engine: &wasmtime::Engine,
     limiter: MemoryLimiter,
+    env: &BTreeMap<String, String>,
     deadline: Instant,
     lanes: &Arc<Semaphore>,
 ) -> Store<ComponentHost> {
-    let mut store = Store::new(engine, ComponentHost::new(limiter));
+    let output = GuestOutput::default();
+    let host = ComponentHost {
+        limiter,
+        ctx: CallContext::default(),
+        wasi: sandbox(env, &output).build(),
+        output,
+        table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+    };
+    let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
     arm_deadline(&mut store, deadline, lanes);
     store
 }
 
-/// WASI with nothing granted: no files, environment or network; empty stdin, discarded
-/// output. (Sockets are already denied by default; saying so keeps it true if that changes.)
-fn sandbox() -> WasiCtxBuilder {
+/// WASI as a function sees it: the environment `env`, stdout and stderr into `output`, no
+/// arguments, files or network, an empty stdin; the host's clocks and random numbers.
+/// (Sockets are already denied by default; saying so keeps it true if that changes.)
+fn sandbox(env: &BTreeMap<String, String>, output: &GuestOutput) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();
-    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    let (stdout, stderr) = output.pipes();
+    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).stdout(stdout).stderr(stderr);
+    for (name, value) in env {
+        b.env(name, value);
+    }
     b
 }
 
 /// A store for one call of a core module: memory cap, deadline, sandboxed WASI.
-pub(crate) fn core_store(engine: &wasmtime::Engine, limiter: MemoryLimiter, deadline: Instant, lanes: &Arc<Semaphore>) -> Store<CoreHost> {
-    let mut store = Store::new(engine, CoreHost { limiter, wasi: sandbox().build_p1(), ctx: CallContext::default() });
+pub(crate) fn core_store(
+    engine: &wasmtime::Engine,
+    limiter: MemoryLimiter,
+    env: &BTreeMap<String, String>,
+    deadline: Instant,
+    lanes: &Arc<Semaphore>,
+) -> Store<CoreHost> {
+    let output = GuestOutput::default();
+    let wasi = sandbox(env, &output).build_p1();
+    let mut store = Store::new(engine, CoreHost { limiter, wasi, ctx: CallContext::default(), output });
     store.limiter(|h| &mut h.limiter);
     arm_deadline(&mut store, deadline, lanes);
     store
@@ -224,21 +289,29 @@ pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeReques
     let started = Instant::now();
     let deadline = started + req.timeout;
     let limiter = MemoryLimiter::new(req.max_memory_bytes);
+    let env = wasi_env(req.context.grants, &req.context.env);
     let (result, peak) = match compiled {
         Compiled::Core { pre, .. } => {
-            let mut store = core_store(&inner.engine, limiter, deadline, &inner.lanes);
-            store.data_mut().ctx = req.context.clone();
+            let mut store = core_store(&inner.engine, limiter, &env, deadline, &inner.lanes);
+            store.data_mut().begin(req.context.clone());
             let result = with_deadline(deadline, req.timeout, call_core(&mut store, pre, &req)).await;
-            (result, store.data().limiter.peak_bytes())
+            (ended(result, store.data()), store.data().limiter.peak_bytes())
         }
         Compiled::Component { component, pre, .. } => {
-            let mut store = component_store(&inner.engine, limiter, deadline, &inner.lanes);
-            store.data_mut().ctx = req.context.clone();
+            let mut store = component_store(&inner.engine, limiter, &env, deadline, &inner.lanes);
+            store.data_mut().begin(req.context.clone());
             let result = with_deadline(deadline, req.timeout, call_component(&inner.engine, &mut store, component, pre, &req)).await;
-            (result, store.data().limiter.peak_bytes())
+            (ended(result, store.data()), store.data().limiter.peak_bytes())
         }
     };
     Ok(InvokeOutput { result: result?, memory_used_bytes: peak as u64, elapsed: started.elapsed() })
+}
+
+/// Ends a call's request: its last output line written, a trap explained by its stderr.
+pub(crate) fn ended<R>(result: Result<R, InvokeError>, host: &impl Serving) -> Result<R, InvokeError> {
+    let result = result.map_err(|e| explained(e, host.output()));
+    host.output().end();
+    result
 }
 
 fn positional(args: &Json, signature: &str) -> Result<Vec<Json>, InvokeError> {

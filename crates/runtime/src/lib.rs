@@ -29,6 +29,7 @@ mod config;
 mod core_abi;
 mod error;
 mod guest_log;
+mod guest_output;
 mod host;
 mod http_abi;
 mod inspect;
@@ -38,7 +39,7 @@ mod pool;
 mod runtime;
 mod wasi_http;
 
-pub use classes::{ClassLimits, Classes, ClassesFile};
+pub use classes::{ClassLimits, Classes, ClassesFile, DEFAULT_MAX_BODY_BYTES};
 pub use compile_worker::serve_compile_worker;
 pub use component_json::{json_to_val, type_name, val_to_json};
 pub use config::RuntimeConfig;
@@ -47,10 +48,10 @@ pub use guest_log::GuestLog;
 pub use host::{CallContext, FetchRequest, Grants, HOST_FUNCTIONS, HostFuture, HostServices, LogLevel, host_allowed};
 pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, HttpResponse, host_owned_header, parse_response};
 pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
-pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding};
+pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding, wasi_env};
 pub use pool::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES, Lease, Pool,
     PoolSettings, PoolStats, Pools, Saturated,
 };
-pub use runtime::{Compiled, Loaded, Prepared, Runtime};
+pub use runtime::{Compiled, HttpEntryPre, Loaded, Prepared, Runtime};
 pub use wasi_http::HttpBody;

@@ -26,21 +26,20 @@
 //! (`SCHED_IDLE`): that work is speculative, so it only ever uses time no request wants.
 //! When every core is busy serving, requests find no ready instance and make their own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
-use wasmtime_wasi_http::p2::bindings::Proxy;
 
 use crate::core_abi::GuestAlloc;
 use crate::http_abi::{self, HttpError, HttpLimits, HttpRequest, HttpResponse};
-use crate::invoke::{ComponentHost, CoreHost, classify, component_store, core_store};
+use crate::invoke::{ComponentHost, CoreHost, Serving, classify, component_store, core_store};
 use crate::limits::MemoryLimiter;
-use crate::runtime::{Compiled, Runtime};
-use crate::wasi_http::{self, HttpBody};
+use crate::runtime::{Compiled, HttpEntryPre, NOT_HTTP, Runtime};
+use crate::wasi_http::{self, HttpBody, HttpEntry};
 use crate::{CallContext, InvokeError};
 
 /// Ready instances a pool keeps by default.
@@ -56,8 +55,8 @@ pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 2 * 1024 * 1024 * 1024;
 /// Requests that may wait for a busy function; more are refused at once.
 pub const DEFAULT_MAX_QUEUE: usize = 1000;
 
-/// How one function's instances are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How one function's instances are kept, and the WASI environment they are made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSettings {
     /// Ready instances kept made ahead of time.
     pub min_instances: usize,
@@ -69,6 +68,9 @@ pub struct PoolSettings {
     pub max_memory_bytes: usize,
     /// Requests that may wait when all `max_instances` are busy.
     pub max_queue: usize,
+    /// The WASI environment of the function's instances (its configuration values, when
+    /// its class may read them): set once, when an instance is made, not per request.
+    pub env: Arc<BTreeMap<String, String>>,
 }
 
 impl Default for PoolSettings {
@@ -79,6 +81,7 @@ impl Default for PoolSettings {
             reuse: false,
             max_memory_bytes: crate::invoke::DEFAULT_MAX_MEMORY_BYTES,
             max_queue: DEFAULT_MAX_QUEUE,
+            env: Arc::default(),
         }
     }
 }
@@ -95,7 +98,7 @@ pub struct Saturated {
 /// A ready instance.
 enum Warm {
     Core { store: Store<CoreHost>, guest: GuestAlloc, handle: http_abi::HandleFunc },
-    Component { store: Store<ComponentHost>, proxy: Proxy },
+    Component { store: Store<ComponentHost>, entry: HttpEntry },
 }
 
 impl Warm {
@@ -319,20 +322,21 @@ impl Pool {
         let limiter = MemoryLimiter::new(self.settings.max_memory_bytes);
         match &*self.compiled {
             Compiled::Core { pre } => {
-                let mut store = core_store(&inner.engine, limiter, deadline, &inner.lanes);
+                let mut store = core_store(&inner.engine, limiter, &self.settings.env, deadline, &inner.lanes);
                 let instance = pre.instantiate_async(&mut store).await.map_err(|e| classify(e, timeout))?;
                 let guest = GuestAlloc::find(&mut store, &instance).map_err(|e| InvokeError::Trap(e.to_string()))?;
                 let handle = http_abi::handle_func(&mut store, &instance)?;
                 Ok(Warm::Core { store, guest, handle })
             }
-            Compiled::Component { proxy: Some(pre), .. } => {
-                let mut store = component_store(&inner.engine, limiter, deadline, &inner.lanes);
-                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| classify(e, timeout))?;
-                Ok(Warm::Component { store, proxy })
+            Compiled::Component { http: Some(pre), .. } => {
+                let mut store = component_store(&inner.engine, limiter, &self.settings.env, deadline, &inner.lanes);
+                let entry = match pre {
+                    HttpEntryPre::P2(pre) => pre.instantiate_async(&mut store).await.map(HttpEntry::P2),
+                    HttpEntryPre::P3(pre) => pre.instantiate_async(&mut store).await.map(HttpEntry::P3),
+                };
+                Ok(Warm::Component { store, entry: entry.map_err(|e| classify(e, timeout))? })
             }
-            Compiled::Component { proxy: None, .. } => {
-                Err(InvokeError::Trap("the component does not export wasi:http/incoming-handler".into()))
-            }
+            Compiled::Component { http: None, .. } => Err(InvokeError::Trap(NOT_HTTP.into())),
         }
     }
 
@@ -420,8 +424,9 @@ impl Lease {
                 return Err(HttpError::NotHandleAbi("components serve HTTP through wasi:http/proxy".into()));
             };
             crate::invoke::arm_deadline(&mut store, deadline, &inner.lanes);
-            store.data_mut().ctx = ctx;
+            store.data_mut().begin(ctx);
             let result = http_abi::call_handle(&mut store, &guest, &handle, req, limits).await;
+            store.data().output.end();
             let healthy = matches!(result, Ok(_) | Err(HttpError::GuestError(_) | HttpError::Malformed(_)));
             self.pool.give_back(healthy.then_some(Warm::Core { store, guest, handle }));
             result
@@ -452,15 +457,15 @@ impl Lease {
                 return Err(e.into());
             }
         };
-        let Warm::Component { mut store, proxy } = warm else {
-            return Err(HttpError::NotHandleAbi("not a wasi:http/proxy component".into()));
+        let Warm::Component { mut store, entry } = warm else {
+            return Err(HttpError::NotHandleAbi("not a wasi:http component".into()));
         };
         let inner = self.pool.runtime.inner();
         crate::invoke::arm_deadline(&mut store, deadline, &inner.lanes);
-        store.data_mut().ctx = ctx;
+        store.data_mut().begin(ctx);
         let pool = self.pool.clone();
-        wasi_http::serve(store, proxy, req, limits, deadline, move |finished| {
-            pool.give_back(finished.map(|(store, proxy)| Warm::Component { store, proxy }));
+        wasi_http::serve(store, entry, req, limits, deadline, move |finished| {
+            pool.give_back(finished.map(|(store, entry)| Warm::Component { store, entry }));
             drop(self);
         })
         .await
@@ -513,8 +518,8 @@ impl Pools {
 
     /// The pool for `key` if there is one with these settings: a hot function's request
     /// needs neither the compiled-module cache nor [`Pools::get`].
-    pub fn find(&self, key: &str, settings: PoolSettings) -> Option<Arc<Pool>> {
-        self.pools.lock().unwrap_or_else(PoisonError::into_inner).get(key).filter(|p| p.settings == settings).cloned()
+    pub fn find(&self, key: &str, settings: &PoolSettings) -> Option<Arc<Pool>> {
+        self.pools.lock().unwrap_or_else(PoisonError::into_inner).get(key).filter(|p| p.settings == *settings).cloned()
     }
 
     /// The pool for `key` (one function version of `owner`), made — and filled in the
@@ -526,6 +531,7 @@ impl Pools {
         }
         let owner: Arc<str> = Arc::from(owner);
         let owner_ready = self.shared.owners.lock().unwrap_or_else(PoisonError::into_inner).entry(owner.clone()).or_default().clone();
+        let slots = Arc::new(Semaphore::new(settings.max_instances.max(1)));
         let pool = Arc::new(Pool {
             key: key.to_string(),
             owner,
@@ -535,7 +541,7 @@ impl Pools {
             unservable: self.runtime.check_http(compiled).err(),
             settings,
             ready: Mutex::default(),
-            slots: Arc::new(Semaphore::new(settings.max_instances.max(1))),
+            slots,
             queued: AtomicUsize::new(0),
             refilling: AtomicBool::new(false),
             last_used_ms: AtomicU64::new(self.shared.now_ms()),

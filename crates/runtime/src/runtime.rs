@@ -19,6 +19,9 @@ use crate::http_abi;
 use crate::inspect::{self, ModuleInfo, ModuleKind};
 use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
 
+/// Why a component cannot serve HTTP.
+pub(crate) const NOT_HTTP: &str = "the component exports neither wasi:http/incoming-handler (WASI 0.2) nor wasi:http/handler (WASI 0.3)";
+
 /// The WebAssembly magic number every binary starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
@@ -43,8 +46,8 @@ pub enum Compiled {
         component: Component,
         /// The pre-linked component.
         pre: wasmtime::component::InstancePre<ComponentHost>,
-        /// Typed entry point when the component exports `wasi:http/incoming-handler`.
-        proxy: Option<wasmtime_wasi_http::p2::bindings::ProxyPre<ComponentHost>>,
+        /// Typed entry point when the component serves HTTP.
+        http: Option<HttpEntryPre>,
     },
 }
 
@@ -57,6 +60,15 @@ impl Compiled {
             Compiled::Component { component, .. } => inspect::component_imports(component),
         }
     }
+}
+
+/// How a component serves HTTP, pre-linked.
+#[allow(private_interfaces, reason = "the host state type is an implementation detail")]
+pub enum HttpEntryPre {
+    /// WASI 0.2: it exports `wasi:http/incoming-handler` (the `wasi:http/proxy` world).
+    P2(wasmtime_wasi_http::p2::bindings::ProxyPre<ComponentHost>),
+    /// WASI 0.3: it exports `wasi:http/handler` (the `wasi:http/service` world), async.
+    P3(wasmtime_wasi_http::p3::bindings::ServicePre<ComponentHost>),
 }
 
 /// A module validated at upload.
@@ -132,7 +144,9 @@ impl Runtime {
             // Timeouts: a 1 ms ticker bumps the epoch; each store checks its own deadline.
             .epoch_interruption(true)
             .max_wasm_stack(config.max_wasm_stack)
-            .wasm_component_model(true);
+            .wasm_component_model(true)
+            // WASI 0.3 components (`wasi:http/handler@0.3`) are async: streams, futures, tasks.
+            .wasm_component_model_async(true);
         let engine = Engine::new(&wasm).map_err(anyhow::Error::from)?;
 
         let mut core_linker = wasmtime::Linker::new(&engine);
@@ -141,6 +155,8 @@ impl Runtime {
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi::p3::add_to_linker(&mut component_linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut component_linker).map_err(anyhow::Error::from)?;
         crate::component_host::add_to_linker(&mut component_linker).map_err(anyhow::Error::from)?;
 
         let disk = config.cache_dir.as_deref().map(|dir| DiskCache::open(dir, &engine)).transpose()?;
@@ -265,8 +281,8 @@ impl Runtime {
     pub fn check_http(&self, compiled: &Compiled) -> Result<(), String> {
         match compiled {
             Compiled::Core { pre } => http_abi::missing_exports(pre.module()).map_or(Ok(()), Err),
-            Compiled::Component { proxy: Some(_), .. } => Ok(()),
-            Compiled::Component { proxy: None, .. } => Err("the component does not export wasi:http/incoming-handler".into()),
+            Compiled::Component { http: Some(_), .. } => Ok(()),
+            Compiled::Component { http: None, .. } => Err(NOT_HTTP.into()),
         }
     }
 
@@ -324,8 +340,11 @@ impl Runtime {
             ArtifactRef::Core(m) => Compiled::Core { pre: self.inner.core_linker.instantiate_pre(m).map_err(refused)? },
             ArtifactRef::Component(c) => {
                 let pre = self.inner.component_linker.instantiate_pre(c).map_err(refused)?;
-                let proxy = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone()).ok();
-                Compiled::Component { component: c.clone(), pre, proxy }
+                let http = match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone()) {
+                    Ok(p2) => Some(HttpEntryPre::P2(p2)),
+                    Err(_) => wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()).ok().map(HttpEntryPre::P3),
+                };
+                Compiled::Component { component: c.clone(), pre, http }
             }
         })
     }

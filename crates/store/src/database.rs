@@ -21,7 +21,7 @@ const MAX_CONNECTIONS: u32 = 8;
 
 /// Columns of a module plus its newest version's label.
 pub(crate) const MODULE_COLUMNS: &str = "m.id, m.owner_id, m.project_id, m.owner_type, m.name, m.description, m.status, m.is_public, \
-    m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.max_instances, m.reuse_instances, m.http_timeout_ms, m.env, m.allow_hosts, m.created_at, m.updated_at, \
+    m.allowed_users, m.metadata, m.timeout_ms, m.max_memory_pages, m.max_instances, m.reuse_instances, m.http_timeout_ms, m.max_body_bytes, m.env, m.allow_hosts, m.created_at, m.updated_at, \
     (SELECT v.version FROM module_versions v WHERE v.module_id = m.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS latest_version";
 
 /// Executions per multi-row INSERT.
@@ -315,6 +315,10 @@ impl Database {
         if let Some(v) = patch.http_timeout_ms {
             // 0 goes back to the node's default.
             q.push(", http_timeout_ms = ").push_bind((v > 0).then_some(v));
+        }
+        if let Some(v) = patch.max_body_bytes {
+            // 0 goes back to the default.
+            q.push(", max_body_bytes = ").push_bind((v > 0).then_some(v));
         }
         if let Some(v) = &patch.env {
             q.push(", env = ").push_bind(old.env.replaced_by(v.clone()).to_stored_json());

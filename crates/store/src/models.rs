@@ -207,6 +207,8 @@ pub struct Module {
     pub reuse_instances: bool,
     /// Longest an HTTP request may run, when not the node's default (500 ms).
     pub http_timeout_ms: Option<i64>,
+    /// Most bytes of an HTTP request or response body, when not the default (100 MiB).
+    pub max_body_bytes: Option<i64>,
     /// Configuration values the function reads with `env_get`: secret, shown as
     /// fingerprints only.
     #[sqlx(json)]
@@ -330,6 +332,8 @@ pub struct ModulePatch {
     pub reuse_instances: Option<bool>,
     /// New HTTP timeout; 0 goes back to the node's default.
     pub http_timeout_ms: Option<i64>,
+    /// New body limit; 0 goes back to the default.
+    pub max_body_bytes: Option<i64>,
     /// New configuration values (replacing all).
     pub env: Option<std::collections::BTreeMap<String, String>>,
     /// New outbound allow-list (replacing it).

@@ -135,7 +135,7 @@ async fn routes_are_checked_when_created() {
         (
             json!({"path": "/a", "moduleId": "typed"}),
             400,
-            "typed@1.0.0 cannot serve HTTP: the component does not export wasi:http/incoming-handler",
+            "typed@1.0.0 cannot serve HTTP: the component exports neither wasi:http/incoming-handler (WASI 0.2) nor wasi:http/handler (WASI 0.3)",
         ),
         (json!({"path": "/a", "moduleId": "hello", "match": "glob"}), 400, "match `glob` is not one of exact, prefix, regex"),
         (json!({"path": "/(", "moduleId": "hello", "match": "regex"}), 400, "invalid regex `/(`"),

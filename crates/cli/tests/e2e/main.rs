@@ -4,6 +4,7 @@ mod adversarial;
 mod cli;
 mod cluster;
 mod config;
+mod conformance;
 mod crash;
 mod host;
 mod http;

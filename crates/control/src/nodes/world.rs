@@ -67,6 +67,7 @@ fn function_of(m: &Module, versions: &[&ModuleVersion]) -> Result<Function, Stor
         max_instances: m.max_instances.clamp(0, u32::MAX as i64) as u32,
         reuse_instances: m.reuse_instances,
         http_timeout_ms: m.http_timeout_ms.map(|t| t.max(1) as u64),
+        max_body_bytes: m.max_body_bytes.map(|b| b.max(1) as u64),
         env: m.env.values().clone(),
         allow_hosts: m.allow_hosts.clone(),
         latest: m.latest_version.clone(),

@@ -162,6 +162,7 @@ async fn show_body(state: &AppState, session: &Session, module: &Module, q: Show
                     Some(t) => { (ms(t as f64)) " per request on a node" }
                     None => { "the node's default per request (500 ms)" }
                 } }
+                dt { "HTTP bodies" } dd { "up to " (bytes(class.body_limit(module.max_body_bytes.map(|b| b as u64)))) " each way, streamed (" (module.owner_type) " modules: at most " (bytes(class.max_body_bytes)) ")" }
                 dt { "Instances" } dd { "up to " (module.max_instances) " at once on a node; " (if module.reuse_instances { "instances are reused" } else { "a fresh instance per request" }) }
             }
         }

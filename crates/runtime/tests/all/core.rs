@@ -108,3 +108,43 @@ async fn compilation_past_its_timeout_is_refused() {
     assert!(matches!(err, PrepareError::CompileTimeout { .. }), "{err}");
     assert_eq!(err.to_string(), "compilation took longer than 1µs");
 }
+
+/// A WASI preview 1 module that writes a panic message to stderr and traps, and one that
+/// counts its environment variables.
+const WASI_GUEST: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "thread panicked: boom\n")
+  (func (export "panic")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 22))
+    (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+    unreachable)
+  (func (export "env_count") (result i32)
+    (drop (call $sizes (i32.const 16) (i32.const 20)))
+    (i32.load (i32.const 16))))"#;
+
+#[tokio::test]
+async fn a_trap_keeps_what_the_guest_wrote_to_stderr_and_the_environment_follows_the_grant() {
+    let rt = runtime();
+    let loaded = load(&rt, wat::parse_str(WASI_GUEST).unwrap()).await;
+    let context = |class: &str| edgefn_runtime::CallContext {
+        function_id: "wasi".into(),
+        grants: edgefn_runtime::Grants::for_class(class),
+        env: std::sync::Arc::new([("FOO".to_string(), "bar".to_string()), ("BAZ".to_string(), "1".to_string())].into()),
+        log: rt.guest_log(),
+        ..Default::default()
+    };
+    let mut req = InvokeRequest::new("panic", json!([]));
+    req.context = context("user");
+    let err = rt.invoke(&loaded.module, req).await.unwrap_err().to_string();
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(err.ends_with("the function wrote to stderr: thread panicked: boom"), "{err}");
+
+    let mut req = InvokeRequest::new("env_count", json!([]));
+    req.context = context("admin");
+    assert_eq!(rt.invoke(&loaded.module, req.clone()).await.unwrap().result, json!(2), "granted env_get: both values");
+    req.context = context("user");
+    assert_eq!(rt.invoke(&loaded.module, req).await.unwrap().result, json!(0), "no env_get: no environment");
+}
