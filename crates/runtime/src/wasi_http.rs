@@ -94,11 +94,11 @@ pub(crate) async fn serve(
 ) -> Result<hyper::Response<HttpBody>, HttpError> {
     // A request body that fails to arrive ends the guest's stream as a terminated connection.
     let req = req.map(|b| b.map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated).boxed_unsync());
-    let (head_tx, head_rx) = tokio::sync::oneshot::channel();
-    let timeout = limits.timeout;
+    let (head, head_rx) = tokio::sync::oneshot::channel();
+    let call = Call { req, head, deadline, timeout: limits.timeout };
     let mut task: std::pin::Pin<Box<dyn Future<Output = Result<(), InvokeError>> + Send>> = match entry {
-        HttpEntry::P2(proxy) => Box::pin(run_p2(store, proxy, req, head_tx, deadline, timeout, finished)),
-        HttpEntry::P3(service) => Box::pin(run_p3(store, service, req, head_tx, deadline, timeout, finished)),
+        HttpEntry::P2(proxy) => Box::pin(run_p2(store, proxy, call, finished)),
+        HttpEntry::P3(service) => Box::pin(run_p3(store, service, call, finished)),
     };
     let mut head_rx = head_rx;
     tokio::select! {
@@ -120,16 +120,30 @@ pub(crate) async fn serve(
 
 type Head = tokio::sync::oneshot::Sender<Result<hyper::Response<HttpBody>, HttpError>>;
 
-/// Runs a WASI 0.2 guest's `incoming-handler`; its response-outparam sends the head.
-async fn run_p2(
-    mut store: Store<ComponentHost>,
-    proxy: Proxy,
+/// One request, as a guest's runner gets it.
+struct Call {
     req: hyper::Request<WasiBody>,
+    /// Where the response head goes.
     head: Head,
     deadline: Instant,
     timeout: Duration,
+}
+
+/// Ends a guest's request: its last output line written, the instance handed back.
+fn done(
+    store: Store<ComponentHost>,
+    entry: HttpEntry,
+    result: Result<(), InvokeError>,
     finished: impl FnOnce(Finished),
 ) -> Result<(), InvokeError> {
+    store.data().output.end();
+    finished(result.is_ok().then_some((store, entry)));
+    result
+}
+
+/// Runs a WASI 0.2 guest's `incoming-handler`; its response-outparam sends the head.
+async fn run_p2(mut store: Store<ComponentHost>, proxy: Proxy, call: Call, finished: impl FnOnce(Finished)) -> Result<(), InvokeError> {
+    let Call { req, head, deadline, timeout } = call;
     let setup = |e: wasmtime::Error| InvokeError::Trap(format!("{:#}", anyhow::Error::from(e)));
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(setup)?;
@@ -158,9 +172,7 @@ async fn run_p2(
     if let (Some(head), Ok(set)) = (head, receiver.try_recv()) {
         let _ = head.send(response_head(set));
     }
-    store.data().output.end();
-    finished(result.is_ok().then_some((store, HttpEntry::P2(proxy))));
-    result
+    done(store, HttpEntry::P2(proxy), result, finished)
 }
 
 /// The head a WASI 0.2 guest set, as the ingress sends it.
@@ -175,15 +187,8 @@ fn response_head(
 
 /// Runs a WASI 0.3 guest's `handler` in the store's event loop, which goes on until the
 /// response body has been sent (or dropped), so the guest's tasks can write it.
-async fn run_p3(
-    mut store: Store<ComponentHost>,
-    service: Service,
-    req: hyper::Request<WasiBody>,
-    head: Head,
-    deadline: Instant,
-    timeout: Duration,
-    finished: impl FnOnce(Finished),
-) -> Result<(), InvokeError> {
+async fn run_p3(mut store: Store<ComponentHost>, service: Service, call: Call, finished: impl FnOnce(Finished)) -> Result<(), InvokeError> {
+    let Call { req, head, deadline, timeout } = call;
     let call = store.run_concurrent(async |accessor| {
         let (request, io) = accessor.with(|mut access| {
             let (request, io) = wasmtime_wasi_http::p3::Request::from_http(access.get().http().hooks, req);
@@ -208,9 +213,7 @@ async fn run_p3(
     });
     let call = async { call.await.and_then(|r| r).map_err(|e| classify(e, timeout)) };
     let result = with_deadline(deadline, timeout, call).await;
-    store.data().output.end();
-    finished(result.is_ok().then_some((store, HttpEntry::P3(service))));
-    result
+    done(store, HttpEntry::P3(service), result, finished)
 }
 
 /// A response body that says when it has ended (or been dropped), by dropping `sent`.

