@@ -6,6 +6,11 @@
 //! kept so the request is answered `413` or `408` when the guest has not answered yet.
 //! A response body goes to the client as the guest writes it ([`ResponseBody`]); past the
 //! limit the response is cut off (the connection is reset), since its head has already gone.
+//!
+//! A request body dropped before its end (the guest did not read it all, or it went over
+//! the limit) is read to its end and thrown away in the background, up to
+//! [`DRAIN_MAX_BYTES`] more and within the body-read timeout, so the client, still
+//! sending, gets the answer instead of a reset connection (a "lingering close").
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -16,6 +21,10 @@ use edgefn_runtime::HttpBody;
 use edgefn_serve::{BodyTimeout, TimedBody};
 use hyper::StatusCode;
 use hyper::body::{Body, Frame, SizeHint};
+
+/// Most bytes of an unread request body thrown away after its answer so the client can
+/// read that answer; past it the connection is closed.
+pub(crate) const DRAIN_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A request body as a function takes it.
 pub(crate) enum Payload {
@@ -64,7 +73,8 @@ impl std::error::Error for BodyFailure {}
 
 /// A request body held to `limit` bytes; the first failure is kept in [`RequestBody::failure`].
 pub(crate) struct RequestBody {
-    inner: TimedBody,
+    /// `None` once dropped (and handed to the drain).
+    inner: Option<TimedBody>,
     limit: u64,
     seen: u64,
     failure: Arc<OnceLock<BodyFailure>>,
@@ -73,7 +83,7 @@ pub(crate) struct RequestBody {
 impl RequestBody {
     /// `inner`, failing once more than `limit` bytes have come.
     pub(crate) fn new(inner: TimedBody, limit: u64) -> Self {
-        Self { inner, limit, seen: 0, failure: Arc::default() }
+        Self { inner: Some(inner), limit, seen: 0, failure: Arc::default() }
     }
 
     /// Where the body's failure will be, once it has failed.
@@ -101,7 +111,8 @@ impl Body for RequestBody {
     type Error = anyhow::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.seen += data.len() as u64;
@@ -122,11 +133,30 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take().filter(|b| !b.is_end_stream()) else { return };
+        if self.failure.get().is_some_and(|f| !matches!(f, BodyFailure::TooLarge { .. })) {
+            return; // timed out or broken: nothing more will come
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let mut thrown = 0u64;
+            while thrown <= DRAIN_MAX_BYTES {
+                match http_body_util::BodyExt::frame(&mut inner).await {
+                    Some(Ok(frame)) => thrown += frame.data_ref().map_or(0, |d| d.len() as u64),
+                    _ => return,
+                }
+            }
+        });
     }
 }
 

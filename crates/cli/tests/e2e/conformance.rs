@@ -150,6 +150,20 @@ async fn logged(log: impl Fn() -> String, parts: &[&str]) {
     }
 }
 
+/// Reads from `conn` until `text` has come (or the connection ends or times out); returns
+/// all it read.
+fn read_until(conn: &mut TcpStream, text: &str) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(text) {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 /// Sends the head of a chunked POST to `/echo` and one chunk, then checks the response
 /// head and that chunk come back before the rest of the body is sent.
 fn streams_before_the_body_ends(base: &str) {
@@ -157,20 +171,14 @@ fn streams_before_the_body_ends(base: &str) {
     let mut conn = TcpStream::connect(addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(conn, "POST /conformance/echo HTTP/1.1\r\nHost: conformance\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n").unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("first") {
-        let n = conn.read(&mut buf).unwrap_or_else(|e| panic!("{base}: no echo of the first chunk while the body was still open: {e}"));
-        assert!(n > 0, "{base} closed the connection: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "{base}: {}", String::from_utf8_lossy(&got));
+    let got = read_until(&mut conn, "first");
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.contains("first"),
+        "{base}: no echo of the first chunk while the body was still open: {got}"
+    );
     write!(conn, "6\r\nsecond\r\n0\r\n\r\n").unwrap();
-    while !String::from_utf8_lossy(&got).contains("second") {
-        let n = conn.read(&mut buf).unwrap();
-        assert!(n > 0, "{base} closed the connection early");
-        got.extend_from_slice(&buf[..n]);
-    }
+    let got = read_until(&mut conn, "second");
+    assert!(got.contains("second"), "{base}: {got}");
 }
 
 /// Deploys `wasm`, which targets `world`, as an admin's function (every grant: its env reaches the WASI
@@ -276,9 +284,9 @@ async fn wasi_http_components_answer_as_under_wasmtime_serve() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streamed_bodies_are_held_to_the_function_limit() {
+async fn streamed_bodies_are_held_to_the_function_limit_and_the_body_read_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start(dir.path(), &["--body-read-timeout-ms", "3000"]);
     let api = server.client();
     deploy_everywhere(&api, "limits", guest(GUESTS[0].text), GUESTS[0].world).await;
     let http = reqwest::Client::new();
@@ -309,6 +317,13 @@ async fn streamed_bodies_are_held_to_the_function_limit() {
     let res = http.get(format!("{node}/conformance/bytes?{}", 3 << 20)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.bytes().await.is_err(), "a 3 MiB response under a 1 MiB limit cannot complete");
+
+    // A body that stops arriving: the guest's stream fails at the body-read timeout, 408.
+    let mut conn = TcpStream::connect(node.trim_start_matches("http://")).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(conn, "POST /conformance/count HTTP/1.1\r\nHost: conformance\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n").unwrap();
+    let answer = read_until(&mut conn, "did not arrive within 3 s");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 
     // The limit is the class's at most (admin modules: 1 GiB); 0 goes back to the default.
     let (status, body) = api.patch("/api/v1/modules/limits", json!({"maxBodyBytes": (1u64 << 30) + 1})).await;
