@@ -28,6 +28,9 @@ pub struct AppState {
     pub hub: Arc<crate::nodes::Hub>,
     /// Compilations running per user.
     pub compiles: Arc<CompileGate>,
+    /// The base URL of an edge node serving this control plane's routes (`edgefn up`'s
+    /// own node, or `edgefn control --edge-url`): the console's links and test requests.
+    pub edge_url: Arc<std::sync::OnceLock<String>>,
 }
 
 /// How many uploads each user has compiling: one user may compile at most half of what

@@ -34,6 +34,9 @@ impl ControlCommand {
         let certs = file.certs(self.certs.clone(), &config.data_dir);
         let tls = edgefn_control::nodes::CertFiles::control(&certs).server()?;
         let opened = edgefn_control::open(&config).await?;
+        if let Some(url) = &self.control.edge_url {
+            let _ = opened.state.edge_url.set(url.trim_end_matches('/').to_string());
+        }
         let listener = super::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let stream_addr = file.node_stream_listen(self.node_stream_listen);

@@ -54,6 +54,10 @@ pub struct ControlArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EDGEFN_LOG_JSON")]
     pub(crate) log_json: bool,
+    /// Base URL of an edge node serving these routes, for the console's links and test
+    /// requests [`edgefn up`: its own node].
+    #[arg(long, env = "EDGEFN_EDGE_URL")]
+    pub(crate) edge_url: Option<String>,
     #[command(flatten)]
     pub(crate) connections: super::ConnectionArgs,
 }
@@ -222,6 +226,7 @@ impl UpCommand {
             super::bind(self.node_listen.or(file.node_listen).unwrap_or_else(|| DEFAULT_NODE_LISTEN.parse().expect("valid default")))
                 .await?;
         let node_addr = node_listener.local_addr()?;
+        let _ = state.edge_url.set(self.control.edge_url.clone().unwrap_or_else(|| format!("http://{node_addr}")));
         let metrics_listener = super::bind(
             self.metrics_listen
                 .or(file.metrics_listen)

@@ -357,3 +357,46 @@ async fn reading_pages_and_forms_work_without_javascript() {
     assert_eq!(res.status(), 403);
     assert_eq!(api.get(&format!("/api/v1/modules/{id}/executions")).await.1["total"], 1);
 }
+
+#[tokio::test]
+async fn the_console_runs_string_functions_and_sends_test_requests_through_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let greet = api.upload_example("greet.wat").await;
+    let b = Browser::start().await;
+    b.sign_in(&server, &server.token).await;
+
+    // greet("World"), its result read as a string from the function's memory.
+    b.open(&format!("{}/run?module={greet}&function=greet", server.url)).await;
+    b.fill("#args", r#"["World"]"#).await;
+    b.client.find(Locator::Css("#result-as")).await.unwrap().select_by_value("string").await.unwrap();
+    b.click("form[action='/run'] button").await;
+    assert_eq!(b.text("pre#result").await, r#""Hello, World!""#);
+    // Read as numbers it is the packed (pointer, length) the function returned.
+    b.client.find(Locator::Css("#result-as")).await.unwrap().select_by_value("values").await.unwrap();
+    b.click("form[action='/run'] button").await;
+    assert!(b.text("pre#result").await.parse::<u64>().is_ok(), "{}", b.text("pre#result").await);
+
+    // An HTTP function gets a test request panel, filled with its route; the request goes
+    // through the edge node.
+    b.open(&format!("{}/run?module=hello", server.url)).await;
+    assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/hello"));
+    b.fill("#path", "/hello?from=console").await;
+    b.click("form[action='/run/request'] button").await;
+    assert_eq!(b.text("#answer-status").await, "200");
+    let body = b.text("#answer-body").await;
+    assert!(body.starts_with("Hello from edgefn!") && body.contains("/hello?from=console"), "{body}");
+    b.screenshot("test-request").await;
+    // A wasi:http component is offered the panel, not an argument form that cannot work.
+    b.open(&format!("{}/run?module=hello-http", server.url)).await;
+    assert!(b.client.find(Locator::Css("form[action='/run']")).await.is_err(), "no function form for a wasi:http component");
+    b.click("form[action='/run/request'] button").await;
+    assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/hello-http"), "the panel starts at the component's route");
+    assert_eq!(b.text("#answer-status").await, "200");
+
+    // A new version of a system module keeps its class.
+    b.open(&format!("{}/upload?name=hello", server.url)).await;
+    assert_eq!(b.prop("#class", "value").await.as_deref(), Some("system"));
+    b.close().await;
+}

@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/modules/{id}/history", get(history::page))
         .route("/upload", get(upload::form).post(upload::submit))
         .route("/run", get(run::form).post(run::submit))
+        .route("/run/request", axum::routing::post(run::request))
         .route("/routes", get(platform::routes))
         .route("/deployments", get(platform::deployments))
         .route("/nodes", get(platform::nodes))

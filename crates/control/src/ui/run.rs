@@ -1,7 +1,12 @@
-//! The executor: pick a module and one of its functions (signature shown), give JSON
-//! arguments, run it; the result comes back with the time, memory and whether the
-//! compiled module came from the cache. Every run is recorded in the history like an
-//! API call, since it is one.
+//! The executor: pick a module, a version and one of its functions (signature shown),
+//! give JSON arguments and (for a core module) how to read the result — a number, a string,
+//! JSON or bytes through the memory ABI —, run it; the result comes back with the time,
+//! memory and whether the compiled module came from the cache. Every run is recorded in
+//! the history like an API call, since it is one.
+//!
+//! A function that serves HTTP (the `handle` ABI or a `wasi:http` component) also gets a
+//! test-request panel: method, path, headers and body, sent through the edge node, with
+//! the status, headers, body and time that came back.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -32,6 +37,12 @@ pub struct RunForm {
     args: Option<String>,
     #[serde(default)]
     timeout_ms: String,
+    /// A version label; empty for the latest.
+    #[serde(default)]
+    version: String,
+    /// How to read a core function's result: `values`, `string`, `json` or `bytes`.
+    #[serde(default)]
+    result: String,
 }
 
 /// `GET /run?module=&function=`.
@@ -66,6 +77,14 @@ enum Problem {
     Call,
 }
 
+/// The ways to read a core function's result, as the form offers them.
+const RESULT_ENCODINGS: [(&str, ResultEncoding, &str); 4] = [
+    ("values", ResultEncoding::Values, "numbers"),
+    ("string", ResultEncoding::String, "a string in memory (pointer, length)"),
+    ("json", ResultEncoding::Json, "JSON in memory"),
+    ("bytes", ResultEncoding::Bytes, "bytes in memory, as base64"),
+];
+
 async fn run(state: &AppState, session: &Session, module: &Module, form: &RunForm) -> Outcome {
     let text = form.args.as_deref().map(str::trim).filter(|a| !a.is_empty()).unwrap_or("[]");
     let args: Value =
@@ -76,7 +95,15 @@ async fn run(state: &AppState, session: &Session, module: &Module, form: &RunFor
             (Problem::Timeout, ApiError::bad_request(format!("the time limit `{t}` is not a whole number of milliseconds above 0")))
         })?),
     };
-    let body = InvokeBody { function: form.function.clone(), args, timeout_ms, version: None, result: ResultEncoding::default() };
+    let result =
+        match form.result.as_str() {
+            "" => ResultEncoding::default(),
+            name => RESULT_ENCODINGS.iter().find(|(n, _, _)| *n == name).map(|(_, e, _)| *e).ok_or_else(|| {
+                (Problem::Call, ApiError::bad_request(format!("result `{name}` is not one of values, string, json, bytes")))
+            })?,
+        };
+    let version = Some(form.version.trim()).filter(|v| !v.is_empty()).map(str::to_string);
+    let body = InvokeBody { function: form.function.clone(), args, timeout_ms, version, result };
     call(state, &session.caller, &module.id, body).await.map_err(|e| (Problem::Call, e))
 }
 
@@ -100,8 +127,16 @@ async fn choose_module(state: &AppState, session: &Session) -> Result<Markup, Ap
 }
 
 async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Option<Outcome>) -> Result<Markup, ApiError> {
-    let resolved = state.db.resolve(&module.id, None).await?;
-    let functions: Vec<ExportedFunction> = serde_json::from_value(resolved.1.exports.clone()).unwrap_or_default();
+    let wanted = Some(form.version.trim()).filter(|v| !v.is_empty());
+    let resolved = state.db.resolve(&module.id, wanted).await?;
+    let versions = state.db.versions(&module.id).await?;
+    let core = resolved.1.kind == "core";
+    let exports: Vec<ExportedFunction> = serde_json::from_value(resolved.1.exports.clone()).unwrap_or_default();
+    let serves_http =
+        resolved.1.world.as_deref().is_some_and(|w| w.starts_with("wasi:http/")) || (core && exports.iter().any(|f| f.name == "handle"));
+    // Functions that take or give resources, streams or futures cannot be called with JSON.
+    let functions: Vec<ExportedFunction> = exports.into_iter().filter(|f| !f.signature.contains("resource>")).collect();
+    let routes: Vec<_> = state.db.routes().await?.into_iter().filter(|r| r.module_id == module.id).collect();
     let chosen = functions.iter().find(|f| f.name == form.function).or(functions.first());
     let start = chosen.map(template).unwrap_or_else(|| "[]".into());
     let args = form.args.clone().unwrap_or_else(|| start.clone());
@@ -111,8 +146,21 @@ async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Op
     };
     Ok(html! {
         p {
-            "Module " a href={ "/modules/" (module.id) } { (module.name) } ", version " (resolved.1.version) " (latest). "
+            "Module " a href={ "/modules/" (module.id) } { (module.name) } ", version " (resolved.1.version)
+            (if wanted.is_none() { " (latest)" } else { "" }) ". "
             a href="/run" { "Choose another module" }
+        }
+        @if versions.len() > 1 {
+            form.inline method="get" action="/run" {
+                input type="hidden" name="module" value=(module.id);
+                label for="version" { "Version" }
+                select #version name="version" {
+                    @for v in &versions {
+                        option value=(v.version) selected[v.version == resolved.1.version] { (v.version) }
+                    }
+                }
+                button type="submit" { "Choose" }
+            }
         }
         @match &outcome {
             Some(Ok(called)) => { (result(called)) }
@@ -125,11 +173,15 @@ async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Op
             }
             _ => {}
         }
+        @if serves_http {
+            (request_panel(module, routes.first().map_or("/", |r| r.path.as_str()), None))
+        }
         @if functions.is_empty() {
-            p.empty { "This module exports no functions to run." }
+            @if !serves_http { p.empty { "This module exports no functions to run." } }
         } @else {
             form.card method="post" action="/run" {
                 input type="hidden" name="module" value=(module.id);
+                input type="hidden" name="version" value=[wanted];
                 div.field {
                     label for="function" { "Function" }
                     select #function name="function" aria-describedby="signature" {
@@ -145,6 +197,17 @@ async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Op
                     textarea #args name="args" rows="3" spellcheck="false" data-template=(start)
                         aria-invalid=[error.as_ref().map(|_| "true")] aria-describedby=[error.as_ref().map(|_| "args-error")] { (args) }
                     @if let Some(error) = error { p #args-error .error role="alert" { (error) } }
+                }
+                @if core {
+                    div.field {
+                        label for="result-as" { "Read the result as" }
+                        select #result-as name="result" aria-describedby="result-hint" {
+                            @for (name, _, label) in RESULT_ENCODINGS {
+                                option value=(name) selected[form.result == name] { (label) }
+                            }
+                        }
+                        p #result-hint .hint { "A function that returns a string or JSON returns where it is in its memory, as two numbers; read it as such." }
+                    }
                 }
                 div.field {
                     label for="timeout" { "Time limit in milliseconds (optional)" }
@@ -185,4 +248,127 @@ fn template(function: &ExportedFunction) -> String {
         _ => Value::Null,
     };
     Value::Array(function.params.iter().map(|p| value(&p.ty)).collect()).to_string()
+}
+
+/// A test request, as sent (`POST /run/request`).
+#[derive(Deserialize, Default)]
+pub struct TestRequest {
+    module: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    path: String,
+    /// `name: value` lines.
+    #[serde(default)]
+    headers: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// What the node answered a test request.
+struct TestAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    elapsed: std::time::Duration,
+}
+
+/// Most of a test answer's body shown.
+const SHOWN_BODY_BYTES: usize = 64 * 1024;
+
+/// `POST /run/request`: sends the request through the edge node and shows the answer.
+pub async fn request(State(state): State<AppState>, session: Session, Form(form): Form<TestRequest>) -> Response {
+    let body = async {
+        let module = find(&state, &session.caller, &form.module, Op::Execute).await?;
+        let answer = send(&state, &form).await;
+        Ok(html! {
+            p { "Module " a href={ "/modules/" (module.id) } { (module.name) } ". " a href={ "/run?module=" (module.id) } { "Back to its functions" } }
+            @match &answer {
+                Ok(answer) => { (test_answer(answer)) }
+                Err(e) => {
+                    section.outcome.failed aria-labelledby="outcome" {
+                        h2 #outcome { "The request was not sent" }
+                        p role="alert" { (e.message()) }
+                    }
+                }
+            }
+            (request_panel(&module, &form.path, Some(&form)))
+        })
+    };
+    session.render(Nav::Run, "Send a test request", body.await)
+}
+
+async fn send(state: &AppState, form: &TestRequest) -> Result<TestAnswer, ApiError> {
+    let edge = state.edge_url.get().ok_or_else(|| {
+        ApiError::bad_request("this control plane knows no edge node to send through: start it with --edge-url (edgefn up uses its own)")
+    })?;
+    if !form.path.starts_with('/') {
+        return Err(ApiError::bad_request(format!("path `{}` must start with `/`", form.path)));
+    }
+    let method = reqwest::Method::from_bytes(form.method.trim().to_ascii_uppercase().as_bytes())
+        .map_err(|_| ApiError::bad_request(format!("`{}` is not an HTTP method", form.method)))?;
+    let mut req = reqwest::Client::new().request(method, format!("{edge}{}", form.path)).timeout(std::time::Duration::from_secs(30));
+    for line in form.headers.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (name, value) =
+            line.split_once(':').ok_or_else(|| ApiError::bad_request(format!("header line `{line}` is not `name: value`")))?;
+        req = req.header(name.trim(), value.trim());
+    }
+    if !form.body.is_empty() {
+        req = req.body(form.body.clone());
+    }
+    let started = std::time::Instant::now();
+    let res = req.send().await.map_err(|e| ApiError::bad_request(format!("the edge node at {edge} did not answer: {e}")))?;
+    let status = res.status().as_u16();
+    let headers = res.headers().iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let bytes = res.bytes().await.map_err(|e| ApiError::bad_request(format!("the answer's body broke off: {e}")))?;
+    let shown = &bytes[..bytes.len().min(SHOWN_BODY_BYTES)];
+    let mut body = String::from_utf8_lossy(shown).into_owned();
+    if bytes.len() > SHOWN_BODY_BYTES {
+        body.push_str(&format!("\n… ({} bytes in all)", bytes.len()));
+    }
+    Ok(TestAnswer { status, headers, body, elapsed: started.elapsed() })
+}
+
+fn test_answer(answer: &TestAnswer) -> Markup {
+    html! {
+        section.outcome aria-labelledby="outcome" {
+            h2 #outcome { "Answer: " span #answer-status { (answer.status) } }
+            dl.facts {
+                dt { "Time" } dd #answer-time { (ms(answer.elapsed.as_secs_f64() * 1000.0)) }
+                @for (name, value) in &answer.headers { dt { (name) } dd { (value) } }
+            }
+            pre #answer-body role="status" { (answer.body) }
+        }
+    }
+}
+
+/// The test-request form, filled with `sent` when there is one.
+fn request_panel(module: &Module, path: &str, sent: Option<&TestRequest>) -> Markup {
+    let method = sent.map_or("GET", |s| s.method.as_str());
+    html! {
+        form.card method="post" action="/run/request" aria-labelledby="test-request" {
+            h2 #test-request { "Send a test request" }
+            p.hint { "It goes through the edge node, as any client's would, and the function's routes decide where it lands." }
+            input type="hidden" name="module" value=(module.id);
+            div.field {
+                label for="method" { "Method" }
+                select #method name="method" {
+                    @for m in ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] { option selected[m == method] { (m) } }
+                }
+            }
+            div.field {
+                label for="path" { "Path and query" }
+                input #path name="path" value=(path) required;
+            }
+            div.field {
+                label for="headers" { "Headers (one " code { "name: value" } " a line)" }
+                textarea #headers name="headers" rows="2" spellcheck="false" { (sent.map_or("", |s| s.headers.as_str())) }
+            }
+            div.field {
+                label for="body" { "Body" }
+                textarea #body name="body" rows="3" spellcheck="false" { (sent.map_or("", |s| s.body.as_str())) }
+            }
+            button type="submit" { "Send" }
+        }
+    }
 }

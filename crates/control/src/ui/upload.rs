@@ -42,9 +42,15 @@ pub struct UploadQuery {
     name: Option<String>,
 }
 
-/// `GET /upload?name=`: the name is given when adding a version to a module.
-pub async fn form(session: Session, Query(q): Query<UploadQuery>) -> Markup {
-    let form = Form { name: q.name.unwrap_or_default(), version: "1.0.0".into(), ..Form::default() };
+/// `GET /upload?name=`: the name is given when adding a version to a module, whose class
+/// the form then keeps (a module's class cannot change).
+pub async fn form(State(state): State<AppState>, session: Session, Query(q): Query<UploadQuery>) -> Markup {
+    let mut form = Form { name: q.name.unwrap_or_default(), version: "1.0.0".into(), ..Form::default() };
+    if !form.name.is_empty()
+        && let Ok(module) = crate::modules::find(&state, &session.caller, &form.name, crate::access::Op::Read).await
+    {
+        form.owner_type = module.owner_type;
+    }
     page(Some(&session), Nav::Upload, "Upload a module", form_body(&session, &form))
 }
 
