@@ -148,17 +148,27 @@ async fn readable_route(state: &AppState, caller: &Caller, route: &Route, op: Op
 #[utoipa::path(get, path = "/api/v1/routes/{id}", tag = "routes", params(("id" = String, Path, description = "Route id")),
     responses((status = 200, description = "The route", body = Route), Failure))]
 pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Route>, ApiError> {
-    let route = state.db.route(&id).await?;
-    readable_route(&state, &caller, &route, Op::Read).await?;
-    Ok(Json(route))
+    Ok(Json(readable(&state, &caller, &id, Op::Read).await?))
 }
 
 /// `DELETE /api/v1/routes/{id}`: needs the right to route to its module.
 #[utoipa::path(delete, path = "/api/v1/routes/{id}", tag = "routes", params(("id" = String, Path, description = "Route id")),
     responses((status = 204, description = "Removed"), Failure))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let route = state.db.route(&id).await?;
-    readable_route(&state, &caller, &route, Op::Route).await?;
-    state.db.delete_route(&Actor::from(&caller.user), &id).await?;
+    remove_route(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A route the caller may read.
+pub(crate) async fn readable(state: &AppState, caller: &Caller, id: &str, op: Op) -> Result<Route, ApiError> {
+    let route = state.db.route(id).await?;
+    readable_route(state, caller, &route, op).await?;
+    Ok(route)
+}
+
+/// Removes a route, with the right to route to its module, then tells the nodes.
+pub(crate) async fn remove_route(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    readable(state, caller, id, Op::Route).await?;
+    state.db.delete_route(&Actor::from(&caller.user), id).await?;
+    Ok(())
 }

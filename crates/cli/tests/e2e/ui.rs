@@ -400,3 +400,56 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     assert_eq!(b.prop("#class", "value").await.as_deref(), Some("system"));
     b.close().await;
 }
+
+/// GETs `path` on the node until it answers `status` (routes reach the node through the
+/// stream), at most 5 s.
+async fn answers(node: &str, path: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = reqwest::get(format!("{node}{path}")).await.unwrap().status().as_u16();
+        if got == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path} answered {got}, not {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_console_adds_edits_and_deletes_routes_and_the_node_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let b = Browser::start().await;
+    b.sign_in(&server, &server.token).await;
+    b.open(&format!("{}/routes", server.url)).await;
+
+    // A bad path is refused above the form, with what was typed kept.
+    b.fill("#route-path", "console").await;
+    b.client.find(Locator::Css("#route-module")).await.unwrap().select_by_label("hello").await.unwrap();
+    b.click("form[action='/routes'] button").await;
+    assert!(b.text("#route-error").await.contains("path `console` must start with `/`"), "{}", b.text("#route-error").await);
+    assert_eq!(b.prop("#route-path", "value").await.as_deref(), Some("console"));
+
+    b.fill("#route-path", "/console").await;
+    b.click("form[action='/routes'] button").await;
+    assert!(b.text("table").await.contains("/console"));
+    answers(&server.node, "/console", 200).await;
+    assert_eq!(b.attr("a[href$='/console']", "href").await, Some(format!("{}/console", server.node)), "an open link to the node");
+    b.screenshot("routes").await;
+
+    // Edit: the path changes, the node follows.
+    b.click("a[aria-label='Edit the route /console']").await;
+    assert_eq!(b.prop("#route-path", "value").await.as_deref(), Some("/console"));
+    b.fill("#route-path", "/console-2").await;
+    b.fill("#route-methods", "GET").await;
+    b.click("form[action$='/edit'] button").await;
+    assert!(b.url().await.ends_with("/routes"), "{}", b.url().await);
+    answers(&server.node, "/console-2", 200).await;
+    answers(&server.node, "/console", 404).await;
+
+    // Delete.
+    b.click("button[aria-label='Delete the route /console-2']").await;
+    answers(&server.node, "/console-2", 404).await;
+    assert!(!b.text("table").await.contains("/console-2"));
+    b.close().await;
+}

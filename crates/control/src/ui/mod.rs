@@ -13,6 +13,7 @@ mod history;
 mod layout;
 mod modules;
 mod platform;
+mod routes;
 mod run;
 mod session;
 mod upload;
@@ -38,7 +39,9 @@ pub fn router() -> Router<AppState> {
         .route("/upload", get(upload::form).post(upload::submit))
         .route("/run", get(run::form).post(run::submit))
         .route("/run/request", axum::routing::post(run::request))
-        .route("/routes", get(platform::routes))
+        .route("/routes", get(routes::list).post(routes::create))
+        .route("/routes/{id}/edit", get(routes::edit_form).post(routes::edit))
+        .route("/routes/{id}/delete", axum::routing::post(routes::delete))
         .route("/deployments", get(platform::deployments))
         .route("/nodes", get(platform::nodes))
         .route("/audit", get(platform::audit))

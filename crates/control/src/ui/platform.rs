@@ -1,5 +1,5 @@
-//! The platform pages: routes, deployments, the node registry, and (admins) the audit
-//! log with a check of its hash chain.
+//! The platform pages: deployments, the node registry, and (admins) the audit log with a
+//! check of its hash chain.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -11,51 +11,10 @@ use super::format::{bytes, time};
 use super::layout::{Nav, badge};
 use super::session::{Session, query};
 use crate::error::ApiError;
-use crate::routes::visible_routes;
 use crate::state::AppState;
 
 /// Audit entries per page.
 const AUDIT_PAGE: i64 = 50;
-
-/// `GET /routes`: routes to the modules the caller may read.
-pub async fn routes(State(state): State<AppState>, session: Session) -> Response {
-    let body = async {
-        let routes = visible_routes(&state, &session.caller).await?;
-        let mut rows = Vec::new();
-        for route in routes {
-            let module = state.db.module(&route.module_id).await?;
-            rows.push((route, module.name));
-        }
-        Ok::<_, ApiError>(html! {
-            p { "Requests to the edge node go to the route with the highest priority that matches; among equals, the most specific, then the oldest. "
-                "Add routes with " code { "edgefn route add" } " or " code { "POST /api/v1/routes" } "." }
-            @if rows.is_empty() {
-                p.empty { "No routes to modules you can see." }
-            } @else {
-                div.scroll { table {
-                    caption { (rows.len()) " routes" }
-                    thead { tr { th scope="col" { "Path" } th scope="col" { "Match" } th scope="col" { "Host" } th scope="col" { "Methods" }
-                        th scope="col" { "Priority" } th scope="col" { "Module" } th scope="col" { "Version" } th scope="col" { "Created" } } }
-                    tbody {
-                        @for (r, name) in &rows {
-                            tr {
-                                th scope="row" { code { (r.path) } }
-                                td { (r.match_kind) }
-                                td { (r.host.as_deref().unwrap_or("any")) }
-                                td { @if r.methods.is_empty() { "any" } @else { (r.methods.join(", ")) } }
-                                td { (r.priority) }
-                                td { a href={ "/modules/" (r.module_id) } { (name) } }
-                                td { (r.version.as_deref().unwrap_or("latest")) }
-                                td { (time(r.created_at)) }
-                            }
-                        }
-                    }
-                } }
-            }
-        })
-    };
-    session.render(Nav::Routes, "Routes", body.await)
-}
 
 /// `GET /deployments`.
 pub async fn deployments(session: Session) -> Response {
