@@ -273,26 +273,26 @@ pub async fn versions(State(state): State<AppState>, caller: Caller, Path(id): P
 }
 
 /// Body of `PATCH /api/v1/modules/{id}`: the fields to change.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchBody {
-    description: Option<String>,
-    status: Option<String>,
-    is_public: Option<bool>,
-    allowed_users: Option<Vec<String>>,
-    owner_type: Option<String>,
-    timeout_ms: Option<i64>,
-    max_memory_pages: Option<i64>,
-    max_instances: Option<i64>,
-    reuse_instances: Option<bool>,
+    pub(crate) description: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) is_public: Option<bool>,
+    pub(crate) allowed_users: Option<Vec<String>>,
+    pub(crate) owner_type: Option<String>,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) max_memory_pages: Option<i64>,
+    pub(crate) max_instances: Option<i64>,
+    pub(crate) reuse_instances: Option<bool>,
     /// Longest an HTTP request may run on a node, up to the class's limit; 0 for the
     /// node's default (500 ms).
-    http_timeout_ms: Option<i64>,
+    pub(crate) http_timeout_ms: Option<i64>,
     /// Most bytes of an HTTP request or response body on a node, up to the class's limit;
     /// 0 for the default (100 MiB).
-    max_body_bytes: Option<i64>,
-    env: Option<std::collections::BTreeMap<String, String>>,
-    allow_hosts: Option<Vec<String>>,
+    pub(crate) max_body_bytes: Option<i64>,
+    pub(crate) env: Option<std::collections::BTreeMap<String, String>>,
+    pub(crate) allow_hosts: Option<Vec<String>>,
 }
 
 /// Most HTTP requests one function may run at once on a node.
@@ -356,7 +356,13 @@ pub async fn patch(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<Module>, ApiError> {
-    let module = find(&state, &caller, &id, Op::Update).await?;
+    Ok(Json(update_module(&state, &caller, &id, body).await?))
+}
+
+/// Checks and applies a change of a module's settings (the API's PATCH and the console's
+/// forms), then tells the nodes.
+pub(crate) async fn update_module(state: &AppState, caller: &Caller, id: &str, body: PatchBody) -> Result<Module, ApiError> {
+    let module = find(state, caller, id, Op::Update).await?;
     if body.owner_type.as_ref().is_some_and(|t| *t != module.owner_type) {
         return Err(ApiError::forbidden(format!(
             "module {} is of class `{}`; a module's class cannot be changed",
@@ -385,10 +391,10 @@ pub async fn patch(
         return Err(ApiError::bad_request(format!("status `{s}` is not one of {}", STATUSES.join(", "))));
     }
     if let Some(t) = body.timeout_ms {
-        check_timeout(&state, &module.owner_type, t)?;
+        check_timeout(state, &module.owner_type, t)?;
     }
     if let Some(t) = body.http_timeout_ms.filter(|t| *t != 0) {
-        check_timeout(&state, &module.owner_type, t).map_err(|_| {
+        check_timeout(state, &module.owner_type, t).map_err(|_| {
             let max = MAX_MODULE_TIMEOUT_MS.min(class.max_execution_ms as i64);
             ApiError::bad_request(format!(
                 "httpTimeoutMs {t} must be between 1 and {max} (the limit of `{}` modules), or 0 for the node's default",
@@ -447,19 +453,25 @@ pub async fn patch(
         env: body.env,
         allow_hosts: body.allow_hosts,
     };
-    Ok(Json(state.db.update_module(&Actor::from(&caller.user), &module.id, &patch).await?))
+    Ok(state.db.update_module(&Actor::from(&caller.user), &module.id, &patch).await?)
 }
 
 /// `DELETE /api/v1/modules/{id}`: the module, its versions, history, and unshared bytes.
 #[utoipa::path(delete, path = "/api/v1/modules/{id}", tag = "modules", params(("id" = String, Path, description = "Module id or name")),
     responses((status = 204, description = "Deleted, with its versions, routes and history"), Failure))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let module = find(&state, &caller, &id, Op::Delete).await?;
+    delete_module(&state, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a module with its versions, routes, history and unshared bytes.
+pub(crate) async fn delete_module(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let module = find(state, caller, id, Op::Delete).await?;
     let orphaned = state.db.delete_module(&Actor::from(&caller.user), &module.id).await?;
     // Its routes went with it.
     for sha in orphaned {
         state.artifacts.delete(&sha).await?;
     }
     tracing::info!(module = %module.id, name = %module.name, "module deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -453,3 +453,69 @@ async fn the_console_adds_edits_and_deletes_routes_and_the_node_follows() {
     assert!(!b.text("table").await.contains("/console-2"));
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_console_sets_a_secret_the_function_reads_and_disables_and_deletes_a_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    // The conformance suite's component answers /conformance/env?NAME with its environment.
+    let wasm = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/wasip2.wat")).unwrap();
+    let (status, body) = api.upload("reader", "1.0.0", wasm).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["module"]["id"].as_str().unwrap().to_string();
+    let (status, body) = api.post("/api/v1/routes", json!({"path": "/conformance", "match": "prefix", "moduleId": "reader"})).await;
+    assert_eq!(status, 201, "{body}");
+    let env_of = |name: &'static str| {
+        let url = format!("{}/conformance/env?{name}", server.node);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let b = Browser::start().await;
+    b.sign_in(&server, &server.token).await;
+    b.open(&format!("{}/modules/{id}", server.url)).await;
+    b.click("ul.actions a[href$='/settings']").await;
+
+    // A secret value: set, read by the function, shown only as a fingerprint.
+    b.fill("#env-name", "GREETING").await;
+    b.fill("#env-value", "from the console").await;
+    b.click("form[action$='/env'] button[type=submit]:not(.link)").await;
+    assert_eq!(b.text("p.notice").await, "Saved.");
+    assert!(b.text("section[aria-labelledby=env] table").await.contains("sha256:"));
+    assert!(!b.client.source().await.unwrap().contains("from the console"), "the value is never shown");
+    api.synced().await;
+    assert_eq!(env_of("GREETING").await, "GREETING=from the console\n");
+    b.screenshot("settings").await;
+    b.click("button[aria-label='Remove GREETING']").await;
+    api.synced().await;
+    assert_eq!(env_of("GREETING").await, "GREETING=<unset>\n");
+
+    // Bad input is refused above its form, with what was typed kept.
+    b.fill("#http-timeout", "soon").await;
+    b.click("form[action$='/settings'] button").await;
+    assert!(b.text("#limits-error").await.contains("httpTimeoutMs `soon` is not a whole number"), "{}", b.text("#limits-error").await);
+    assert_eq!(b.prop("#http-timeout", "value").await.as_deref(), Some("soon"));
+    b.fill("#http-timeout", "999999").await;
+    b.click("form[action$='/settings'] button").await;
+    assert!(b.text("#limits-error").await.contains("httpTimeoutMs 999999 must be between 1 and 60000"));
+    b.fill("#http-timeout", "2000").await;
+    b.click("form[action$='/settings'] button").await;
+    assert_eq!(api.get("/api/v1/modules/reader").await.1["httpTimeoutMs"], 2000);
+
+    // Disable: the node answers 503; enable again.
+    b.click("form[action$='/status'] button").await;
+    assert_eq!(b.text("#status-now").await, "disabled");
+    api.synced().await;
+    assert_eq!(reqwest::get(format!("{}/conformance/hello", server.node)).await.unwrap().status(), 503);
+    b.click("form[action$='/status'] button").await;
+    assert_eq!(b.text("#status-now").await, "active");
+
+    // Delete needs the name typed.
+    b.fill("#confirm", "wrong").await;
+    b.click("form[action$='/delete'] button").await;
+    assert!(b.text("#status-error").await.contains("type the module's name, reader"));
+    b.fill("#confirm", "reader").await;
+    b.click("form[action$='/delete'] button").await;
+    assert_eq!(b.url().await, format!("{}/", server.url));
+    assert_eq!(api.get("/api/v1/modules/reader").await.0, 404);
+    b.close().await;
+}

@@ -16,6 +16,7 @@ mod platform;
 mod routes;
 mod run;
 mod session;
+mod settings;
 mod upload;
 
 use axum::Router;
@@ -36,6 +37,10 @@ pub fn router() -> Router<AppState> {
         .route("/sign-out", axum::routing::post(session::sign_out))
         .route("/modules/{id}", get(modules::show))
         .route("/modules/{id}/history", get(history::page))
+        .route("/modules/{id}/settings", get(settings::page).post(settings::limits))
+        .route("/modules/{id}/env", axum::routing::post(settings::env))
+        .route("/modules/{id}/status", axum::routing::post(settings::status))
+        .route("/modules/{id}/delete", axum::routing::post(settings::delete))
         .route("/upload", get(upload::form).post(upload::submit))
         .route("/run", get(run::form).post(run::submit))
         .route("/run/request", axum::routing::post(run::request))

@@ -139,6 +139,9 @@ async fn show_body(state: &AppState, session: &Session, module: &Module, q: Show
             @if decide(caller, module, Op::Version).is_ok() {
                 li { a.button href={ "/upload?" (query(&[("name", module.name.as_str())])) } { "Upload a new version" } }
             }
+            @if decide(caller, module, Op::Update).is_ok() {
+                li { a.button href={ "/modules/" (module.id) "/settings" } { "Settings" } }
+            }
         }
         section aria-labelledby="exports" {
             h2 #exports { "Exported functions" @if let Some(v) = latest { " of " (v.version) } }
