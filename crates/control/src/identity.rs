@@ -88,15 +88,27 @@ pub async fn create_user(
     caller: Caller,
     JsonBody(body): JsonBody<NewUserBody>,
 ) -> Result<(StatusCode, Json<NewUser>), ApiError> {
+    let (user, token, record) = add_user(&state, &caller, &body.name, body.role.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(NewUser { user, token, token_id: record.id })))
+}
+
+/// Creates a user (admins), its personal project and a first token, whose secret is
+/// returned this once.
+pub(crate) async fn add_user(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    role: Option<&str>,
+) -> Result<(User, String, ApiToken), ApiError> {
     caller.require_admin("manage users")?;
-    check_label("name", &body.name)?;
-    let role = body.role.unwrap_or_else(|| "user".into());
-    check_role(&role)?;
+    check_label("name", name)?;
+    let role = role.unwrap_or("user");
+    check_role(role)?;
     let actor = Actor::from(&caller.user);
-    let user = state.db.create_user(&actor, &body.name, &role, None).await?;
+    let user = state.db.create_user(&actor, name, role, None).await?;
     let token = new_token();
     let record = state.db.create_token(&actor, &user.id, "first token", &hash_token(&token), None).await?;
-    Ok((StatusCode::CREATED, Json(NewUser { user, token, token_id: record.id })))
+    Ok((user, token, record))
 }
 
 /// `GET /api/v1/users` (admins).
@@ -126,15 +138,26 @@ pub async fn patch_user(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserPatchBody>,
 ) -> Result<Json<User>, ApiError> {
+    Ok(Json(change_user(&state, &caller, &id, body.role.as_deref(), body.disabled).await?))
+}
+
+/// Changes a user's role or disables/enables it (admins; never oneself).
+pub(crate) async fn change_user(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    role: Option<&str>,
+    disabled: Option<bool>,
+) -> Result<User, ApiError> {
     caller.require_admin("manage users")?;
-    if let Some(role) = &body.role {
+    if let Some(role) = role {
         check_role(role)?;
     }
-    let user = state.db.user(&id).await?;
-    if user.id == caller.user.id && (body.disabled == Some(true) || body.role.as_deref() == Some("user")) {
+    let user = state.db.user(id).await?;
+    if user.id == caller.user.id && (disabled == Some(true) || role == Some("user")) {
         return Err(ApiError::bad_request("you cannot disable or demote yourself"));
     }
-    Ok(Json(state.db.update_user(&Actor::from(&caller.user), &user.id, body.role.as_deref(), body.disabled).await?))
+    Ok(state.db.update_user(&Actor::from(&caller.user), &user.id, role, disabled).await?)
 }
 
 /// Body of `POST /api/v1/tokens`.
@@ -171,23 +194,36 @@ pub async fn create_token(
     caller: Caller,
     JsonBody(body): JsonBody<NewTokenBody>,
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
-    if body.name.trim().is_empty() || body.name.len() > 100 {
+    let (record, token) = issue_token(&state, &caller, &body.name, body.expires_in_days, body.user.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(NewToken { record, token })))
+}
+
+/// A new token named `name` for `user` (admins; default the caller), expiring after
+/// `expires_in_days` if given; its secret is returned this once.
+pub(crate) async fn issue_token(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    expires_in_days: Option<i64>,
+    user: Option<&str>,
+) -> Result<(ApiToken, String), ApiError> {
+    if name.trim().is_empty() || name.len() > 100 {
         return Err(ApiError::bad_request("token name must be 1-100 characters"));
     }
-    if let Some(days) = body.expires_in_days.filter(|d| !(1..=MAX_TOKEN_DAYS).contains(d)) {
+    if let Some(days) = expires_in_days.filter(|d| !(1..=MAX_TOKEN_DAYS).contains(d)) {
         return Err(ApiError::bad_request(format!("expiresInDays {days} must be between 1 and {MAX_TOKEN_DAYS}")));
     }
-    let owner = match &body.user {
-        Some(key) if *key != caller.user.id && *key != caller.user.name => {
+    let owner = match user {
+        Some(key) if key != caller.user.id && key != caller.user.name => {
             caller.require_admin("create tokens for other users")?;
             state.db.user(key).await?
         }
         _ => caller.user.clone(),
     };
-    let expires_at = body.expires_in_days.map(|d| now_ms() + d * 86_400_000);
+    let expires_at = expires_in_days.map(|d| now_ms() + d * 86_400_000);
     let token = new_token();
-    let record = state.db.create_token(&Actor::from(&caller.user), &owner.id, body.name.trim(), &hash_token(&token), expires_at).await?;
-    Ok((StatusCode::CREATED, Json(NewToken { record, token })))
+    let record = state.db.create_token(&Actor::from(&caller.user), &owner.id, name.trim(), &hash_token(&token), expires_at).await?;
+    Ok((record, token))
 }
 
 /// Query of `GET /api/v1/tokens`.
@@ -218,9 +254,14 @@ pub async fn list_tokens(
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "identity", params(("id" = String, Path, description = "Token id")),
     responses((status = 200, description = "The revoked token", body = ApiToken), Failure))]
 pub async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ApiToken>, ApiError> {
-    let token = state.db.token(&id).await?;
+    Ok(Json(revoke(&state, &caller, &id).await?))
+}
+
+/// Revokes one of the caller's tokens (admins: anyone's).
+pub(crate) async fn revoke(state: &AppState, caller: &Caller, id: &str) -> Result<ApiToken, ApiError> {
+    let token = state.db.token(id).await?;
     if token.user_id != caller.user.id && !caller.user.is_admin() {
         return Err(ApiError::not_found(format!("token {id} not found")));
     }
-    Ok(Json(state.db.revoke_token(&Actor::from(&caller.user), &id).await?))
+    Ok(state.db.revoke_token(&Actor::from(&caller.user), id).await?)
 }

@@ -519,3 +519,63 @@ async fn the_console_sets_a_secret_the_function_reads_and_disables_and_deletes_a
     assert_eq!(api.get("/api/v1/modules/reader").await.0, 404);
     b.close().await;
 }
+
+#[tokio::test]
+async fn tokens_are_made_and_revoked_and_only_admins_manage_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let b = Browser::start().await;
+    b.sign_in(&server, &server.token).await;
+
+    // An admin creates a user; its first token is shown once.
+    b.click("header nav a[href='/users']").await;
+    b.fill("#user-name", "bo").await;
+    b.click("form[action='/users'] button").await;
+    let bo_token = b.text("#new-secret").await;
+    assert!(bo_token.starts_with("efn_"), "{bo_token}");
+    assert!(b.text("table").await.contains("bo"));
+    b.fill("#user-name", "bo").await;
+    b.click("form[action='/users'] button").await;
+    assert!(b.text("#user-error").await.contains("bo"), "a second bo is refused: {}", b.text("#user-error").await);
+    b.screenshot("users").await;
+
+    // bo signs in, makes a token with an expiry, sees it work, revokes it, sees it refused.
+    b.click("form[action='/sign-out'] button").await;
+    b.sign_in(&server, &bo_token).await;
+    assert!(b.client.find(Locator::Css("header nav a[href='/users']")).await.is_err(), "no users page offered to a user");
+    b.click("header nav a[href='/tokens']").await;
+    b.fill("#token-name", "ci").await;
+    b.fill("#token-days", "4000").await;
+    b.click("form[action='/tokens'] button").await;
+    assert!(b.text("#token-error").await.contains("expiresInDays 4000 must be between 1 and 3650"), "{}", b.text("#token-error").await);
+    assert_eq!(b.prop("#token-name", "value").await.as_deref(), Some("ci"));
+    b.fill("#token-days", "30").await;
+    b.click("form[action='/tokens'] button").await;
+    let ci = b.text("#new-secret").await;
+    assert_eq!(api.with_token(&ci).get("/api/v1/me").await.0, 200);
+    b.screenshot("tokens").await;
+    b.click("button[aria-label='Revoke ci']").await;
+    assert_eq!(api.with_token(&ci).get("/api/v1/me").await.0, 401);
+    assert!(b.text("table").await.contains("revoked"));
+
+    // A user posting to the admins' page directly is refused.
+    let posted = b
+        .client
+        .execute(
+            "const f = new FormData(); f.append('name', 'mallory');
+             return fetch('/users', {method: 'POST', body: new URLSearchParams(f)}).then(r => r.status);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(posted, json!(403));
+    let (_, users) = api.get("/api/v1/users").await;
+    assert!(!users.to_string().contains("mallory"), "{users}");
+
+    // Revoking the token of the session itself ends it at the next page.
+    b.open(&format!("{}/tokens", server.url)).await;
+    b.click("button[aria-label='Revoke first token']").await;
+    assert!(b.text("#token-error").await.contains("Your session has ended"), "{}", b.text("body").await);
+    b.close().await;
+}

@@ -15,17 +15,28 @@ pub(crate) enum Nav {
     Routes,
     Deployments,
     Nodes,
+    Tokens,
+    Users,
     Audit,
     None,
 }
 
-const ENTRIES: [(Nav, &str, &str); 7] = [
+impl Nav {
+    /// Whether only admins get this entry.
+    fn admins_only(self) -> bool {
+        matches!(self, Nav::Users | Nav::Audit)
+    }
+}
+
+const ENTRIES: [(Nav, &str, &str); 9] = [
     (Nav::Modules, "Modules", "/"),
     (Nav::Upload, "Upload", "/upload"),
     (Nav::Run, "Run", "/run"),
     (Nav::Routes, "Routes", "/routes"),
     (Nav::Deployments, "Deployments", "/deployments"),
     (Nav::Nodes, "Nodes", "/nodes"),
+    (Nav::Tokens, "Tokens", "/tokens"),
+    (Nav::Users, "Users", "/users"),
     (Nav::Audit, "Audit log", "/audit"),
 ];
 
@@ -50,7 +61,7 @@ pub(crate) fn page(session: Option<&Session>, current: Nav, title: &str, body: M
                         nav aria-label="Main" {
                             ul {
                                 @for (nav, label, href) in ENTRIES {
-                                    @if nav != Nav::Audit || user.is_admin() {
+                                    @if !nav.admins_only() || user.is_admin() {
                                         li { a href=(href) aria-current=[(nav == current).then_some("page")] { (label) } }
                                     }
                                 }

@@ -12,6 +12,7 @@ mod format;
 mod history;
 mod layout;
 mod modules;
+mod people;
 mod platform;
 mod routes;
 mod run;
@@ -50,6 +51,10 @@ pub fn router() -> Router<AppState> {
         .route("/deployments", get(platform::deployments))
         .route("/nodes", get(platform::nodes))
         .route("/audit", get(platform::audit))
+        .route("/tokens", get(people::tokens).post(people::create_token))
+        .route("/tokens/{id}/revoke", axum::routing::post(people::revoke_token))
+        .route("/users", get(people::users).post(people::create_user))
+        .route("/users/{id}", axum::routing::post(people::change))
         .route("/ui/ui.css", get(|| async { asset("text/css", include_str!("assets/ui.css")) }))
         .route("/ui/ui.js", get(|| async { asset("text/javascript", include_str!("assets/ui.js")) }))
         .route("/ui/examples/add.wasm", get(example))

@@ -45,3 +45,12 @@ if (fn && args) {
     }
   });
 }
+
+// A secret shown once: its copy button puts it on the clipboard.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  const source = button && document.querySelector(button.dataset.copy);
+  if (source && navigator.clipboard) {
+    navigator.clipboard.writeText(source.textContent.trim()).then(() => { button.textContent = "Copied"; });
+  }
+});
