@@ -17,7 +17,7 @@ use crate::openapi::Failure;
 use crate::state::AppState;
 
 /// Member roles.
-const ROLES: [&str; 3] = ["owner", "developer", "viewer"];
+pub(crate) const ROLES: [&str; 3] = ["owner", "developer", "viewer"];
 
 /// Body of `POST /api/v1/projects`.
 #[derive(Deserialize, ToSchema)]
@@ -49,21 +49,30 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<NewProjectBody>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
-    check_label("project name", &body.name)?;
-    let project = state.db.create_project(&Actor::from(&caller.user), &body.name, &caller.user.id).await?;
-    Ok((StatusCode::CREATED, Json(project)))
+    Ok((StatusCode::CREATED, Json(add_project(&state, &caller, &body.name).await?)))
+}
+
+/// A shared project the caller owns.
+pub(crate) async fn add_project(state: &AppState, caller: &Caller, name: &str) -> Result<Project, ApiError> {
+    check_label("project name", name)?;
+    Ok(state.db.create_project(&Actor::from(&caller.user), name, &caller.user.id).await?)
+}
+
+/// The caller's projects (admins: all).
+pub(crate) async fn visible_projects(state: &AppState, caller: &Caller) -> Result<Vec<Project>, ApiError> {
+    let mut projects = state.db.projects().await?;
+    projects.retain(|p| caller.user.is_admin() || caller.roles.contains_key(&p.id));
+    Ok(projects)
 }
 
 /// `GET /api/v1/projects`: the caller's projects (admins: all).
 #[utoipa::path(get, path = "/api/v1/projects", tag = "identity", responses((status = 200, description = "The caller's projects (all, for admins)", body = ProjectList), Failure))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ProjectList>, ApiError> {
-    let mut projects = state.db.projects().await?;
-    projects.retain(|p| caller.user.is_admin() || caller.roles.contains_key(&p.id));
-    Ok(Json(ProjectList { projects }))
+    Ok(Json(ProjectList { projects: visible_projects(&state, &caller).await? }))
 }
 
 /// The project `key` names, if the caller is a member (or an admin); 404 otherwise.
-async fn visible(state: &AppState, caller: &Caller, key: &str) -> Result<Project, ApiError> {
+pub(crate) async fn visible(state: &AppState, caller: &Caller, key: &str) -> Result<Project, ApiError> {
     let project = state.db.project(key).await?;
     if caller.user.is_admin() || caller.roles.contains_key(&project.id) {
         Ok(project)
@@ -109,15 +118,20 @@ pub async fn put_member(
     Path((id, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<MemberBody>,
 ) -> Result<Json<Member>, ApiError> {
-    if !ROLES.contains(&body.role.as_str()) {
-        return Err(ApiError::bad_request(format!("role `{}` is not one of {}", body.role, ROLES.join(", "))));
+    Ok(Json(set_member(&state, &caller, &id, &user, &body.role).await?))
+}
+
+/// Adds `user` to project `id` as `role`, or changes its role (owners and admins).
+pub(crate) async fn set_member(state: &AppState, caller: &Caller, id: &str, user: &str, role: &str) -> Result<Member, ApiError> {
+    if !ROLES.contains(&role) {
+        return Err(ApiError::bad_request(format!("role `{role}` is not one of {}", ROLES.join(", "))));
     }
-    let project = managed(&state, &caller, &id).await?;
-    let user = state.db.user(&user).await?;
-    if project.personal_of.as_deref() == Some(user.id.as_str()) && body.role != "owner" {
+    let project = managed(state, caller, id).await?;
+    let user = state.db.user(user).await?;
+    if project.personal_of.as_deref() == Some(user.id.as_str()) && role != "owner" {
         return Err(ApiError::bad_request("the owner of a personal project stays its owner"));
     }
-    Ok(Json(state.db.set_member(&Actor::from(&caller.user), &project.id, &user.id, &body.role).await?))
+    Ok(state.db.set_member(&Actor::from(&caller.user), &project.id, &user.id, role).await?)
 }
 
 /// `DELETE /api/v1/projects/{id}/members/{user}`.
@@ -129,8 +143,14 @@ pub async fn remove_member(
     caller: Caller,
     Path((id, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let project = managed(&state, &caller, &id).await?;
-    let user = state.db.user(&user).await?;
+    drop_member(&state, &caller, &id, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `user` from project `id` (owners and admins); a project keeps an owner.
+pub(crate) async fn drop_member(state: &AppState, caller: &Caller, id: &str, user: &str) -> Result<(), ApiError> {
+    let project = managed(state, caller, id).await?;
+    let user = state.db.user(user).await?;
     if project.personal_of.as_deref() == Some(user.id.as_str()) {
         return Err(ApiError::bad_request("the owner of a personal project cannot be removed from it"));
     }
@@ -140,5 +160,5 @@ pub async fn remove_member(
         return Err(ApiError::bad_request("a project keeps at least one owner"));
     }
     state.db.remove_member(&Actor::from(&caller.user), &project.id, &user.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

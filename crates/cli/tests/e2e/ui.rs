@@ -579,3 +579,42 @@ async fn tokens_are_made_and_revoked_and_only_admins_manage_users() {
     assert!(b.text("#token-error").await.contains("Your session has ended"), "{}", b.text("body").await);
     b.close().await;
 }
+
+#[tokio::test]
+async fn projects_are_shared_in_the_console_and_wat_uploads_go_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let bo = api.new_user("bo").await;
+    let b = Browser::start().await;
+    b.sign_in(&server, &server.token).await;
+
+    // A project, and a member added with a role; an unknown user is refused beside it.
+    b.click("header nav a[href='/projects']").await;
+    b.fill("#project-name", "team").await;
+    b.click("form[action='/projects'] button").await;
+    let (_, team) = api.get("/api/v1/projects/team").await;
+    let team_id = team["id"].as_str().unwrap().to_string();
+    b.fill(&format!("#member-{team_id}"), "nobody").await;
+    b.click(&format!("form[action='/projects/{team_id}/members'] button[type=submit]:not(.link)")).await;
+    assert!(b.text(&format!("#members-error-{team_id}")).await.contains("nobody"), "{}", b.text("main").await);
+    b.fill(&format!("#member-{team_id}"), "bo").await;
+    b.click(&format!("form[action='/projects/{team_id}/members'] button[type=submit]:not(.link)")).await;
+    let (_, team) = api.get("/api/v1/projects/team").await;
+    assert!(team["members"].as_array().unwrap().iter().any(|m| m["userName"] == "bo" && m["role"] == "developer"), "{team}");
+    b.screenshot("projects").await;
+
+    // bo uploads WebAssembly text to the shared project.
+    b.click("form[action='/sign-out'] button").await;
+    b.sign_in(&server, &bo.token).await;
+    b.click("header nav a[href='/upload']").await;
+    let wat = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/add.wat")).unwrap();
+    b.client.find(Locator::Css("#file")).await.unwrap().send_keys(wat.to_str().unwrap()).await.unwrap();
+    assert_eq!(b.prop("#name", "value").await.as_deref(), Some("add"));
+    b.client.find(Locator::Css("#project")).await.unwrap().select_by_label("team").await.unwrap();
+    b.click("form[action='/upload'] button[type=submit]").await;
+    assert_eq!(b.title().await, "Module add · edgefn");
+    let (_, module) = bo.get("/api/v1/modules/add").await;
+    assert_eq!(module["projectId"], team_id.as_str(), "{module}");
+    b.close().await;
+}

@@ -16,6 +16,7 @@ pub(crate) enum Nav {
     Deployments,
     Nodes,
     Tokens,
+    Projects,
     Users,
     Audit,
     None,
@@ -28,7 +29,7 @@ impl Nav {
     }
 }
 
-const ENTRIES: [(Nav, &str, &str); 9] = [
+const ENTRIES: [(Nav, &str, &str); 10] = [
     (Nav::Modules, "Modules", "/"),
     (Nav::Upload, "Upload", "/upload"),
     (Nav::Run, "Run", "/run"),
@@ -36,6 +37,7 @@ const ENTRIES: [(Nav, &str, &str); 9] = [
     (Nav::Deployments, "Deployments", "/deployments"),
     (Nav::Nodes, "Nodes", "/nodes"),
     (Nav::Tokens, "Tokens", "/tokens"),
+    (Nav::Projects, "Projects", "/projects"),
     (Nav::Users, "Users", "/users"),
     (Nav::Audit, "Audit log", "/audit"),
 ];

@@ -54,6 +54,8 @@ pub fn router() -> Router<AppState> {
         .route("/tokens", get(people::tokens).post(people::create_token))
         .route("/tokens/{id}/revoke", axum::routing::post(people::revoke_token))
         .route("/users", get(people::users).post(people::create_user))
+        .route("/projects", get(people::projects).post(people::create_project))
+        .route("/projects/{id}/members", axum::routing::post(people::member))
         .route("/users/{id}", axum::routing::post(people::change))
         .route("/ui/ui.css", get(|| async { asset("text/css", include_str!("assets/ui.css")) }))
         .route("/ui/ui.js", get(|| async { asset("text/javascript", include_str!("assets/ui.js")) }))

@@ -1,8 +1,9 @@
 //! People and access: the caller's own API tokens (create with an expiry — the secret
-//! shown once, with a copy button —, list, revoke) and, for admins, users (create — its
-//! first token shown once —, change the role, disable, enable). Every form goes through
-//! the API's own functions (`issue_token`, `revoke`, `add_user`, `change_user`), so the
-//! permission checks and errors are the API's; a user who is not an admin is not shown the
+//! shown once, with a copy button —, list, revoke); projects with their members (create;
+//! owners add, change and remove members) and, for admins, users (create — its first token
+//! shown once —, change the role, disable, enable). Every form goes through the API's own
+//! functions (`issue_token`, `revoke`, `add_project`, `set_member`, `drop_member`,
+//! `add_user`, `change_user`), so the permission checks and errors are the API's; a user who is not an admin is not shown the
 //! users page, and is refused (403) when posting to it anyway.
 
 use axum::Form;
@@ -17,6 +18,7 @@ use super::layout::{Nav, badge};
 use super::session::Session;
 use crate::error::ApiError;
 use crate::identity::{add_user, change_user, issue_token, revoke};
+use crate::projects::{ROLES, add_project, drop_member, set_member, visible_projects};
 use crate::state::AppState;
 
 /// A page showing a secret is never kept by the browser or a proxy.
@@ -259,4 +261,123 @@ fn user_table(users: &[User], me: &User) -> Markup {
             }
         } }
     }
+}
+
+/// The new-project form.
+#[derive(Deserialize, Default)]
+pub struct ProjectForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// A membership change: add `user` (or change its role) as `role`, or remove it.
+#[derive(Deserialize, Default)]
+pub struct MemberForm {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    remove: Option<String>,
+}
+
+/// `GET /projects`: the caller's projects (admins: all) with their members.
+pub async fn projects(State(state): State<AppState>, session: Session) -> Response {
+    let body = projects_body(&state, &session, &ProjectForm::default(), None).await;
+    session.render(Nav::Projects, "Projects", body)
+}
+
+/// `POST /projects`: a shared project the caller owns.
+pub async fn create_project(State(state): State<AppState>, session: Session, Form(form): Form<ProjectForm>) -> Response {
+    match add_project(&state, &session.caller, form.name.trim()).await {
+        Ok(_) => Redirect::to("/projects").into_response(),
+        Err(e) => {
+            let status = e.status();
+            let body = projects_body(&state, &session, &form, Some((None, e))).await;
+            (status, session.render(Nav::Projects, "Projects", body)).into_response()
+        }
+    }
+}
+
+/// `POST /projects/{id}/members`: adds, changes or removes a member (owners and admins).
+pub async fn member(State(state): State<AppState>, session: Session, Path(id): Path<String>, Form(form): Form<MemberForm>) -> Response {
+    let changed = match &form.remove {
+        Some(user) => drop_member(&state, &session.caller, &id, user).await,
+        None => set_member(&state, &session.caller, &id, form.user.trim(), &form.role).await.map(drop),
+    };
+    match changed {
+        Ok(()) => Redirect::to("/projects").into_response(),
+        Err(e) => {
+            let status = e.status();
+            let body = projects_body(&state, &session, &ProjectForm::default(), Some((Some(id), e))).await;
+            (status, session.render(Nav::Projects, "Projects", body)).into_response()
+        }
+    }
+}
+
+/// The projects, and the error of the form that failed (`None`: the new-project form).
+async fn projects_body(
+    state: &AppState,
+    session: &Session,
+    form: &ProjectForm,
+    error: Option<(Option<String>, ApiError)>,
+) -> Result<Markup, ApiError> {
+    let caller = &session.caller;
+    let projects = visible_projects(state, caller).await?;
+    let error_for = |key: Option<&str>| error.as_ref().filter(|(p, _)| p.as_deref() == key).map(|(_, e)| e.message().to_string());
+    let mut shown = Vec::new();
+    for project in projects {
+        let members = state.db.members(&project.id).await?;
+        let manages = caller.user.is_admin() || caller.roles.get(&project.id).is_some_and(|r| r == "owner");
+        shown.push((project, members, manages));
+    }
+    Ok(html! {
+        p { "Members of a project share its modules: viewers read them; developers also upload, run and route; owners also manage members." }
+        @for (project, members, manages) in &shown {
+            section.card aria-labelledby={ "project-" (project.id) } {
+                h2 #{ "project-" (project.id) } { (project.name) @if project.personal_of.is_some() { " " (badge("private", "personal")) } }
+                @if let Some(e) = error_for(Some(project.id.as_str())) {
+                    p.error role="alert" id={ "members-error-" (project.id) } { (e) }
+                }
+                table {
+                    caption { (members.len()) " members" }
+                    thead { tr { th scope="col" { "User" } th scope="col" { "Role" } @if *manages { th scope="col" { "Remove" } } } }
+                    tbody {
+                        @for m in members {
+                            tr {
+                                th scope="row" { (m.user_name) }
+                                td { (m.role) }
+                                @if *manages { td {
+                                    form.inline method="post" action={ "/projects/" (project.id) "/members" } {
+                                        input type="hidden" name="remove" value=(m.user_id);
+                                        button.link type="submit" aria-label={ "Remove " (m.user_name) " from " (project.name) } { "Remove" }
+                                    }
+                                } }
+                            }
+                        }
+                    }
+                }
+                @if *manages {
+                    form.inline method="post" action={ "/projects/" (project.id) "/members" } {
+                        label for={ "member-" (project.id) } { "User" }
+                        input id={ "member-" (project.id) } name="user" required;
+                        label for={ "role-" (project.id) } { "Role" }
+                        select id={ "role-" (project.id) } name="role" {
+                            @for role in ROLES { option value=(role) selected[role == "developer"] { (role) } }
+                        }
+                        button type="submit" { "Add or change" }
+                    }
+                }
+            }
+        }
+        form.card method="post" action="/projects" aria-labelledby="new-project" {
+            h2 #new-project { "New project" }
+            @if let Some(e) = error_for(None) { p #project-error .error role="alert" { (e) } }
+            div.field {
+                label for="project-name" { "Name" }
+                input #project-name name="name" required value=(form.name);
+            }
+            button type="submit" { "Create project" }
+        }
+    })
 }

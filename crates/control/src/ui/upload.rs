@@ -4,6 +4,7 @@
 
 use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use edgefn_store::Project;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -23,6 +24,8 @@ struct Form {
     description: String,
     timeout_ms: String,
     owner_type: String,
+    /// A project id; empty for the caller's personal project.
+    project: String,
     error: Option<(Field, String)>,
 }
 
@@ -51,7 +54,17 @@ pub async fn form(State(state): State<AppState>, session: Session, Query(q): Que
     {
         form.owner_type = module.owner_type;
     }
-    page(Some(&session), Nav::Upload, "Upload a module", form_body(&session, &form))
+    let projects = writable_projects(&state, &session).await;
+    page(Some(&session), Nav::Upload, "Upload a module", form_body(&session, &form, &projects))
+}
+
+/// Projects the caller may upload to (owner or developer; admins: all), personal first.
+async fn writable_projects(state: &AppState, session: &Session) -> Vec<Project> {
+    let caller = &session.caller;
+    let mut projects = crate::projects::visible_projects(state, caller).await.unwrap_or_default();
+    projects.retain(|p| caller.user.is_admin() || caller.roles.get(&p.id).is_some_and(|r| r != "viewer"));
+    projects.sort_by_key(|p| p.personal_of.as_deref() != Some(caller.user.id.as_str()));
+    projects
 }
 
 /// `POST /upload` (multipart): registers the module and shows it, or the form again.
@@ -63,7 +76,8 @@ pub async fn submit(State(state): State<AppState>, session: Session, req: Reques
             let status = err.status();
             form.error = Some((field, err.message().to_string()));
             if status.is_client_error() {
-                (status, page(Some(&session), Nav::Upload, "Upload a module", form_body(&session, &form))).into_response()
+                let projects = writable_projects(&state, &session).await;
+                (status, page(Some(&session), Nav::Upload, "Upload a module", form_body(&session, &form, &projects))).into_response()
             } else {
                 session.failure(Nav::Upload, err)
             }
@@ -80,15 +94,23 @@ async fn upload(state: &AppState, session: &Session, req: Request, form: &mut Fo
         description: field("description"),
         timeout_ms: field("timeoutMs"),
         owner_type: field("ownerType"),
+        project: field("project"),
         error: None,
     };
     let file_name = upload.file_name.as_deref().unwrap_or_default();
     if upload.bytes.is_empty() {
-        return Err((Field::File, ApiError::bad_request("choose a .wasm file to upload")));
+        return Err((Field::File, ApiError::bad_request("choose a .wasm or .wat file to upload")));
     }
-    if !file_name.ends_with(".wasm") {
-        return Err((Field::File, ApiError::bad_request(format!("only .wasm files can be uploaded; `{file_name}` is not one"))));
-    }
+    let bytes = if file_name.ends_with(".wasm") {
+        upload.bytes
+    } else if file_name.ends_with(".wat") {
+        // WebAssembly text is assembled here, as the CLI does.
+        wat::parse_bytes(&upload.bytes)
+            .map(|b| b.into_owned())
+            .map_err(|e| (Field::File, ApiError::bad_request(format!("{file_name} does not assemble: {e}"))))?
+    } else {
+        return Err((Field::File, ApiError::bad_request(format!("only .wasm and .wat files can be uploaded; `{file_name}` is neither"))));
+    };
     if form.name.is_empty() {
         return Err((Field::Name, ApiError::bad_request("give the module a name")));
     }
@@ -97,10 +119,10 @@ async fn upload(state: &AppState, session: &Session, req: Request, form: &mut Fo
         version: if form.version.is_empty() { "1.0.0".into() } else { form.version.clone() },
         description: Some(form.description.clone()).filter(|d| !d.is_empty()),
         owner_type: Some(form.owner_type.clone()).filter(|t| !t.is_empty()),
-        project: None,
+        project: Some(form.project.clone()).filter(|p| !p.is_empty()),
         timeout_ms: Some(form.timeout_ms.clone()).filter(|t| !t.is_empty()),
     };
-    match add_version(state, &session.caller, what, upload.bytes).await {
+    match add_version(state, &session.caller, what, bytes).await {
         Ok((module, version)) => Ok(format!("/modules/{}?{}", module.id, query(&[("uploaded", version.version.as_str())]))),
         Err(e) => Err((field_of(&e), e)),
     }
@@ -119,7 +141,7 @@ fn field_of(err: &ApiError) -> Field {
     }
 }
 
-fn form_body(session: &Session, form: &Form) -> Markup {
+fn form_body(session: &Session, form: &Form, projects: &[Project]) -> Markup {
     let error = |field: Field| form.error.as_ref().filter(|(f, _)| *f == field).map(|(_, m)| m.as_str());
     let described = |field: Field, id: &str, hint: Option<&str>| {
         let mut ids: Vec<String> = hint.map(|h| vec![h.to_string()]).unwrap_or_default();
@@ -135,8 +157,8 @@ fn form_body(session: &Session, form: &Form) -> Markup {
         @if let Some(message) = error(Field::Form) { p.error role="alert" { (message) } }
         form.card method="post" action="/upload" enctype="multipart/form-data" {
             div.field.dropzone data-dropzone {
-                label for="file" { "WebAssembly module (.wasm)" }
-                input #file type="file" name="file" accept=".wasm,application/wasm" required
+                label for="file" { "WebAssembly module (.wasm, or text: .wat)" }
+                input #file type="file" name="file" accept=".wasm,.wat,application/wasm" required
                     aria-invalid=[error(Field::File).map(|_| "true")] aria-describedby=(described(Field::File, "file", Some("file-hint")));
                 p #file-hint .hint {
                     "Choose a file or drop it here. No module at hand? Download "
@@ -169,6 +191,15 @@ fn form_body(session: &Session, form: &Form) -> Markup {
                     aria-invalid=[error(Field::Timeout).map(|_| "true")] aria-describedby=(described(Field::Timeout, "timeout", Some("timeout-hint")));
                 p #timeout-hint .hint { "Default " (DEFAULT_MODULE_TIMEOUT_MS) " ms, capped by the module's class." }
                 (problem(Field::Timeout, "timeout"))
+            }
+            @if projects.len() > 1 {
+                div.field {
+                    label for="project" { "Project" }
+                    select #project name="project" aria-describedby="project-hint" {
+                        @for p in projects { option value=(p.id) selected[form.project == p.id] { (p.name) } }
+                    }
+                    p #project-hint .hint { "A new module belongs to this project; its members share it by their roles." }
+                }
             }
             @if session.caller.user.is_admin() {
                 div.field {

@@ -1,7 +1,7 @@
 // edgefn admin UI: conveniences only. Every page works without this script.
 "use strict";
 
-// Upload: drop a file on the field; only .wasm; the module name follows the file name
+// Upload: drop a file on the field; only .wasm or .wat; the module name follows the file name
 // until the name is typed by hand.
 for (const zone of document.querySelectorAll("[data-dropzone]")) {
   const input = zone.querySelector("input[type=file]");
@@ -22,11 +22,11 @@ for (const zone of document.querySelectorAll("[data-dropzone]")) {
   input.addEventListener("change", () => {
     const file = input.files[0];
     if (!file) return;
-    const wasm = file.name.toLowerCase().endsWith(".wasm");
-    input.setCustomValidity(wasm ? "" : "Only .wasm files can be uploaded.");
-    chosen.textContent = wasm ? `${file.name}, ${(file.size / 1024).toFixed(1)} KB` : `${file.name} is not a .wasm file.`;
+    const wasm = /\.(wasm|wat)$/i.test(file.name);
+    input.setCustomValidity(wasm ? "" : "Only .wasm and .wat files can be uploaded.");
+    chosen.textContent = wasm ? `${file.name}, ${(file.size / 1024).toFixed(1)} KB` : `${file.name} is not a .wasm or .wat file.`;
     if (wasm && name && nameFromFile) {
-      name.value = file.name.replace(/\.wasm$/i, "").replace(/[^A-Za-z0-9._+-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 64);
+      name.value = file.name.replace(/\.(wasm|wat)$/i, "").replace(/[^A-Za-z0-9._+-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 64);
     }
   });
 }
