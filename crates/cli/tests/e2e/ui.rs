@@ -163,9 +163,9 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     // The first Tab reaches the skip link, then the navigation.
     b.client.find(Locator::Css("body")).await.unwrap().send_keys("\u{e004}").await.unwrap();
     assert_eq!(b.client.active_element().await.unwrap().text().await.unwrap(), "Skip to content");
-    // The admin's own class is the first tab shown; the bundled examples are system modules.
-    assert!(b.text(".tabs a[aria-current=page]").await.starts_with("Admin 0"), "{}", b.text(".tabs a[aria-current=page]").await);
-    b.click(".tabs li:first-child a").await;
+    // The admin has no modules of its own class yet: the first tab with modules is shown,
+    // the system modules of the bundled examples.
+    assert!(b.text(".tabs a[aria-current=page]").await.starts_with("System 2"), "{}", b.text(".tabs a[aria-current=page]").await);
     assert!(b.text("table caption").await.starts_with("System modules: "), "{}", b.text("table caption").await);
     assert!(b.text("table").await.contains("hello-http"));
     b.screenshot("modules").await;
@@ -394,6 +394,16 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     b.click("form[action='/run/request'] button").await;
     assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/hello-http"), "the panel starts at the component's route");
     assert_eq!(b.text("#answer-status").await, "200");
+
+    // The module's page says how to reach it: its route on the node, curl and CLI lines.
+    b.open(&format!("{}/modules/hello", server.url)).await;
+    let reach = b.text("section[aria-labelledby=reach]").await;
+    assert!(reach.contains(&format!("curl {}/hello", server.node)), "{reach}");
+    assert!(reach.contains("edgefn invoke hello"), "{reach}");
+    assert_eq!(
+        b.attr(&format!("section[aria-labelledby=reach] a[href='{}/hello']", server.node), "href").await,
+        Some(format!("{}/hello", server.node))
+    );
 
     // A new version of a system module keeps its class.
     b.open(&format!("{}/upload?name=hello", server.url)).await;

@@ -36,10 +36,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
 
 async fn list_body(state: &AppState, session: &Session, q: ListQuery) -> Result<Markup, ApiError> {
     let caller = &session.caller;
-    // The tab of the class the caller's own uploads get, unless it asks for another.
-    let default_tab = if caller.user.is_admin() { "admin" } else { "user" };
-    let tab = q.tab.as_deref().unwrap_or(default_tab);
-    if !TABS.iter().any(|(class, _)| *class == tab) {
+    if let Some(tab) = q.tab.as_deref().filter(|tab| !TABS.iter().any(|(class, _)| class == tab)) {
         return Err(ApiError::bad_request(format!("no tab `{tab}`: choose system, admin or user")));
     }
     let needle = q.q.trim().to_lowercase();
@@ -47,6 +44,11 @@ async fn list_body(state: &AppState, session: &Session, q: ListQuery) -> Result<
     let mut modules = visible_modules(state, caller, filter, Op::Read).await?;
     modules.retain(|m| needle.is_empty() || m.name.to_lowercase().contains(&needle) || m.description.to_lowercase().contains(&needle));
     let count = |class: &str| modules.iter().filter(|m| m.owner_type == class).count();
+    // The tab of the class the caller's own uploads get, or else the first with modules,
+    // unless it asks for another.
+    let own = if caller.user.is_admin() { "admin" } else { "user" };
+    let default_tab = if count(own) > 0 { own } else { TABS.iter().map(|(class, _)| *class).find(|c| count(c) > 0).unwrap_or(own) };
+    let tab = q.tab.as_deref().unwrap_or(default_tab);
     let shown: Vec<&Module> = modules.iter().filter(|m| m.owner_type == tab).collect();
     let label = TABS.iter().find(|(class, _)| *class == tab).map_or(tab, |(_, label)| *label);
     Ok(html! {
@@ -107,17 +109,25 @@ pub struct ShowQuery {
 }
 
 /// `GET /modules/{id}`.
-pub async fn show(State(state): State<AppState>, session: Session, Path(id): Path<String>, Query(q): Query<ShowQuery>) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Response {
+    // The API is where this page came from.
+    let api = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).map_or_else(String::new, |h| format!("http://{h}"));
     match find(&state, &session.caller, &id, Op::Read).await {
         Ok(module) => {
-            let body = show_body(&state, &session, &module, q).await;
+            let body = show_body(&state, &session, &module, q, &api).await;
             session.render(Nav::Modules, &format!("Module {}", module.name), body)
         }
         Err(e) => session.failure(Nav::Modules, e),
     }
 }
 
-async fn show_body(state: &AppState, session: &Session, module: &Module, q: ShowQuery) -> Result<Markup, ApiError> {
+async fn show_body(state: &AppState, session: &Session, module: &Module, q: ShowQuery, api: &str) -> Result<Markup, ApiError> {
     let caller = &session.caller;
     let versions = state.db.versions(&module.id).await?;
     let latest = versions.iter().find(|v| Some(&v.version) == module.latest_version.as_ref());
@@ -155,6 +165,7 @@ async fn show_body(state: &AppState, session: &Session, module: &Module, q: Show
                 None => { p.empty { "No exported functions." } }
             }
         }
+        (call_it(state, session, module, latest, api).await?)
         @if let Some(traffic) = traffic { (traffic) }
         section aria-labelledby="limits" {
             h2 #limits { "Limits" }
@@ -192,6 +203,57 @@ async fn show_body(state: &AppState, session: &Session, module: &Module, q: Show
                 dt { "Id" } dd { code { (module.id) } }
                 dt { "Created" } dd { (time(module.created_at)) }
                 dt { "Visibility" } dd { (if module.is_public { "public: every signed-in user may read and run it" } else { "private" }) }
+            }
+        }
+    })
+}
+
+/// How to reach the module: its routes with their URLs on the edge node, and copyable
+/// curl and CLI lines for the invoke API and for each route.
+async fn call_it(
+    state: &AppState,
+    session: &Session,
+    module: &Module,
+    latest: Option<&ModuleVersion>,
+    api: &str,
+) -> Result<Markup, ApiError> {
+    let routes: Vec<_> =
+        crate::routes::visible_routes(state, &session.caller).await?.into_iter().filter(|r| r.module_id == module.id).collect();
+    let edge = state.edge_url.get().map_or("http://EDGE-NODE", String::as_str);
+    let first = latest.map(|v| exports(&v.exports)).unwrap_or_default().into_iter().find(|(_, sig)| !sig.contains("resource>"));
+    let mut lines = Vec::new();
+    if let Some((function, _)) = &first {
+        lines.push(format!("edgefn invoke {} {function} …", module.name));
+        lines.push(format!(
+            "curl -X POST {api}/api/v1/modules/{}/invoke -H \"Authorization: Bearer $TOKEN\" -d '{{\"function\": \"{function}\", \"args\": []}}'",
+            module.name
+        ));
+    }
+    for route in routes.iter().filter(|r| r.match_kind != "regex") {
+        let host = route.host.as_deref().map(|h| format!(" -H 'Host: {h}'")).unwrap_or_default();
+        lines.push(format!("curl{host} {edge}{}", route.path));
+    }
+    Ok(html! {
+        section aria-labelledby="reach" {
+            h2 #reach { "Call it" }
+            @if routes.is_empty() {
+                p { "No routes on the edge node lead here. " a href="/routes" { "Add one" } "." }
+            } @else {
+                ul {
+                    @for r in &routes {
+                        li {
+                            code { (r.path) } " (" (r.match_kind) @if let Some(h) = &r.host { ", host " (h) } ")"
+                            @if r.host.is_none() && r.match_kind != "regex" && state.edge_url.get().is_some() {
+                                " — " a href={ (edge) (r.path) } { (edge) (r.path) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !lines.is_empty() {
+                @for (i, line) in lines.iter().enumerate() {
+                    p.secret { code id={ "snippet-" (i) } { (line) } " " button type="button" data-copy={ "#snippet-" (i) } aria-label="Copy this line" { "Copy" } }
+                }
             }
         }
     })
