@@ -58,8 +58,15 @@ pub async fn list(
         Some(key) => Some(state.db.user(key).await?.id),
         None => None,
     };
-    let filter =
-        AuditFilter { actor_id, resource_type: q.resource_type, resource_id: q.resource_id, operation: q.operation, after: q.after, limit };
+    let filter = AuditFilter {
+        actor_id,
+        resource_type: q.resource_type,
+        resource_id: q.resource_id,
+        operation: q.operation,
+        after: q.after,
+        limit,
+        ..AuditFilter::default()
+    };
     Ok(Json(AuditPage { entries: state.db.audit(&filter).await? }))
 }
 

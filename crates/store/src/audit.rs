@@ -192,7 +192,10 @@ impl Database {
         if let Some(v) = f.after {
             q.push(" AND seq > ").push_bind(v);
         }
-        q.push(" ORDER BY seq LIMIT ").push_bind(f.limit);
+        if let Some(v) = f.before {
+            q.push(" AND seq < ").push_bind(v);
+        }
+        q.push(if f.newest_first { " ORDER BY seq DESC LIMIT " } else { " ORDER BY seq LIMIT " }).push_bind(f.limit);
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 

@@ -166,6 +166,10 @@ pub struct AuditFilter {
     pub operation: Option<String>,
     /// Only entries after this seq.
     pub after: Option<i64>,
+    /// Only entries before this seq.
+    pub before: Option<i64>,
+    /// Newest first (else oldest first).
+    pub newest_first: bool,
     /// Most entries returned.
     pub limit: i64,
 }

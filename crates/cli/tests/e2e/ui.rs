@@ -519,7 +519,21 @@ async fn the_console_sets_a_secret_the_function_reads_and_disables_and_deletes_a
     b.click("form[action$='/status'] button").await;
     assert_eq!(b.text("#status-now").await, "active");
 
+    // The audit log, newest first, filtered to module updates, shows what changed.
+    b.open(&format!("{}/audit", server.url)).await;
+    b.client.find(Locator::Css("#audit-resource")).await.unwrap().select_by_value("module").await.unwrap();
+    b.client.find(Locator::Css("#audit-operation")).await.unwrap().select_by_value("update").await.unwrap();
+    b.click("form.filters button").await;
+    assert!(b.text("table caption").await.ends_with("newest first"));
+    let first = b.text("tbody tr:first-child").await;
+    assert!(first.contains("update") && first.contains("admin"), "{first}");
+    let source = b.client.source().await.unwrap();
+    assert!(source.contains("<code>httpTimeoutMs</code>: <del>null</del> → <ins>2000</ins>"), "the timeout change shown as a diff");
+    assert!(!source.contains("from the console"), "secrets never reach the audit page");
+    b.screenshot("audit-filtered").await;
+
     // Delete needs the name typed.
+    b.open(&format!("{}/modules/{id}/settings", server.url)).await;
     b.fill("#confirm", "wrong").await;
     b.click("form[action$='/delete'] button").await;
     assert!(b.text("#status-error").await.contains("type the module's name, reader"));
