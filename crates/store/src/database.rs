@@ -439,6 +439,17 @@ impl Database {
         Ok(())
     }
 
+    /// Calls kept in the history of each module that has any: (count, errors and
+    /// timeouts, time of the last), by module id.
+    pub async fn call_summaries(&self) -> Result<std::collections::HashMap<String, (i64, i64, i64)>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT module_id, COUNT(*), COALESCE(SUM(status != 'success'), 0), MAX(created_at) FROM executions GROUP BY module_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id, count, errors, last)| (id, (count, errors, last))).collect())
+    }
+
     /// A page of a module's executions, newest first, and the total count; only those
     /// run by `executor` and ending in `status` when given.
     pub async fn executions(

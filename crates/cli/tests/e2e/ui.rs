@@ -378,6 +378,11 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     b.click("form[action='/run'] button").await;
     assert!(b.text("pre#result").await.parse::<u64>().is_ok(), "{}", b.text("pre#result").await);
 
+    // The module list counts its calls.
+    b.open(&format!("{}/?tab=admin", server.url)).await;
+    let row = b.text("tbody tr:first-child").await;
+    assert!(row.starts_with("greet") && row.contains(" 2 0.0 %"), "{row}");
+
     // An HTTP function gets a test request panel, filled with its route; the request goes
     // through the edge node.
     b.open(&format!("{}/run?module=hello", server.url)).await;
@@ -640,5 +645,41 @@ async fn projects_are_shared_in_the_console_and_wat_uploads_go_to_them() {
     assert_eq!(b.title().await, "Module add · edgefn");
     let (_, module) = bo.get("/api/v1/modules/add").await;
     assert_eq!(module["projectId"], team_id.as_str(), "{module}");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn every_console_page_fits_a_phone_and_a_wide_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let add = api.upload_example("add.wat").await;
+    let (status, body) = api.invoke(&add, json!({"function": "add", "args": [1, 2]})).await;
+    assert_eq!(status, 200, "{body}");
+    let b = Browser::start().await;
+    b.sign_in(&server, &server.token).await;
+    let pages = [
+        ("modules", "/?tab=system".to_string()),
+        ("module", "/modules/hello".to_string()),
+        ("run", format!("/run?module={add}")),
+        ("history", format!("/modules/{add}/history")),
+        ("routes", "/routes".to_string()),
+        ("settings", format!("/modules/{add}/settings")),
+        ("tokens", "/tokens".to_string()),
+        ("projects", "/projects".to_string()),
+        ("users", "/users".to_string()),
+        ("nodes", "/nodes".to_string()),
+        ("audit", "/audit".to_string()),
+    ];
+    for (width, height, suffix) in [(1400, 900, "wide"), (390, 844, "phone")] {
+        b.client.set_window_size(width, height).await.unwrap();
+        for (name, path) in &pages {
+            b.open(&format!("{}{path}", server.url)).await;
+            assert!(!b.title().await.starts_with("Something went wrong"), "{path}");
+            let fits = b.client.execute("return document.documentElement.scrollWidth <= window.innerWidth", vec![]).await.unwrap();
+            assert_eq!(fits, json!(true), "{path} scrolls sideways at {width} px");
+            b.screenshot(&format!("{name}-{suffix}")).await;
+        }
+    }
     b.close().await;
 }

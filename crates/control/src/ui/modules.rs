@@ -50,6 +50,7 @@ async fn list_body(state: &AppState, session: &Session, q: ListQuery) -> Result<
     let default_tab = if count(own) > 0 { own } else { TABS.iter().map(|(class, _)| *class).find(|c| count(c) > 0).unwrap_or(own) };
     let tab = q.tab.as_deref().unwrap_or(default_tab);
     let shown: Vec<&Module> = modules.iter().filter(|m| m.owner_type == tab).collect();
+    let calls = state.db.call_summaries().await?;
     let label = TABS.iter().find(|(class, _)| *class == tab).map_or(tab, |(_, label)| *label);
     Ok(html! {
         nav.tabs aria-label="Module classes" {
@@ -84,7 +85,8 @@ async fn list_body(state: &AppState, session: &Session, q: ListQuery) -> Result<
             div.scroll {
                 table {
                     caption { (label) " modules: " (shown.len()) }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Class, visibility, status" } th scope="col" { "Latest" } th scope="col" { "Description" } th scope="col" { "Updated" } } }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Class, visibility, status" } th scope="col" { "Latest" } th scope="col" { "Description" }
+                        th scope="col" { "API calls" } th scope="col" { "Errors" } th scope="col" { "Last call" } th scope="col" { "Updated" } } }
                     tbody {
                         @for m in &shown {
                             tr {
@@ -92,6 +94,14 @@ async fn list_body(state: &AppState, session: &Session, q: ListQuery) -> Result<
                                 td { (module_badges(m)) }
                                 td { (m.latest_version.as_deref().unwrap_or("—")) }
                                 td { (m.description) }
+                                @match calls.get(&m.id) {
+                                    Some((count, errors, last)) => {
+                                        td { (count) }
+                                        td { (format!("{:.1} %", *errors as f64 * 100.0 / (*count).max(1) as f64)) }
+                                        td { (time(*last)) }
+                                    }
+                                    None => { td { "0" } td { "—" } td { "never" } }
+                                }
                                 td { (time(m.updated_at)) }
                             }
                         }
