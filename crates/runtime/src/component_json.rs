@@ -14,6 +14,33 @@ use wasmtime::component::types::Type;
 /// Largest integer a JSON number holds exactly (2^53).
 const MAX_SAFE_INTEGER: u64 = 1 << 53;
 
+/// A JSON value of `ty` to start from: zeros, empty strings and lists, a record's fields,
+/// the first case of a variant or enum, `null` for an option, `{"ok": …}` for a result.
+/// Resources, streams and futures cannot be written in JSON: `null`.
+pub fn example(ty: &Type) -> Json {
+    match ty {
+        Type::Bool => json!(false),
+        Type::S8 | Type::U8 | Type::S16 | Type::U16 | Type::S32 | Type::U32 | Type::S64 | Type::U64 => json!(0),
+        Type::Float32 | Type::Float64 => json!(0.0),
+        Type::Char => json!("a"),
+        Type::String => json!(""),
+        Type::List(_) | Type::FixedLengthList(_) | Type::Flags(_) => json!([]),
+        Type::Map(_) => json!({}),
+        Type::Record(r) => Json::Object(r.fields().map(|f| (f.name.to_string(), example(&f.ty))).collect()),
+        Type::Tuple(t) => Json::Array(t.types().map(|t| example(&t)).collect()),
+        Type::Variant(v) => match v.cases().next() {
+            Some(case) => match case.ty {
+                Some(t) => json!({"tag": case.name, "value": example(&t)}),
+                None => json!(case.name),
+            },
+            None => Json::Null,
+        },
+        Type::Enum(e) => e.names().next().map_or(Json::Null, |n| json!(n)),
+        Type::Result(r) => json!({"ok": r.ok().map_or(Json::Null, |t| example(&t))}),
+        _ => Json::Null,
+    }
+}
+
 /// WIT syntax for a type, as shown in signatures.
 pub fn type_name(ty: &Type) -> String {
     match ty {

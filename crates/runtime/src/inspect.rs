@@ -35,6 +35,10 @@ pub struct Param {
     /// The type: `i32`… for core modules, WIT syntax for components.
     #[serde(rename = "type")]
     pub ty: String,
+    /// For components, a JSON value of the type to start from (a record's fields, a
+    /// variant's first case…), as the invoke API takes it; absent for core modules.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub example: serde_json::Value,
 }
 
 /// An exported function and its signature.
@@ -93,8 +97,11 @@ pub(crate) fn core_exports(module: &wasmtime::Module) -> Vec<ExportedFunction> {
 }
 
 pub(crate) fn core_function(name: &str, ty: &FuncType) -> ExportedFunction {
-    let params: Vec<Param> =
-        ty.params().enumerate().map(|(i, t)| Param { name: format!("p{i}"), ty: val_type_name(&t).to_string() }).collect();
+    let params: Vec<Param> = ty
+        .params()
+        .enumerate()
+        .map(|(i, t)| Param { name: format!("p{i}"), ty: val_type_name(&t).to_string(), example: serde_json::Value::Null })
+        .collect();
     let results: Vec<String> = ty.results().map(|t| val_type_name(&t).to_string()).collect();
     let args = params.iter().map(|p| p.ty.as_str()).collect::<Vec<_>>().join(", ");
     let signature = match results.len() {
@@ -148,7 +155,8 @@ pub(crate) fn component_exports(engine: &Engine, component: &wasmtime::component
 }
 
 pub(crate) fn component_function(name: &str, ty: &ComponentFunc) -> ExportedFunction {
-    let params: Vec<Param> = ty.params().map(|(n, t)| Param { name: n.to_string(), ty: type_name(&t) }).collect();
+    let params: Vec<Param> =
+        ty.params().map(|(n, t)| Param { name: n.to_string(), ty: type_name(&t), example: crate::component_json::example(&t) }).collect();
     let results: Vec<String> = ty.results().map(|t| type_name(&t)).collect();
     let args = params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ");
     let signature = match results.first() {

@@ -378,6 +378,27 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     b.click("form[action='/run'] button").await;
     assert!(b.text("pre#result").await.parse::<u64>().is_ok(), "{}", b.text("pre#result").await);
 
+    // A component's function gets a field per parameter, built from its WIT types.
+    let typed = api.upload_example("typed.wat").await;
+    b.open(&format!("{}/run?module={typed}&function=translate", server.url)).await;
+    assert_eq!(b.prop("#param-p", "value").await.as_deref(), Some(r#"{"x":0,"y":0}"#), "a record's fields to start from");
+    b.fill("#param-p", r#"{"x": 1, "y": 2}"#).await;
+    b.fill("#param-dx", "10").await;
+    b.fill("#param-dy", "20").await;
+    b.click("form[action='/run'][method='post'] button").await;
+    assert_eq!(b.text("pre#result").await.split_whitespace().collect::<String>(), r#"{"x":11,"y":22}"#);
+    b.open(&format!("{}/run?module={typed}&function=greet", server.url)).await;
+    b.fill("#param-name", "Ada").await;
+    b.click("form[action='/run'][method='post'] button").await;
+    assert_eq!(b.text("pre#result").await, r#""Hello, Ada!""#, "a string parameter is typed as text");
+    b.open(&format!("{}/run?module={typed}&function=safe-div", server.url)).await;
+    b.fill("#param-a", "1").await;
+    b.fill("#param-b", "zero").await;
+    b.click("form[action='/run'][method='post'] button").await;
+    assert!(b.text("#args-error").await.contains("`b` (s32) is not valid JSON"), "{}", b.text("#args-error").await);
+    assert_eq!(b.prop("#param-b", "value").await.as_deref(), Some("zero"), "what was typed is kept");
+    b.screenshot("run-component").await;
+
     // The module list counts its calls.
     b.open(&format!("{}/?tab=admin", server.url)).await;
     let row = b.text("tbody tr:first-child").await;
@@ -654,6 +675,7 @@ async fn every_console_page_fits_a_phone_and_a_wide_screen() {
     let server = Server::start(dir.path(), &[]);
     let api = server.client();
     let add = api.upload_example("add.wat").await;
+    let typed = api.upload_example("typed.wat").await;
     let (status, body) = api.invoke(&add, json!({"function": "add", "args": [1, 2]})).await;
     assert_eq!(status, 200, "{body}");
     let b = Browser::start().await;
@@ -662,6 +684,7 @@ async fn every_console_page_fits_a_phone_and_a_wide_screen() {
         ("modules", "/?tab=system".to_string()),
         ("module", "/modules/hello".to_string()),
         ("run", format!("/run?module={add}")),
+        ("run-component", format!("/run?module={typed}&function=translate")),
         ("history", format!("/modules/{add}/history")),
         ("routes", "/routes".to_string()),
         ("settings", format!("/modules/{add}/settings")),

@@ -43,6 +43,16 @@ pub struct RunForm {
     /// How to read a core function's result: `values`, `string`, `json` or `bytes`.
     #[serde(default)]
     result: String,
+    /// A component function's arguments, one field each: `param.<name>`.
+    #[serde(flatten)]
+    params: std::collections::BTreeMap<String, String>,
+}
+
+impl RunForm {
+    /// What was typed for parameter `name` of a component function.
+    fn param(&self, name: &str) -> Option<&String> {
+        self.params.get(&format!("param.{name}"))
+    }
 }
 
 /// `GET /run?module=&function=`.
@@ -86,9 +96,34 @@ const RESULT_ENCODINGS: [(&str, ResultEncoding, &str); 4] = [
 ];
 
 async fn run(state: &AppState, session: &Session, module: &Module, form: &RunForm) -> Outcome {
-    let text = form.args.as_deref().map(str::trim).filter(|a| !a.is_empty()).unwrap_or("[]");
-    let args: Value =
-        serde_json::from_str(text).map_err(|e| (Problem::Args, ApiError::bad_request(format!("the arguments are not valid JSON: {e}"))))?;
+    let version = Some(form.version.trim()).filter(|v| !v.is_empty()).map(str::to_string);
+    let resolved = state.db.resolve(&module.id, version.as_deref()).await.map_err(|e| (Problem::Call, e.into()))?;
+    let exports: Vec<ExportedFunction> = serde_json::from_value(resolved.1.exports.clone()).unwrap_or_default();
+    let typed = exports.iter().find(|f| f.name == form.function).filter(|_| resolved.1.kind != "core");
+    let args = match typed {
+        // A component's parameters, one field each: JSON of the parameter's type, or plain
+        // text for a string.
+        Some(function) => {
+            let mut args = serde_json::Map::new();
+            for p in &function.params {
+                let text = form.param(&p.name).map_or("", |t| t.trim());
+                let value = match serde_json::from_str::<Value>(text) {
+                    Ok(value) => value,
+                    Err(_) if p.ty == "string" => Value::from(form.param(&p.name).cloned().unwrap_or_default()),
+                    Err(e) => {
+                        return Err((Problem::Args, ApiError::bad_request(format!("`{}` ({}) is not valid JSON: {e}", p.name, p.ty))));
+                    }
+                };
+                args.insert(p.name.clone(), value);
+            }
+            Value::Object(args)
+        }
+        None => {
+            let text = form.args.as_deref().map(str::trim).filter(|a| !a.is_empty()).unwrap_or("[]");
+            serde_json::from_str(text)
+                .map_err(|e| (Problem::Args, ApiError::bad_request(format!("the arguments are not valid JSON: {e}"))))?
+        }
+    };
     let timeout_ms = match form.timeout_ms.trim() {
         "" => None,
         t => Some(t.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
@@ -102,7 +137,6 @@ async fn run(state: &AppState, session: &Session, module: &Module, form: &RunFor
                 (Problem::Call, ApiError::bad_request(format!("result `{name}` is not one of values, string, json, bytes")))
             })?,
         };
-    let version = Some(form.version.trim()).filter(|v| !v.is_empty()).map(str::to_string);
     let body = InvokeBody { function: form.function.clone(), args, timeout_ms, version, result };
     call(state, &session.caller, &module.id, body).await.map_err(|e| (Problem::Call, e))
 }
@@ -179,24 +213,62 @@ async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Op
         @if functions.is_empty() {
             @if !serves_http { p.empty { "This module exports no functions to run." } }
         } @else {
+            @if !core {
+                // A component function's form is built from its types: choose it first.
+                form.card method="get" action="/run" {
+                    input type="hidden" name="module" value=(module.id);
+                    input type="hidden" name="version" value=[wanted];
+                    div.field {
+                        label for="component-function" { "Function" }
+                        select #component-function name="function" {
+                            @for f in &functions { option value=(f.name) selected[Some(f) == chosen] { (f.signature) } }
+                        }
+                    }
+                    button type="submit" { "Choose" }
+                }
+            }
             form.card method="post" action="/run" {
                 input type="hidden" name="module" value=(module.id);
                 input type="hidden" name="version" value=[wanted];
-                div.field {
-                    label for="function" { "Function" }
-                    select #function name="function" aria-describedby="signature" {
-                        @for f in &functions {
-                            option value=(f.name) selected[Some(f) == chosen] data-signature=(f.signature) data-template=(template(f)) { (f.signature) }
+                @if core {
+                    div.field {
+                        label for="function" { "Function" }
+                        select #function name="function" aria-describedby="signature" {
+                            @for f in &functions {
+                                option value=(f.name) selected[Some(f) == chosen] data-signature=(f.signature) data-template=(template(f)) { (f.signature) }
+                            }
+                        }
+                        p.hint { "Signature: " code #signature { (chosen.map_or("", |f| f.signature.as_str())) } }
+                    }
+                    div.field {
+                        label for="args" { "Arguments (a JSON array, one value per parameter)" }
+                        @let error = problem(Problem::Args);
+                        textarea #args name="args" rows="3" spellcheck="false" data-template=(start)
+                            aria-invalid=[error.as_ref().map(|_| "true")] aria-describedby=[error.as_ref().map(|_| "args-error")] { (args) }
+                        @if let Some(error) = error { p #args-error .error role="alert" { (error) } }
+                    }
+                } @else if let Some(f) = chosen {
+                    input type="hidden" name="function" value=(f.name);
+                    p.hint { "Signature: " code #signature { (f.signature) } }
+                    @let error = problem(Problem::Args);
+                    @if let Some(error) = &error { p #args-error .error role="alert" { (error) } }
+                    @for p in &f.params {
+                        div.field {
+                            label for={ "param-" (p.name) } { (p.name) ": " code { (p.ty) } }
+                            @let start = if p.ty == "string" { String::new() } else { p.example.to_string() };
+                            @let typed = form.param(&p.name).cloned().unwrap_or(start);
+                            @if p.ty == "string" || !p.example.is_object() && !p.example.is_array() {
+                                input id={ "param-" (p.name) } name={ "param." (p.name) } value=(typed) spellcheck="false"
+                                    aria-describedby={ "param-" (p.name) "-hint" } aria-invalid=[error.as_ref().map(|_| "true")];
+                            } @else {
+                                textarea id={ "param-" (p.name) } name={ "param." (p.name) } rows="3" spellcheck="false"
+                                    aria-describedby={ "param-" (p.name) "-hint" } aria-invalid=[error.as_ref().map(|_| "true")] { (typed) }
+                            }
+                            p.hint id={ "param-" (p.name) "-hint" } {
+                                @if p.ty == "string" { "Text as it is." } @else { "JSON: " (example_hint(&p.ty)) }
+                            }
                         }
                     }
-                    p.hint { "Signature: " code #signature { (chosen.map_or("", |f| f.signature.as_str())) } }
-                }
-                div.field {
-                    label for="args" { "Arguments (a JSON array, one value per parameter)" }
-                    @let error = problem(Problem::Args);
-                    textarea #args name="args" rows="3" spellcheck="false" data-template=(start)
-                        aria-invalid=[error.as_ref().map(|_| "true")] aria-describedby=[error.as_ref().map(|_| "args-error")] { (args) }
-                    @if let Some(error) = error { p #args-error .error role="alert" { (error) } }
                 }
                 @if core {
                     div.field {
@@ -235,6 +307,21 @@ fn result(called: &Called) -> Markup {
                 dt { "Compiled code" } dd #cache { (if called.cache_hit { "cache hit: compiled earlier and reused" } else { "cache miss: compiled for this call" }) }
             }
         }
+    }
+}
+
+/// How a WIT type is written in JSON, for a parameter's hint.
+fn example_hint(ty: &str) -> &'static str {
+    match ty {
+        t if t.starts_with("record") => "an object with a value per field",
+        t if t.starts_with("list") || t.starts_with("tuple") => "an array",
+        t if t.starts_with("option") => "null, or the value",
+        t if t.starts_with("result") => "{\"ok\": …} or {\"err\": …}",
+        t if t.starts_with("variant") => "{\"tag\": case, \"value\": …}, or the case's name alone",
+        t if t.starts_with("enum") => "one of the names, as a string",
+        t if t.starts_with("flags") => "an array of names",
+        "bool" => "true or false",
+        _ => "a number",
     }
 }
 
