@@ -119,7 +119,7 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     });
     let compiles = Arc::new(state::CompileGate::new(runtime.config().max_concurrent_compiles));
     let hub = nodes::Hub::start(db.clone(), artifacts.clone()).await?;
-    let state = AppState { db, artifacts, runtime, recorder, settings, hub, compiles, edge_url: Arc::default() };
+    let state = AppState { db, artifacts, runtime, recorder, settings, hub, compiles, edge_url: Arc::default(), uploads: Arc::default() };
     claims::backfill(&state).await.map_err(|e| anyhow::anyhow!("claiming the space of older routes: {}", e.message()))?;
     let admin = access::Caller { roles: state.db.memberships(&admin.id).await?, user: admin };
     if created && let Err(e) = bundled::deploy(&state, &admin).await {

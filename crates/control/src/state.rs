@@ -31,6 +31,9 @@ pub struct AppState {
     /// The base URL of an edge node serving this control plane's routes (`edgefn up`'s
     /// own node, or `edgefn control --edge-url`): the console's links and test requests.
     pub edge_url: Arc<std::sync::OnceLock<String>>,
+    /// Files of console uploads refused for something other than the file, kept for the
+    /// corrected form.
+    pub uploads: Arc<crate::ui::UploadStash>,
 }
 
 /// How many uploads each user has compiling: one user may compile at most half of what

@@ -176,7 +176,11 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     b.click("header nav a[href='/upload']").await;
     b.client.find(Locator::Css("#file")).await.unwrap().send_keys(add.to_str().unwrap()).await.unwrap();
     assert_eq!(b.prop("#name", "value").await.as_deref(), Some("add"));
-    assert!(b.text("[data-file]").await.starts_with("add.wasm, "));
+    assert_eq!(
+        b.text("[data-file]").await,
+        format!("add.wasm, {} bytes", crate::example("add.wat").len()),
+        "sizes as the server writes them"
+    );
     b.screenshot("upload").await;
     b.click("form[action='/upload'] button[type=submit]").await;
     assert!(b.url().await.contains("?uploaded=1.0.0"), "{}", b.url().await);
@@ -205,6 +209,12 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     let api = server.client();
     assert_eq!(api.get("/api/v1/modules/junk").await.0, 404);
     assert_eq!(api.get(&format!("/api/v1/modules/{module_id}/versions")).await.1["versions"].as_array().unwrap().len(), 1);
+    // The refused upload's file is kept: a new version number is all it takes.
+    assert!(b.text("#kept").await.starts_with("add.wasm ("), "{}", b.text("#kept").await);
+    b.fill("#version", "1.0.1").await;
+    b.click("form[action='/upload'] button[type=submit]").await;
+    assert!(b.url().await.contains("?uploaded=1.0.1"), "{}", b.url().await);
+    assert_eq!(api.get(&format!("/api/v1/modules/{module_id}/versions")).await.1["versions"].as_array().unwrap().len(), 2);
 
     // Run it from its page.
     b.open(&module_url).await;
@@ -212,16 +222,16 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     assert_eq!(b.text("#signature").await, "add(i32, i32) -> i32");
     assert_eq!(b.prop("#args", "value").await.as_deref(), Some("[0,0]"));
     b.fill("#args", "[2, 3").await;
-    b.click("form[action='/run'] button").await;
+    b.click("form[action='/run'][method='post'] button").await;
     assert!(b.text("#args-error").await.starts_with("the arguments are not valid JSON"));
     b.fill("#args", "[2, 3]").await;
-    b.click("form[action='/run'] button").await;
+    b.click("form[action='/run'][method='post'] button").await;
     assert_eq!(b.text("#result").await, "5");
     assert!(b.text("#time").await.ends_with(" ms"), "{}", b.text("#time").await);
     assert!(b.text("#cache").await.starts_with("cache "));
     b.screenshot("run").await;
     b.fill("#args", "[2]").await;
-    b.click("form[action='/run'] button").await;
+    b.click("form[action='/run'][method='post'] button").await;
     assert!(b.text(".outcome.failed").await.contains("too few arguments"), "{}", b.text(".outcome.failed").await);
 
     // More calls through the API, so the charts have points; then the history.
@@ -371,11 +381,11 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     b.open(&format!("{}/run?module={greet}&function=greet", server.url)).await;
     b.fill("#args", r#"["World"]"#).await;
     b.client.find(Locator::Css("#result-as")).await.unwrap().select_by_value("string").await.unwrap();
-    b.click("form[action='/run'] button").await;
+    b.click("form[action='/run'][method='post'] button").await;
     assert_eq!(b.text("pre#result").await, r#""Hello, World!""#);
     // Read as numbers it is the packed (pointer, length) the function returned.
     b.client.find(Locator::Css("#result-as")).await.unwrap().select_by_value("values").await.unwrap();
-    b.click("form[action='/run'] button").await;
+    b.click("form[action='/run'][method='post'] button").await;
     assert!(b.text("pre#result").await.parse::<u64>().is_ok(), "{}", b.text("pre#result").await);
 
     // A component's function gets a field per parameter, built from its WIT types.

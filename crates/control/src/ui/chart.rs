@@ -48,6 +48,7 @@ pub(crate) fn lines(
                 }
                 text.axis x=(LEFT) y=(HEIGHT - 8.0) { (x_ends.0) }
                 text.axis x=(WIDTH - RIGHT) y=(HEIGHT - 8.0) text-anchor="end" { (x_ends.1) }
+                text.axis.title x=((LEFT + WIDTH - RIGHT) / 2.0) y=(HEIGHT - 8.0) text-anchor="middle" { "time (UTC)" }
                 @for s in series {
                     @let path = path(&s.values, &x, &y);
                     path class={ "series " (s.class) } d=(PreEscaped(path)) {}

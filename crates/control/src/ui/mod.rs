@@ -18,7 +18,10 @@ mod routes;
 mod run;
 mod session;
 mod settings;
+mod stash;
 mod upload;
+
+pub use stash::UploadStash;
 
 use axum::Router;
 use axum::extract::Request;

@@ -8,8 +8,10 @@ use edgefn_store::Project;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::format::bytes;
 use super::layout::{Nav, page};
 use super::session::{Session, query};
+use super::stash::Kept;
 use crate::body::read_upload;
 use crate::config::DEFAULT_MODULE_TIMEOUT_MS;
 use crate::error::ApiError;
@@ -26,6 +28,8 @@ struct Form {
     owner_type: String,
     /// A project id; empty for the caller's personal project.
     project: String,
+    /// The file of a refused upload, kept on the server: (stash id, file name, size).
+    kept: Option<(String, String, usize)>,
     error: Option<(Field, String)>,
 }
 
@@ -95,17 +99,39 @@ async fn upload(state: &AppState, session: &Session, req: Request, form: &mut Fo
         timeout_ms: field("timeoutMs"),
         owner_type: field("ownerType"),
         project: field("project"),
+        kept: None,
         error: None,
     };
-    let file_name = upload.file_name.as_deref().unwrap_or_default();
-    if upload.bytes.is_empty() {
+    // No file chosen this time: the one kept from the refused try, if any.
+    let (file_name, sent) = match (upload.bytes.is_empty(), field("kept")) {
+        (true, id) if !id.is_empty() => match state.uploads.take(&id, &session.caller.user.id) {
+            Some(kept) => (kept.file_name, kept.bytes),
+            None => return Err((Field::File, ApiError::bad_request("the file kept from before has expired: choose it again"))),
+        },
+        _ => (upload.file_name.clone().unwrap_or_default(), upload.bytes),
+    };
+    if sent.is_empty() {
         return Err((Field::File, ApiError::bad_request("choose a .wasm or .wat file to upload")));
     }
+    let result = add(state, session, form, &file_name, &sent).await;
+    // Refused for something other than the file: keep it for the corrected form.
+    if let Err((field, _)) = &result
+        && !matches!(field, Field::File)
+    {
+        let size = sent.len();
+        let id = state.uploads.keep(&session.caller.user.id, Kept { file_name: file_name.clone(), bytes: sent });
+        form.kept = Some((id, file_name, size));
+    }
+    result
+}
+
+/// Assembles text if need be and adds the version the form describes.
+async fn add(state: &AppState, session: &Session, form: &Form, file_name: &str, sent: &[u8]) -> Result<String, (Field, ApiError)> {
     let bytes = if file_name.ends_with(".wasm") {
-        upload.bytes
+        sent.to_vec()
     } else if file_name.ends_with(".wat") {
         // WebAssembly text is assembled here, as the CLI does.
-        wat::parse_bytes(&upload.bytes)
+        wat::parse_bytes(sent)
             .map(|b| b.into_owned())
             .map_err(|e| (Field::File, ApiError::bad_request(format!("{file_name} does not assemble: {e}"))))?
     } else {
@@ -158,12 +184,15 @@ fn form_body(session: &Session, form: &Form, projects: &[Project]) -> Markup {
         form.card method="post" action="/upload" enctype="multipart/form-data" {
             div.field.dropzone data-dropzone {
                 label for="file" { "WebAssembly module (.wasm, or text: .wat)" }
-                input #file type="file" name="file" accept=".wasm,.wat,application/wasm" required
+                input #file type="file" name="file" accept=".wasm,.wat,application/wasm" required[form.kept.is_none()]
                     aria-invalid=[error(Field::File).map(|_| "true")] aria-describedby=(described(Field::File, "file", Some("file-hint")));
                 p #file-hint .hint {
                     "Choose a file or drop it here. No module at hand? Download "
                     a href="/ui/examples/add.wasm" download { "add.wasm" } ", which adds two numbers."
-                    @if form.error.is_some() { " Choose the file again after fixing the form." }
+                }
+                @if let Some((id, name, size)) = &form.kept {
+                    input type="hidden" name="kept" value=(id);
+                    p #kept .notice { (name) " (" (bytes(*size as u64)) ") is kept: fix the form and upload again, or choose another file." }
                 }
                 p.chosen data-file aria-live="polite" {}
                 (problem(Field::File, "file"))

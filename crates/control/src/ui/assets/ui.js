@@ -1,6 +1,16 @@
 // edgefn admin UI: conveniences only. Every page works without this script.
 "use strict";
 
+// Sizes as the server writes them (format.rs): "512 bytes", "1.2 KB", "16 MB".
+function size(n) {
+  if (n < 1024) return `${n} bytes`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = n / 1024, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  const text = value < 10 ? value.toFixed(1) : value.toFixed(0);
+  return `${text.replace(/\.0$/, "")} ${units[unit]}`;
+}
+
 // Upload: drop a file on the field; only .wasm or .wat; the module name follows the file name
 // until the name is typed by hand.
 for (const zone of document.querySelectorAll("[data-dropzone]")) {
@@ -24,7 +34,7 @@ for (const zone of document.querySelectorAll("[data-dropzone]")) {
     if (!file) return;
     const wasm = /\.(wasm|wat)$/i.test(file.name);
     input.setCustomValidity(wasm ? "" : "Only .wasm and .wat files can be uploaded.");
-    chosen.textContent = wasm ? `${file.name}, ${(file.size / 1024).toFixed(1)} KB` : `${file.name} is not a .wasm or .wat file.`;
+    chosen.textContent = wasm ? `${file.name}, ${size(file.size)}` : `${file.name} is not a .wasm or .wat file.`;
     if (wasm && name && nameFromFile) {
       name.value = file.name.replace(/\.(wasm|wat)$/i, "").replace(/[^A-Za-z0-9._+-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 64);
     }
