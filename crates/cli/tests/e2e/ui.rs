@@ -366,6 +366,35 @@ async fn reading_pages_and_forms_work_without_javascript() {
         .unwrap();
     assert_eq!(res.status(), 403);
     assert_eq!(api.get(&format!("/api/v1/modules/{id}/executions")).await.1["total"], 1);
+
+    // The managing forms are plain posts too: a route, a setting, a token.
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let req = http.post(format!("{}{path}", server.url)).header("cookie", &cookie).form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let res = post("/routes", vec![("path", "/no-js".into()), ("match", "exact".into()), ("module", "hello".into())]).await;
+    assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/routes"));
+    assert!(page("/routes").await.1.contains("<code>/no-js</code>"));
+    let res = post(&format!("/modules/{id}/settings"), vec![("timeout_ms", "1234".into()), ("max_instances", "5".into())]).await;
+    assert_eq!(res.status(), 303);
+    let (_, module) = api.get(&format!("/api/v1/modules/{id}")).await;
+    assert_eq!((module["timeoutMs"].as_i64(), module["maxInstances"].as_i64()), (Some(1234), Some(5)), "{module}");
+    let res = post("/tokens", vec![("name", "no-js".into()), ("expires_in_days", "".into())]).await;
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    let secret = html.split(r#"<code id="new-secret">"#).nth(1).and_then(|r| r.split('<').next()).unwrap();
+    assert_eq!(api.with_token(secret).get("/api/v1/me").await.0, 200);
+    // And the same from another site changes nothing.
+    let res = http
+        .post(format!("{}/routes", server.url))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("path", "/evil"), ("module", "hello")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(!page("/routes").await.1.contains("/evil"));
 }
 
 #[tokio::test]
