@@ -119,16 +119,22 @@ impl Login {
 
     /// Saves it, readable by the user alone.
     pub fn save(&self) -> anyhow::Result<PathBuf> {
-        use std::io::Write;
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let path = Self::path().context("no config directory: set HOME or XDG_CONFIG_HOME")?;
-        std::fs::create_dir_all(path.parent().expect("has a parent")).with_context(|| format!("creating {}", path.display()))?;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
-        // A file that existed before keeps its mode on open: set it.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(toml::to_string(self)?.as_bytes())?;
+        write_private(&path, &toml::to_string(self)?)?;
         Ok(path)
     }
+}
+
+/// Writes `text` to `path` (its directory made if need be), readable by the user alone.
+pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::create_dir_all(path.parent().context("a file in a directory")?).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    // A file that existed before keeps its mode on open: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// Path segment escaping for module ids and names.

@@ -8,6 +8,7 @@ pub mod identity;
 pub mod invoke;
 pub mod module;
 pub mod node;
+pub mod project;
 pub mod route;
 pub mod up;
 

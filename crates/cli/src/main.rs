@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod project;
 
 use clap::{Parser, Subcommand};
 
@@ -56,6 +57,13 @@ enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(commands::identity::AuditCommand),
+    /// Start a function from a template: `edgefn new hello --template rust-http`.
+    New(commands::project::NewCommand),
+    /// Build the function of `./edgefn.toml`.
+    Build(commands::project::BuildCommand),
+    /// Build if needed, upload, apply the settings and routes of `./edgefn.toml`, wait
+    /// for the nodes, print the URLs.
+    Deploy(commands::project::DeployCommand),
     /// Compile one module from stdin to stdout (run by the server, killed past the
     /// compile timeout).
     #[command(hide = true)]
@@ -80,6 +88,9 @@ async fn main() -> std::process::ExitCode {
         Command::Token(c) => c.execute().await,
         Command::Project(c) => c.execute().await,
         Command::Audit(c) => c.execute().await,
+        Command::New(c) => c.execute(),
+        Command::Build(c) => c.execute(),
+        Command::Deploy(c) => c.execute().await,
         Command::CompileWorker(c) => return c.execute(),
     };
     match result {

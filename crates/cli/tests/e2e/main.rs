@@ -11,6 +11,7 @@ mod http;
 mod identity;
 mod invoke;
 mod permissions;
+mod project;
 mod restart;
 mod ui;
 mod upload;

@@ -56,9 +56,13 @@ pub struct NodeView {
 
 /// `GET /api/v1/nodes` answer.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeList {
     /// Nodes by name.
     pub nodes: Vec<NodeView>,
+    /// The base URL of an edge node serving these routes, when this control plane knows
+    /// one (`edgefn up`'s own node, or `edgefn control --edge-url`).
+    pub edge_url: Option<String>,
 }
 
 /// The status of a node at `now`.
@@ -106,7 +110,7 @@ pub async fn views(state: &AppState, caller: &Caller) -> Result<Vec<NodeView>, A
 /// `GET /api/v1/nodes`: every signed-in user; addresses and rejections for admins only.
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", responses((status = 200, description = "Every node, by name", body = NodeList), Failure))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<NodeList>, ApiError> {
-    Ok(Json(NodeList { nodes: views(&state, &caller).await? }))
+    Ok(Json(NodeList { nodes: views(&state, &caller).await?, edge_url: state.edge_url.get().cloned() }))
 }
 
 /// `DELETE /api/v1/nodes/{name}` (admins): removes a node; its streams end and it is

@@ -1,0 +1,123 @@
+//! From a template to a live URL: `edgefn new`, `edgefn deploy` against a real server,
+//! the node answering, a second deploy doing nothing, manifest changes applied, bad
+//! manifests refused before anything is uploaded.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::Server;
+
+/// Runs `edgefn ARGS` in `dir` against `server`.
+fn edgefn(server: &Server, dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
+        .args(args)
+        .current_dir(dir)
+        .env("EDGEFN_URL", &server.url)
+        .env("EDGEFN_DATA_DIR", &server.dir)
+        .env_remove("EDGEFN_TOKEN")
+        .output()
+        .expect("run edgefn");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+async fn body(url: &str) -> (u16, String) {
+    let res = reqwest::get(url).await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_template_goes_live_in_one_command_and_a_second_deploy_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+
+    let (ok, out, err) = edgefn(&server, &work, &["new", "hi", "--template", "wat"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("next: cd hi && edgefn deploy"), "{out}");
+    let project = work.join("hi");
+    let (ok, _, err) = edgefn(&server, &work, &["new", "hi", "--template", "wat"]);
+    assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, _, err) = edgefn(&server, &work, &["new", "x", "--template", "cobol"]);
+    assert!(!ok && err.contains("no template `cobol`; templates: rust-http"), "{err}");
+
+    let (ok, out, err) = edgefn(&server, &project, &["deploy"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("uploaded version 0.1.0"), "{out}");
+    assert!(out.contains("route added: /hi (prefix)"), "{out}");
+    assert!(out.contains(&format!("{}/hi", server.node)), "the URL is printed: {out}");
+    assert_eq!(body(&format!("{}/hi/there", server.node)).await, (200, "Hello from hi!\n".into()));
+
+    // Nothing changed: nothing done.
+    let (ok, out, err) = edgefn(&server, &project, &["deploy"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("hi is up to date: nothing to do"), "{out}");
+    let api = server.client();
+    assert_eq!(api.get("/api/v1/modules/hi/versions").await.1["versions"].as_array().unwrap().len(), 1);
+
+    // A changed source, route and setting: a new version under a label of its own (0.1.0 is
+    // taken by other bytes), the new route instead of the old, the setting applied.
+    let wat = project.join("hi.wat");
+    std::fs::write(&wat, std::fs::read_to_string(&wat).unwrap().replace("Hello from hi!", "Howdy from hi!")).unwrap();
+    let manifest = project.join("edgefn.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("path = \"/hi\"", "path = \"/howdy\"")
+        .replace("http_timeout_ms = 500", "http_timeout_ms = 700");
+    std::fs::write(&manifest, text).unwrap();
+    let (ok, out, err) = edgefn(&server, &project, &["deploy"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("uploaded version 0.1.0+"), "{out}");
+    assert!(out.contains("settings: httpTimeoutMs") && out.contains("route added: /howdy") && out.contains("route removed: /hi"), "{out}");
+    assert_eq!(body(&format!("{}/howdy", server.node)).await, (200, "Howdy from hi!\n".into()));
+    assert_eq!(body(&format!("{}/hi", server.node)).await.0, 404);
+    assert_eq!(api.get("/api/v1/modules/hi").await.1["httpTimeoutMs"], 700);
+
+    // A manifest with an unknown key is refused, naming the line, before anything is sent.
+    std::fs::write(
+        &manifest,
+        std::fs::read_to_string(&manifest).unwrap().replace("http_timeout_ms = 700", "http_timeout_ms = 700\ntiemout_ms = 5"),
+    )
+    .unwrap();
+    std::fs::write(&wat, std::fs::read_to_string(&wat).unwrap().replace("Howdy", "Hullo")).unwrap();
+    let (ok, _, err) = edgefn(&server, &project, &["deploy"]);
+    assert!(!ok);
+    assert!(err.contains("unknown field `tiemout_ms`") && err.contains("line 13"), "{err}");
+    assert_eq!(api.get("/api/v1/modules/hi/versions").await.1["versions"].as_array().unwrap().len(), 2, "nothing uploaded");
+}
+
+#[tokio::test]
+async fn the_rust_http_template_builds_and_answers_with_its_setting() {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    if !installed.map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2")).unwrap_or(false) {
+        eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building the rust-http template");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ok, _, err) = edgefn(&server, dir.path(), &["new", "hello-rs", "--template", "rust-http"]);
+    assert!(ok, "{err}");
+    let project = dir.path().join("hello-rs");
+    // The guest builds into a target directory shared between runs, so CI compiles the
+    // `wasi` crate once.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project.join("target"), std::path::PathBuf::from).join("templates");
+    let manifest = project.join("edgefn.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "artifact = \"target/wasm32-wasip2/release/hello_rs.wasm\"",
+        &format!("artifact = \"{}/wasm32-wasip2/release/hello_rs.wasm\"", target.display()),
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
+        .arg("deploy")
+        .current_dir(&project)
+        .env("EDGEFN_URL", &server.url)
+        .env("EDGEFN_DATA_DIR", &server.dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("building hello-rs: cargo build --release --target wasm32-wasip2"), "{stderr}");
+    let (status, text) = body(&format!("{}/hello-rs/world", server.node)).await;
+    assert_eq!((status, text.as_str()), (200, "Hello from hello-rs! You asked for /hello-rs/world\n"));
+}
