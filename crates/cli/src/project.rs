@@ -193,7 +193,7 @@ pub struct Template {
 }
 
 /// The templates `edgefn new` offers.
-pub const TEMPLATES: [Template; 2] = [
+pub const TEMPLATES: [Template; 3] = [
     Template {
         name: "rust-http",
         about: "a wasi:http component in Rust (cargo build --target wasm32-wasip2)",
@@ -202,6 +202,17 @@ pub const TEMPLATES: [Template; 2] = [
             ("Cargo.toml", include_str!("../../../templates/rust-http/Cargo.toml")),
             ("src/lib.rs", include_str!("../../../templates/rust-http/src/lib.rs")),
             (".gitignore", include_str!("../../../templates/rust-http/gitignore")),
+        ],
+    },
+    Template {
+        name: "rust-fn",
+        about: "typed functions in Rust for the invoke API (a WIT world, wit-bindgen)",
+        files: &[
+            ("edgefn.toml", include_str!("../../../templates/rust-fn/edgefn.toml")),
+            ("Cargo.toml", include_str!("../../../templates/rust-fn/Cargo.toml")),
+            ("wit/world.wit", include_str!("../../../templates/rust-fn/wit/world.wit")),
+            ("src/lib.rs", include_str!("../../../templates/rust-fn/src/lib.rs")),
+            (".gitignore", include_str!("../../../templates/rust-fn/gitignore")),
         ],
     },
     Template {

@@ -28,7 +28,7 @@ const STATE_FILE: &str = ".edgefn/deployed.json";
 pub struct NewCommand {
     /// The function's name (and its directory's).
     name: String,
-    /// One of: rust-http, wat.
+    /// One of: rust-http, rust-fn, wat.
     #[arg(long, default_value = "rust-http")]
     template: String,
     /// Where to make it (default: ./NAME).
@@ -112,6 +112,9 @@ impl DeployCommand {
         }
         let nodes = client.send(client.request(Method::GET, "/api/v1/nodes")).await?;
         let edge = nodes["edgeUrl"].as_str().unwrap_or("http://<edge node>");
+        if manifest.routes.is_empty() {
+            println!("no routes: call it with `edgefn invoke {} FUNCTION ARGS…`", manifest.name);
+        }
         for route in manifest.routes.iter().filter(|r| r.match_kind() != "regex") {
             println!("{}{}{}", edge, route.path, route.host.as_deref().map(|h| format!("  (host {h})")).unwrap_or_default());
         }

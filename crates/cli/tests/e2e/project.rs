@@ -86,26 +86,19 @@ async fn a_template_goes_live_in_one_command_and_a_second_deploy_does_nothing() 
     assert_eq!(api.get("/api/v1/modules/hi/versions").await.1["versions"].as_array().unwrap().len(), 2, "nothing uploaded");
 }
 
-#[tokio::test]
-async fn the_rust_http_template_builds_and_answers_with_its_setting() {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    if !installed.map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2")).unwrap_or(false) {
-        eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building the rust-http template");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
-    let (ok, _, err) = edgefn(&server, dir.path(), &["new", "hello-rs", "--template", "rust-http"]);
+/// Makes `name` from a Rust `template` in `dir` and deploys it to `server`, building into a
+/// target directory shared between runs (so CI compiles the guest crates once); returns
+/// deploy's stdout and stderr.
+fn deploy_rust(server: &Server, dir: &Path, name: &str, template: &str) -> (String, String) {
+    let (ok, _, err) = edgefn(server, dir, &["new", name, "--template", template]);
     assert!(ok, "{err}");
-    let project = dir.path().join("hello-rs");
-    // The guest builds into a target directory shared between runs, so CI compiles the
-    // `wasi` crate once.
+    let project = dir.join(name);
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project.join("target"), std::path::PathBuf::from).join("templates");
     let manifest = project.join("edgefn.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
-        "artifact = \"target/wasm32-wasip2/release/hello_rs.wasm\"",
-        &format!("artifact = \"{}/wasm32-wasip2/release/hello_rs.wasm\"", target.display()),
-    );
+    let artifact = format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(&format!("artifact = \"target/{artifact}\""), &format!("artifact = \"{}/{artifact}\"", target.display()));
     std::fs::write(&manifest, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
         .arg("deploy")
@@ -115,9 +108,35 @@ async fn the_rust_http_template_builds_and_answers_with_its_setting() {
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("building hello-rs: cargo build --release --target wasm32-wasip2"), "{stderr}");
+    assert!(stderr.contains(&format!("building {name}: cargo build --release --target wasm32-wasip2")), "{stderr}");
+    (stdout, stderr)
+}
+
+#[tokio::test]
+async fn the_rust_templates_build_and_answer() {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    if !installed.map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2")).unwrap_or(false) {
+        eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building the Rust templates");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+
+    // rust-http: a wasi:http component answering with its GREETING setting.
+    deploy_rust(&server, dir.path(), "hello-rs", "rust-http");
     let (status, text) = body(&format!("{}/hello-rs/world", server.node)).await;
     assert_eq!((status, text.as_str()), (200, "Hello from hello-rs! You asked for /hello-rs/world\n"));
+
+    // rust-fn: typed functions through the invoke API.
+    let (out, _) = deploy_rust(&server, dir.path(), "hello-fn", "rust-fn");
+    assert!(out.contains("call it with `edgefn invoke hello-fn FUNCTION ARGS…`"), "{out}");
+    let api = server.client();
+    let (status, answer) = api.invoke("hello-fn", serde_json::json!({"function": "greet", "args": ["World"]})).await;
+    assert_eq!((status, &answer["result"]), (200, &serde_json::json!("Hello, World!")), "{answer}");
+    let args = serde_json::json!({"function": "translate", "args": {"p": {"x": 1, "y": 2}, "dx": 10, "dy": 20}});
+    assert_eq!(api.invoke("hello-fn", args).await.1["result"], serde_json::json!({"x": 11, "y": 22}));
+    let (_, answer) = api.invoke("hello-fn", serde_json::json!({"function": "divide", "args": [1, 0]})).await;
+    assert_eq!(answer["result"], serde_json::json!({"err": "division by zero"}));
 }
