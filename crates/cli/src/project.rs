@@ -193,7 +193,7 @@ pub struct Template {
 }
 
 /// The templates `edgefn new` offers.
-pub const TEMPLATES: [Template; 3] = [
+pub const TEMPLATES: [Template; 4] = [
     Template {
         name: "rust-http",
         about: "a wasi:http component in Rust (cargo build --target wasm32-wasip2)",
@@ -213,6 +213,16 @@ pub const TEMPLATES: [Template; 3] = [
             ("wit/world.wit", include_str!("../../../templates/rust-fn/wit/world.wit")),
             ("src/lib.rs", include_str!("../../../templates/rust-fn/src/lib.rs")),
             (".gitignore", include_str!("../../../templates/rust-fn/gitignore")),
+        ],
+    },
+    Template {
+        name: "assemblyscript",
+        about: "a core module on the handle ABI in AssemblyScript (npm installs the compiler)",
+        files: &[
+            ("edgefn.toml", include_str!("../../../templates/assemblyscript/edgefn.toml")),
+            ("package.json", include_str!("../../../templates/assemblyscript/package.json")),
+            ("assembly/index.ts", include_str!("../../../templates/assemblyscript/assembly/index.ts")),
+            (".gitignore", include_str!("../../../templates/assemblyscript/gitignore")),
         ],
     },
     Template {

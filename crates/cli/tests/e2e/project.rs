@@ -115,6 +115,24 @@ fn deploy_rust(server: &Server, dir: &Path, name: &str, template: &str) -> (Stri
 }
 
 #[tokio::test]
+async fn the_assemblyscript_template_builds_with_npm_and_answers() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        eprintln!("no npm here: not building the assemblyscript template");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ok, _, err) = edgefn(&server, dir.path(), &["new", "as-hi", "--template", "assemblyscript"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = edgefn(&server, &dir.path().join("as-hi"), &["deploy"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("building as-hi: npm install"), "{err}");
+    assert_eq!(body(&format!("{}/as-hi/x?y=1", server.node)).await, (200, "Hello from as-hi! GET /as-hi/x?y=1\n".into()));
+    let (ok, out, _) = edgefn(&server, &dir.path().join("as-hi"), &["deploy"]);
+    assert!(ok && out.starts_with("as-hi is up to date"), "{out}");
+}
+
+#[tokio::test]
 async fn the_rust_templates_build_and_answer() {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     if !installed.map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2")).unwrap_or(false) {
