@@ -190,10 +190,24 @@ pub struct Template {
     /// What it makes.
     pub about: &'static str,
     files: &'static [(&'static str, &'static str)],
+    /// Text replaced in every file (the WASI version a toolchain's engine speaks).
+    replace: &'static [(&'static str, &'static str)],
 }
 
+/// The WIT of WASI 0.2 (the `wasi:http/proxy` world and what it includes), as the hello-http
+/// example has it.
+const WASI_WIT: [(&str, &str); 7] = [
+    ("wit/deps/cli.wit", include_str!("../../../examples/hello-http/wit/deps/cli.wit")),
+    ("wit/deps/clocks.wit", include_str!("../../../examples/hello-http/wit/deps/clocks.wit")),
+    ("wit/deps/filesystem.wit", include_str!("../../../examples/hello-http/wit/deps/filesystem.wit")),
+    ("wit/deps/http.wit", include_str!("../../../examples/hello-http/wit/deps/http.wit")),
+    ("wit/deps/io.wit", include_str!("../../../examples/hello-http/wit/deps/io.wit")),
+    ("wit/deps/random.wit", include_str!("../../../examples/hello-http/wit/deps/random.wit")),
+    ("wit/deps/sockets.wit", include_str!("../../../examples/hello-http/wit/deps/sockets.wit")),
+];
+
 /// The templates `edgefn new` offers.
-pub const TEMPLATES: [Template; 4] = [
+pub const TEMPLATES: [Template; 5] = [
     Template {
         name: "rust-http",
         about: "a wasi:http component in Rust (cargo build --target wasm32-wasip2)",
@@ -203,6 +217,28 @@ pub const TEMPLATES: [Template; 4] = [
             ("src/lib.rs", include_str!("../../../templates/rust-http/src/lib.rs")),
             (".gitignore", include_str!("../../../templates/rust-http/gitignore")),
         ],
+        replace: &[],
+    },
+    Template {
+        name: "js-http",
+        about: "a wasi:http component in JavaScript (ComponentizeJS from npm)",
+        files: &[
+            ("edgefn.toml", include_str!("../../../templates/js-http/edgefn.toml")),
+            ("package.json", include_str!("../../../templates/js-http/package.json")),
+            ("app.js", include_str!("../../../templates/js-http/app.js")),
+            ("build.mjs", include_str!("../../../templates/js-http/build.mjs")),
+            ("wit/world.wit", include_str!("../../../templates/js-http/world.wit")),
+            (".gitignore", include_str!("../../../templates/js-http/gitignore")),
+            WASI_WIT[0],
+            WASI_WIT[1],
+            WASI_WIT[2],
+            WASI_WIT[3],
+            WASI_WIT[4],
+            WASI_WIT[5],
+            WASI_WIT[6],
+        ],
+        // The version ComponentizeJS 0.23's engine exports `incoming-handler` at.
+        replace: &[("0.2.12", "0.2.10")],
     },
     Template {
         name: "rust-fn",
@@ -214,6 +250,7 @@ pub const TEMPLATES: [Template; 4] = [
             ("src/lib.rs", include_str!("../../../templates/rust-fn/src/lib.rs")),
             (".gitignore", include_str!("../../../templates/rust-fn/gitignore")),
         ],
+        replace: &[],
     },
     Template {
         name: "assemblyscript",
@@ -224,6 +261,7 @@ pub const TEMPLATES: [Template; 4] = [
             ("assembly/index.ts", include_str!("../../../templates/assemblyscript/assembly/index.ts")),
             (".gitignore", include_str!("../../../templates/assemblyscript/gitignore")),
         ],
+        replace: &[],
     },
     Template {
         name: "wat",
@@ -232,6 +270,7 @@ pub const TEMPLATES: [Template; 4] = [
             ("edgefn.toml", include_str!("../../../templates/wat/edgefn.toml")),
             ("{{name}}.wat", include_str!("../../../templates/wat/function.wat")),
         ],
+        replace: &[],
     },
 ];
 
@@ -243,8 +282,10 @@ impl Template {
         }
         let body = format!("Hello from {name}!\n");
         let len = "200\ncontent-type: text/plain; charset=utf-8\n\n".len() + body.len();
-        let fill =
-            |text: &str| text.replace("{{name}}", name).replace("{{crate}}", &name.replace('-', "_")).replace("{{len}}", &len.to_string());
+        let fill = |text: &str| {
+            let text = text.replace("{{name}}", name).replace("{{crate}}", &name.replace('-', "_")).replace("{{len}}", &len.to_string());
+            self.replace.iter().fold(text, |text, (from, to)| text.replace(from, to))
+        };
         let mut written = Vec::new();
         for (path, text) in self.files {
             let path = dir.join(fill(path));

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Largest module accepted at upload: the seeds' 5 MiB keeps uploads and compile times
-/// bounded while fitting real-world components (a Rust wasi:http component is ~100 KB).
-pub const DEFAULT_MAX_MODULE_BYTES: usize = 5 * 1024 * 1024;
-/// Compilation of a 5 MiB module takes a few seconds on 2 cores; 30 s stops pathological
-/// inputs without refusing large honest ones.
+/// Largest module accepted at upload: a Rust wasi:http component is ~100 KB, but one made
+/// from JavaScript or Python carries its engine (13–18 MB); 32 MiB fits those while
+/// bounding uploads and compile times (the seeds' 5 MiB refused every JavaScript function).
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 32 * 1024 * 1024;
+/// Compilation of a 13 MB JavaScript component takes ~5 s on 2 cores; 30 s stops
+/// pathological inputs without refusing large honest ones.
 pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Compiled modules kept in memory; each holds its machine code (tens of KB for typical
 /// functions), so 512 costs little and covers a busy node's working set.
