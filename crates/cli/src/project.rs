@@ -207,7 +207,7 @@ const WASI_WIT: [(&str, &str); 7] = [
 ];
 
 /// The templates `edgefn new` offers.
-pub const TEMPLATES: [Template; 5] = [
+pub const TEMPLATES: [Template; 6] = [
     Template {
         name: "rust-http",
         about: "a wasi:http component in Rust (cargo build --target wasm32-wasip2)",
@@ -238,6 +238,26 @@ pub const TEMPLATES: [Template; 5] = [
             WASI_WIT[6],
         ],
         // The version ComponentizeJS 0.23's engine exports `incoming-handler` at.
+        replace: &[("0.2.12", "0.2.10")],
+    },
+    Template {
+        name: "ts-http",
+        about: "a wasi:http component in TypeScript (esbuild and ComponentizeJS from npm)",
+        files: &[
+            ("edgefn.toml", include_str!("../../../templates/ts-http/edgefn.toml")),
+            ("package.json", include_str!("../../../templates/ts-http/package.json")),
+            ("app.ts", include_str!("../../../templates/ts-http/app.ts")),
+            ("build.mjs", include_str!("../../../templates/ts-http/build.mjs")),
+            ("wit/world.wit", include_str!("../../../templates/js-http/world.wit")),
+            (".gitignore", include_str!("../../../templates/ts-http/gitignore")),
+            WASI_WIT[0],
+            WASI_WIT[1],
+            WASI_WIT[2],
+            WASI_WIT[3],
+            WASI_WIT[4],
+            WASI_WIT[5],
+            WASI_WIT[6],
+        ],
         replace: &[("0.2.12", "0.2.10")],
     },
     Template {

@@ -28,7 +28,7 @@ const STATE_FILE: &str = ".edgefn/deployed.json";
 pub struct NewCommand {
     /// The function's name (and its directory's).
     name: String,
-    /// One of: rust-http, rust-fn, js-http, assemblyscript, wat.
+    /// One of: rust-http, rust-fn, js-http, ts-http, assemblyscript, wat.
     #[arg(long, default_value = "rust-http")]
     template: String,
     /// Where to make it (default: ./NAME).

@@ -133,23 +133,24 @@ async fn the_assemblyscript_template_builds_with_npm_and_answers() {
 }
 
 #[tokio::test]
-async fn the_js_http_template_builds_with_componentize_js_and_answers() {
+async fn the_js_and_ts_templates_build_with_componentize_js_and_answer() {
     if Command::new("npm").arg("--version").output().is_err() {
-        eprintln!("no npm here: not building the js-http template");
+        eprintln!("no npm here: not building the js-http and ts-http templates");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     // A JavaScript component carries its engine (~13 MB); a debug build of the server takes
     // over a minute to compile it.
     let server = Server::start(&dir.path().join("data"), &["--compile-timeout-ms", "600000"]);
-    let (ok, _, err) = edgefn(&server, dir.path(), &["new", "js-hi", "--template", "js-http"]);
-    assert!(ok, "{err}");
-    let (ok, out, err) = edgefn(&server, &dir.path().join("js-hi"), &["deploy"]);
-    assert!(ok, "{out}\n{err}");
-    assert!(err.contains("building js-hi: npm install") && out.contains("uploaded version 0.1.0"), "{out}\n{err}");
-    assert_eq!(body(&format!("{}/js-hi/x?y=1", server.node)).await, (200, "Hello from js-hi! GET /js-hi/x?y=1\n".into()));
-    let (_, module) = server.client().get("/api/v1/modules/js-hi").await;
-    assert_eq!(module["latestVersion"], "0.1.0");
+    for (name, template) in [("js-hi", "js-http"), ("ts-hi", "ts-http")] {
+        let (ok, _, err) = edgefn(&server, dir.path(), &["new", name, "--template", template]);
+        assert!(ok, "{err}");
+        let (ok, out, err) = edgefn(&server, &dir.path().join(name), &["deploy"]);
+        assert!(ok, "{out}\n{err}");
+        assert!(err.contains(&format!("building {name}: npm install")) && out.contains("uploaded version 0.1.0"), "{out}\n{err}");
+        let (status, text) = body(&format!("{}/{name}/x?y=1", server.node)).await;
+        assert_eq!((status, text), (200, format!("Hello from {name}! GET /{name}/x?y=1\n")));
+    }
 }
 
 #[tokio::test]
