@@ -190,12 +190,14 @@ pub struct Template {
     /// What it makes.
     pub about: &'static str,
     files: &'static [(&'static str, &'static str)],
-    /// Text replaced in every file (the WASI version a toolchain's engine speaks).
-    replace: &'static [(&'static str, &'static str)],
+    /// Whether it needs the WIT of WASI 0.2 (`wit/deps`), and at which version: that of
+    /// the `wasi:http` its toolchain's engine exports.
+    wasi_wit: Option<&'static str>,
 }
 
 /// The WIT of WASI 0.2 (the `wasi:http/proxy` world and what it includes), as the hello-http
-/// example has it.
+/// example has it: at version 0.2.12.
+const WASI_WIT_VERSION: &str = "0.2.12";
 const WASI_WIT: [(&str, &str); 7] = [
     ("wit/deps/cli.wit", include_str!("../../../examples/hello-http/wit/deps/cli.wit")),
     ("wit/deps/clocks.wit", include_str!("../../../examples/hello-http/wit/deps/clocks.wit")),
@@ -217,7 +219,7 @@ pub const TEMPLATES: [Template; 6] = [
             ("src/lib.rs", include_str!("../../../templates/rust-http/src/lib.rs")),
             (".gitignore", include_str!("../../../templates/rust-http/gitignore")),
         ],
-        replace: &[],
+        wasi_wit: None,
     },
     Template {
         name: "js-http",
@@ -229,16 +231,9 @@ pub const TEMPLATES: [Template; 6] = [
             ("build.mjs", include_str!("../../../templates/js-http/build.mjs")),
             ("wit/world.wit", include_str!("../../../templates/js-http/world.wit")),
             (".gitignore", include_str!("../../../templates/js-http/gitignore")),
-            WASI_WIT[0],
-            WASI_WIT[1],
-            WASI_WIT[2],
-            WASI_WIT[3],
-            WASI_WIT[4],
-            WASI_WIT[5],
-            WASI_WIT[6],
         ],
         // The version ComponentizeJS 0.23's engine exports `incoming-handler` at.
-        replace: &[("0.2.12", "0.2.10")],
+        wasi_wit: Some("0.2.10"),
     },
     Template {
         name: "ts-http",
@@ -250,15 +245,8 @@ pub const TEMPLATES: [Template; 6] = [
             ("build.mjs", include_str!("../../../templates/ts-http/build.mjs")),
             ("wit/world.wit", include_str!("../../../templates/js-http/world.wit")),
             (".gitignore", include_str!("../../../templates/ts-http/gitignore")),
-            WASI_WIT[0],
-            WASI_WIT[1],
-            WASI_WIT[2],
-            WASI_WIT[3],
-            WASI_WIT[4],
-            WASI_WIT[5],
-            WASI_WIT[6],
         ],
-        replace: &[("0.2.12", "0.2.10")],
+        wasi_wit: Some("0.2.10"),
     },
     Template {
         name: "rust-fn",
@@ -270,7 +258,7 @@ pub const TEMPLATES: [Template; 6] = [
             ("src/lib.rs", include_str!("../../../templates/rust-fn/src/lib.rs")),
             (".gitignore", include_str!("../../../templates/rust-fn/gitignore")),
         ],
-        replace: &[],
+        wasi_wit: None,
     },
     Template {
         name: "assemblyscript",
@@ -281,7 +269,7 @@ pub const TEMPLATES: [Template; 6] = [
             ("assembly/index.ts", include_str!("../../../templates/assemblyscript/assembly/index.ts")),
             (".gitignore", include_str!("../../../templates/assemblyscript/gitignore")),
         ],
-        replace: &[],
+        wasi_wit: None,
     },
     Template {
         name: "wat",
@@ -290,7 +278,7 @@ pub const TEMPLATES: [Template; 6] = [
             ("edgefn.toml", include_str!("../../../templates/wat/edgefn.toml")),
             ("{{name}}.wat", include_str!("../../../templates/wat/function.wat")),
         ],
-        replace: &[],
+        wasi_wit: None,
     },
 ];
 
@@ -302,12 +290,16 @@ impl Template {
         }
         let body = format!("Hello from {name}!\n");
         let len = "200\ncontent-type: text/plain; charset=utf-8\n\n".len() + body.len();
+        let wasi = self.wasi_wit.unwrap_or(WASI_WIT_VERSION);
         let fill = |text: &str| {
-            let text = text.replace("{{name}}", name).replace("{{crate}}", &name.replace('-', "_")).replace("{{len}}", &len.to_string());
-            self.replace.iter().fold(text, |text, (from, to)| text.replace(from, to))
+            text.replace("{{name}}", name)
+                .replace("{{crate}}", &name.replace('-', "_"))
+                .replace("{{len}}", &len.to_string())
+                .replace(WASI_WIT_VERSION, wasi)
         };
+        let wit: &[(&str, &str)] = if self.wasi_wit.is_some() { &WASI_WIT } else { &[] };
         let mut written = Vec::new();
-        for (path, text) in self.files {
+        for (path, text) in self.files.iter().chain(wit) {
             let path = dir.join(fill(path));
             std::fs::create_dir_all(path.parent().expect("inside the project"))?;
             std::fs::write(&path, fill(text)).with_context(|| format!("writing {}", path.display()))?;

@@ -8,9 +8,15 @@ use crate::Server;
 
 /// Runs `edgefn ARGS` from the examples' parent folder against `server`.
 fn edgefn(server: &Server, args: &[&str]) -> (bool, String, String) {
+    edgefn_in(server, std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")), args)
+}
+
+/// Runs `edgefn ARGS` in `dir` against `server` (its admin token); returns whether it
+/// succeeded, its stdout and stderr.
+pub(crate) fn edgefn_in(server: &Server, dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
         .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .current_dir(dir)
         .env("EDGEFN_URL", &server.url)
         .env("EDGEFN_DATA_DIR", &server.dir)
         .env_remove("EDGEFN_TOKEN")

@@ -6,19 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::Server;
-
-/// Runs `edgefn ARGS` in `dir` against `server`.
-fn edgefn(server: &Server, dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
-        .args(args)
-        .current_dir(dir)
-        .env("EDGEFN_URL", &server.url)
-        .env("EDGEFN_DATA_DIR", &server.dir)
-        .env_remove("EDGEFN_TOKEN")
-        .output()
-        .expect("run edgefn");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+use crate::cli::edgefn_in as edgefn;
 
 async fn body(url: &str) -> (u16, String) {
     let res = reqwest::get(url).await.unwrap();
