@@ -1,6 +1,6 @@
 //! `edgefn module upload|list|show|delete`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -108,7 +108,8 @@ impl ModuleCommand {
     }
 }
 
-fn read_module(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+/// A module file's bytes: a binary as it is, WebAssembly text assembled.
+pub(crate) fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.starts_with(b"\0asm") {
         return Ok(bytes);

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::{Client, ClientArgs, segment, write_private};
+use crate::commands::module::read_module;
 use crate::project::{MANIFEST, Manifest, Route, build, template};
 
 /// Longest `deploy` waits for the nodes.
@@ -88,7 +89,7 @@ impl DeployCommand {
         if manifest.stale(dir) {
             build(&manifest, dir)?;
         }
-        let wasm = artifact(dir, &manifest)?;
+        let wasm = read_module(&dir.join(&manifest.build.artifact)).with_context(|| format!("build.artifact in {MANIFEST}"))?;
         let mut changes = Vec::new();
         let module = match upload(&client, &manifest, &wasm).await? {
             (module, Some(version)) => {
@@ -120,18 +121,6 @@ impl DeployCommand {
         }
         Ok(())
     }
-}
-
-/// The artifact's bytes (WebAssembly text assembled).
-fn artifact(dir: &Path, manifest: &Manifest) -> anyhow::Result<Vec<u8>> {
-    let path = dir.join(&manifest.build.artifact);
-    let bytes = std::fs::read(&path).with_context(|| format!("no {} (build.artifact in {MANIFEST})", path.display()))?;
-    if bytes.starts_with(b"\0asm") {
-        return Ok(bytes);
-    }
-    wat::parse_bytes(&bytes)
-        .map(|b| b.into_owned())
-        .with_context(|| format!("{} is neither .wasm nor valid WebAssembly text", path.display()))
 }
 
 /// Uploads `wasm` unless the module's newest version is these bytes; returns the module

@@ -12,7 +12,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use edgefn_runtime::{ExportedFunction, ResultEncoding};
-use edgefn_store::{Module, ModuleFilter};
+use edgefn_store::{Module, ModuleFilter, ModuleVersion};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
@@ -62,7 +62,8 @@ pub async fn form(State(state): State<AppState>, session: Session, Query(form): 
             return choose_module(&state, &session).await;
         }
         let module = find(&state, &session.caller, &form.module, Op::Execute).await?;
-        run_form(&state, &module, &form, None).await
+        let version = chosen_version(&state, &module, &form).await?;
+        run_form(&state, &module, &version, &form, None).await
     };
     session.render(Nav::Run, "Run a function", body.await)
 }
@@ -71,8 +72,9 @@ pub async fn form(State(state): State<AppState>, session: Session, Query(form): 
 pub async fn submit(State(state): State<AppState>, session: Session, Form(form): Form<RunForm>) -> Response {
     let body = async {
         let module = find(&state, &session.caller, &form.module, Op::Execute).await?;
-        let outcome = run(&state, &session, &module, &form).await;
-        run_form(&state, &module, &form, Some(outcome)).await
+        let version = chosen_version(&state, &module, &form).await?;
+        let outcome = run(&state, &session, &module, &version, &form).await;
+        run_form(&state, &module, &version, &form, Some(outcome)).await
     };
     session.render(Nav::Run, "Run a function", body.await)
 }
@@ -95,11 +97,16 @@ const RESULT_ENCODINGS: [(&str, ResultEncoding, &str); 4] = [
     ("bytes", ResultEncoding::Bytes, "bytes in memory, as base64"),
 ];
 
-async fn run(state: &AppState, session: &Session, module: &Module, form: &RunForm) -> Outcome {
+/// The version the form names, or the latest.
+async fn chosen_version(state: &AppState, module: &Module, form: &RunForm) -> Result<ModuleVersion, ApiError> {
+    let wanted = Some(form.version.trim()).filter(|v| !v.is_empty());
+    Ok(state.db.resolve(&module.id, wanted).await?.1.clone())
+}
+
+async fn run(state: &AppState, session: &Session, module: &Module, chosen: &ModuleVersion, form: &RunForm) -> Outcome {
     let version = Some(form.version.trim()).filter(|v| !v.is_empty()).map(str::to_string);
-    let resolved = state.db.resolve(&module.id, version.as_deref()).await.map_err(|e| (Problem::Call, e.into()))?;
-    let exports: Vec<ExportedFunction> = serde_json::from_value(resolved.1.exports.clone()).unwrap_or_default();
-    let typed = exports.iter().find(|f| f.name == form.function).filter(|_| resolved.1.kind != "core");
+    let exports: Vec<ExportedFunction> = serde_json::from_value(chosen.exports.clone()).unwrap_or_default();
+    let typed = exports.iter().find(|f| f.name == form.function).filter(|_| chosen.kind != "core");
     let args = match typed {
         // A component's parameters, one field each: JSON of the parameter's type, or plain
         // text for a string.
@@ -160,14 +167,19 @@ async fn choose_module(state: &AppState, session: &Session) -> Result<Markup, Ap
     })
 }
 
-async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Option<Outcome>) -> Result<Markup, ApiError> {
+async fn run_form(
+    state: &AppState,
+    module: &Module,
+    version: &ModuleVersion,
+    form: &RunForm,
+    outcome: Option<Outcome>,
+) -> Result<Markup, ApiError> {
     let wanted = Some(form.version.trim()).filter(|v| !v.is_empty());
-    let resolved = state.db.resolve(&module.id, wanted).await?;
     let versions = state.db.versions(&module.id).await?;
-    let core = resolved.1.kind == "core";
-    let exports: Vec<ExportedFunction> = serde_json::from_value(resolved.1.exports.clone()).unwrap_or_default();
+    let core = version.kind == "core";
+    let exports: Vec<ExportedFunction> = serde_json::from_value(version.exports.clone()).unwrap_or_default();
     let serves_http =
-        resolved.1.world.as_deref().is_some_and(|w| w.starts_with("wasi:http/")) || (core && exports.iter().any(|f| f.name == "handle"));
+        version.world.as_deref().is_some_and(|w| w.starts_with("wasi:http/")) || (core && exports.iter().any(|f| f.name == "handle"));
     // Functions that take or give resources, streams or futures cannot be called with JSON.
     let functions: Vec<ExportedFunction> = exports.into_iter().filter(|f| !f.signature.contains("resource>")).collect();
     let routes: Vec<_> = state.db.routes().await?.into_iter().filter(|r| r.module_id == module.id).collect();
@@ -180,7 +192,7 @@ async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Op
     };
     Ok(html! {
         p {
-            "Module " a href={ "/modules/" (module.id) } { (module.name) } ", version " (resolved.1.version)
+            "Module " a href={ "/modules/" (module.id) } { (module.name) } ", version " (version.version)
             (if wanted.is_none() { " (latest)" } else { "" }) ". "
             a href="/run" { "Choose another module" }
         }
@@ -190,7 +202,7 @@ async fn run_form(state: &AppState, module: &Module, form: &RunForm, outcome: Op
                 label for="version" { "Version" }
                 select #version name="version" {
                     @for v in &versions {
-                        option value=(v.version) selected[v.version == resolved.1.version] { (v.version) }
+                        option value=(v.version) selected[v.version == version.version] { (v.version) }
                     }
                 }
                 button type="submit" { "Choose" }

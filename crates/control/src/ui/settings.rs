@@ -144,7 +144,7 @@ pub async fn page(State(state): State<AppState>, session: Session, Path(id): Pat
 /// `POST /modules/{id}/settings`.
 pub async fn limits(State(state): State<AppState>, session: Session, Path(id): Path<String>, Form(form): Form<LimitsForm>) -> Response {
     let changed = async { update_module(&state, &session.caller, &id, form.patch()?).await };
-    answer(&state, &session, &id, changed.await, &form, Part::Limits).await
+    answer(&state, &session, &id, changed.await, Some(&form), Part::Limits).await
 }
 
 /// `POST /modules/{id}/env`: sets or removes one configuration value, keeping the others.
@@ -166,22 +166,13 @@ pub async fn env(State(state): State<AppState>, session: Session, Path(id): Path
         }
         update_module(&state, &session.caller, &id, PatchBody { env: Some(values), ..PatchBody::default() }).await
     };
-    let result = changed.await;
-    let form = match find(&state, &session.caller, &id, Op::Update).await {
-        Ok(module) => LimitsForm::of(&module, &user_names(&state).await.unwrap_or_default()),
-        Err(e) => return session.failure(Nav::Modules, e),
-    };
-    answer(&state, &session, &id, result, &form, Part::Env).await
+    answer(&state, &session, &id, changed.await, None, Part::Env).await
 }
 
 /// `POST /modules/{id}/status`: disables or enables the module.
 pub async fn status(State(state): State<AppState>, session: Session, Path(id): Path<String>, Form(form): Form<StatusForm>) -> Response {
     let result = update_module(&state, &session.caller, &id, PatchBody { status: Some(form.status), ..PatchBody::default() }).await;
-    let form = match find(&state, &session.caller, &id, Op::Update).await {
-        Ok(module) => LimitsForm::of(&module, &user_names(&state).await.unwrap_or_default()),
-        Err(e) => return session.failure(Nav::Modules, e),
-    };
-    answer(&state, &session, &id, result, &form, Part::Status).await
+    answer(&state, &session, &id, result, None, Part::Status).await
 }
 
 /// `POST /modules/{id}/delete`.
@@ -192,8 +183,7 @@ pub async fn delete(State(state): State<AppState>, session: Session, Path(id): P
     };
     if form.confirm.trim() != module.name {
         let error = ApiError::bad_request(format!("type the module's name, {}, to delete it", module.name));
-        let form = LimitsForm::of(&module, &user_names(&state).await.unwrap_or_default());
-        return answer(&state, &session, &id, Err(error), &form, Part::Status).await;
+        return answer(&state, &session, &id, Err(error), None, Part::Status).await;
     }
     match delete_module(&state, &session.caller, &module.id).await {
         Ok(()) => Redirect::to("/").into_response(),
@@ -201,13 +191,14 @@ pub async fn delete(State(state): State<AppState>, session: Session, Path(id): P
     }
 }
 
-/// The settings page again, with the error beside its form; or the module page on success.
+/// The settings page again on success; on an error, with the error beside its form and
+/// the limits form as it was sent (`form`), or else as the module now is.
 async fn answer(
     state: &AppState,
     session: &Session,
     id: &str,
     result: Result<Module, ApiError>,
-    form: &LimitsForm,
+    form: Option<&LimitsForm>,
     part: Part,
 ) -> Response {
     match result {
@@ -216,6 +207,14 @@ async fn answer(
             let status = error.status();
             let page = async {
                 let module = find(state, &session.caller, id, Op::Update).await?;
+                let current;
+                let form = match form {
+                    Some(form) => form,
+                    None => {
+                        current = LimitsForm::of(&module, &user_names(state).await?);
+                        &current
+                    }
+                };
                 body(&module, form, Some((part, error))).await
             };
             (status, session.render(Nav::Modules, "Settings", page.await)).into_response()
