@@ -4,8 +4,8 @@
 Targets, all answering "Hello from edgefn!":
   native hyper   bench/src/bin/hyper-hello.rs, no wasm (the floor)
   wasmtime serve the wasi:http component examples/hello-http.wat
-  edgefn         `edgefn up`'s node: the same component (/hello-http), and the core
-                 `handle` ABI example (/hello)
+  edgefn         `edgefn up`'s node: the same component (/welcome-http), and the core
+                 `handle` ABI example (/welcome)
 
 For each: peak throughput (oha -z 10s -c 50) and latency at a fixed 1000 req/s with
 latency correction (oha -q 1000 --latency-correction, 30 s so its p99 rests on 300
@@ -138,14 +138,14 @@ def main():
         edgefn = [os.path.join(TARGET, "release/edgefn"), "up", "--listen", "127.0.0.1:9004", "--node-listen", "127.0.0.1:9003", "--metrics-listen", "127.0.0.1:9005", "--data-dir", data]
         procs.append(subprocess.Popen(pinned(0, edgefn),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "EDGEFN_LOG": "error"}))
-        for url in ["http://127.0.0.1:9001/", "http://127.0.0.1:9002/", "http://127.0.0.1:9003/hello-http"]:
+        for url in ["http://127.0.0.1:9001/", "http://127.0.0.1:9002/", "http://127.0.0.1:9003/welcome-http"]:
             wait_http(url)
         version = subprocess.run([wasmtime, "--version"], capture_output=True, text=True).stdout.strip()
         targets = [
             ("native hyper (floor)", "http://127.0.0.1:9001/"),
             (f"{version} serve, component", "http://127.0.0.1:9002/"),
-            ("edgefn node, same component", "http://127.0.0.1:9003/hello-http"),
-            ("edgefn node, handle ABI", "http://127.0.0.1:9003/hello"),
+            ("edgefn node, same component", "http://127.0.0.1:9003/welcome-http"),
+            ("edgefn node, handle ABI", "http://127.0.0.1:9003/welcome"),
         ]
         # Rounds interleave the targets so drift on a shared machine hits all alike; each
         # figure is the median of its rounds.
@@ -170,7 +170,7 @@ def main():
                                                      "--metrics-listen", f"127.0.0.1:{ports[2]}", "--data-dir", scale_data]),
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "EDGEFN_LOG": "error"}))
             node = f"http://127.0.0.1:{ports[1]}"
-            wait_http(node + "/hello")
+            wait_http(node + "/welcome")
             base = f"http://127.0.0.1:{ports[0]}"
             token = open(os.path.join(scale_data, "admin-token")).read().strip()
             for n in range(count):

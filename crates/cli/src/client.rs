@@ -30,6 +30,7 @@ pub struct ClientArgs {
 }
 
 /// A configured client.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     url: String,
@@ -74,20 +75,21 @@ impl Client {
     /// Sends a request and returns its JSON body, or the API's error as an error.
     pub async fn send(&self, req: RequestBuilder) -> anyhow::Result<Value> {
         let res = req.send().await.with_context(|| format!("could not reach edgefn at {} (is `edgefn up` running?)", self.url))?;
-        json_or_error(res).await
+        Self::json(res).await
     }
-}
 
-async fn json_or_error(res: Response) -> anyhow::Result<Value> {
-    let status = res.status();
-    let text = res.text().await?;
-    if status.is_success() {
-        return Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? });
-    }
-    let parsed: Option<Value> = serde_json::from_str(&text).ok();
-    match parsed.as_ref().and_then(|v| v.get("error")) {
-        Some(e) => bail!("{} (HTTP {}, {})", e["message"].as_str().unwrap_or("?"), status.as_u16(), e["code"].as_str().unwrap_or("?")),
-        None => bail!("HTTP {status}: {text}"),
+    /// The JSON body of an answer, or the API's error as an error.
+    pub async fn json(res: Response) -> anyhow::Result<Value> {
+        let status = res.status();
+        let text = res.text().await?;
+        if status.is_success() {
+            return Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? });
+        }
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        match parsed.as_ref().and_then(|v| v.get("error")) {
+            Some(e) => bail!("{} (HTTP {}, {})", e["message"].as_str().unwrap_or("?"), status.as_u16(), e["code"].as_str().unwrap_or("?")),
+            None => bail!("HTTP {status}: {text}"),
+        }
     }
 }
 

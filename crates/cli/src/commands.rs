@@ -1,5 +1,7 @@
 //! One file per subcommand, each with `execute(self)`.
 
+pub mod build;
+pub mod build_worker;
 pub mod certs;
 pub mod compile_worker;
 pub mod control;

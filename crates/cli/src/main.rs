@@ -3,6 +3,8 @@
 mod client;
 mod commands;
 mod project;
+mod sandbox;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -59,11 +61,14 @@ enum Command {
     Audit(commands::identity::AuditCommand),
     /// Start a function from a template: `edgefn new hello --template rust-http`.
     New(commands::project::NewCommand),
-    /// Build the function of `./edgefn.toml`.
-    Build(commands::project::BuildCommand),
+    /// Build the function of `./edgefn.toml` here, or on the build workers (`--remote`);
+    /// `build logs ID --follow`, `build list`.
+    Build(commands::build::BuildCommand),
     /// Build if needed, upload, apply the settings and routes of `./edgefn.toml`, wait
     /// for the nodes, print the URLs.
     Deploy(commands::project::DeployCommand),
+    /// Take builds from a control plane and do them in a sandbox (bubblewrap).
+    BuildWorker(commands::build_worker::BuildWorkerCommand),
     /// Compile one module from stdin to stdout (run by the server, killed past the
     /// compile timeout).
     #[command(hide = true)]
@@ -89,7 +94,8 @@ async fn main() -> std::process::ExitCode {
         Command::Project(c) => c.execute().await,
         Command::Audit(c) => c.execute().await,
         Command::New(c) => c.execute(),
-        Command::Build(c) => c.execute(),
+        Command::Build(c) => c.execute().await,
+        Command::BuildWorker(c) => c.execute().await,
         Command::Deploy(c) => c.execute().await,
         Command::CompileWorker(c) => return c.execute(),
     };

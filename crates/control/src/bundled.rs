@@ -1,4 +1,4 @@
-//! Example functions deployed on first start, so `curl 127.0.0.1:8000/hello` answers on
+//! Example functions deployed on first start, so `curl 127.0.0.1:8000/welcome` answers on
 //! a fresh install. They are ordinary modules and routes: change or delete them freely.
 
 use crate::access::Caller;
@@ -9,12 +9,12 @@ use crate::state::AppState;
 
 /// The examples: module name, WebAssembly text, route path.
 const EXAMPLES: [(&str, &str, &str); 2] = [
-    ("hello", include_str!("../../../examples/hello-handle.wat"), "/hello"),
-    ("hello-http", include_str!("../../../examples/hello-http.wat"), "/hello-http"),
+    ("welcome", include_str!("../../../examples/hello-handle.wat"), "/welcome"),
+    ("welcome-http", include_str!("../../../examples/hello-http.wat"), "/welcome-http"),
 ];
 
 /// Uploads the examples as `system` modules (runnable by everyone) of the first admin and
-/// routes `GET /hello` (the `handle` ABI) and `GET /hello-http` (a `wasi:http/proxy`
+/// routes `GET /welcome` (the `handle` ABI) and `GET /welcome-http` (a `wasi:http/proxy`
 /// component) to them.
 pub async fn deploy(state: &AppState, admin: &Caller) -> Result<(), ApiError> {
     for (name, text, path) in EXAMPLES {

@@ -15,9 +15,11 @@
 //! ```
 
 mod access;
+pub mod archive;
 mod audit;
 mod auth;
 mod body;
+mod builds;
 mod bundled;
 mod claims;
 mod config;
@@ -42,6 +44,7 @@ use axum::Router;
 use edgefn_runtime::{Runtime, RuntimeConfig};
 use edgefn_store::{Artifacts, Database};
 
+pub use builds::MAX_ARCHIVE_BYTES;
 pub use config::{ApiSettings, ControlConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_RECORDED_BYTES};
 pub use error::ApiError;
 pub use jwt::JwtConfig;
@@ -119,7 +122,19 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     });
     let compiles = Arc::new(state::CompileGate::new(runtime.config().max_concurrent_compiles));
     let hub = nodes::Hub::start(db.clone(), artifacts.clone()).await?;
-    let state = AppState { db, artifacts, runtime, recorder, settings, hub, compiles, edge_url: Arc::default(), uploads: Arc::default() };
+    let state = AppState {
+        db,
+        artifacts,
+        runtime,
+        recorder,
+        settings,
+        hub,
+        compiles,
+        edge_url: Arc::default(),
+        uploads: Arc::default(),
+        builds_queued: Arc::default(),
+        stopping: Arc::default(),
+    };
     claims::backfill(&state).await.map_err(|e| anyhow::anyhow!("claiming the space of older routes: {}", e.message()))?;
     let admin = access::Caller { roles: state.db.memberships(&admin.id).await?, user: admin };
     if created && let Err(e) = bundled::deploy(&state, &admin).await {
@@ -184,6 +199,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let recorder = state.recorder.clone();
+    let (stopping, queued) = (state.stopping.clone(), state.builds_queued.clone());
+    let shutdown = async move {
+        shutdown.await;
+        stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        queued.notify_waiters();
+    };
     let service = hyper_util::service::TowerToHyperService::new(app(state));
     edgefn_serve::serve(listener, limits, move |_| service.clone(), shutdown).await?;
     recorder.flush().await;

@@ -50,6 +50,7 @@ pub struct Uploaded {
 }
 
 /// What an upload names besides the bytes.
+#[derive(Clone)]
 pub struct Upload {
     /// Module name.
     pub name: String,
@@ -111,10 +112,29 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(Uploaded { module, version })))
 }
 
-/// Validates, stores and registers a module version: a new version of the project's
-/// module of that name, or a new module. Bytes first, rows second: a crash in between
-/// leaves only an unreferenced artifact, which the next start removes.
-pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, bytes: Vec<u8>) -> Result<(Module, ModuleVersion), ApiError> {
+/// What an upload will do, checked before its bytes are: the module it adds a version to
+/// (or the new module's owner and class), and a changed time limit.
+pub struct Planned {
+    name: String,
+    version: String,
+    description: Option<String>,
+    project_id: String,
+    existing: Option<Module>,
+    owner_id: String,
+    owner_type: String,
+    timeout_ms: Option<i64>,
+}
+
+impl Planned {
+    /// The module's project.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+/// Checks an upload's names and the caller's rights before any bytes: labels, project,
+/// class, rights on an existing module, time limit, and that the version is new.
+pub async fn plan(state: &AppState, caller: &Caller, upload: Upload) -> Result<Planned, ApiError> {
     let Upload { name, version, description, owner_type, project, timeout_ms } = upload;
     check_label("name", &name)?;
     check_label("version", &version)?;
@@ -136,6 +156,13 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
                     module.owner_type
                 )));
             }
+            if state.db.versions(&module.id).await?.iter().any(|v| v.version == version) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("module {name} already has a version {version}; name a new version"),
+                ));
+            }
             (module.owner_id.clone(), module.owner_type.clone())
         }
         None => {
@@ -156,6 +183,26 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
     if owner_type == "system" && existing.is_some() && timeout_ms.is_some() {
         return Err(ApiError::forbidden(format!("system module {name} is immutable: only its status may change; upload a new version")));
     }
+    Ok(Planned { name, version, description, project_id: project.id, existing, owner_id, owner_type, timeout_ms })
+}
+
+/// Validates, stores and registers a module version: a new version of the project's
+/// module of that name, or a new module. Bytes first, rows second: a crash in between
+/// leaves only an unreferenced artifact, which the next start removes.
+pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, bytes: Vec<u8>) -> Result<(Module, ModuleVersion), ApiError> {
+    let planned = plan(state, caller, upload).await?;
+    store_version(state, caller, planned, bytes).await
+}
+
+/// The second half of [`add_version`]: compiles and checks the bytes, stores them and
+/// registers the version [`plan`] checked.
+pub async fn store_version(
+    state: &AppState,
+    caller: &Caller,
+    planned: Planned,
+    bytes: Vec<u8>,
+) -> Result<(Module, ModuleVersion), ApiError> {
+    let Planned { name, version, description, project_id, existing, owner_id, owner_type, timeout_ms } = planned;
     let turn = state.compiles.enter(&caller.user.id)?;
     let prepared = state.runtime.prepare(&bytes).await?;
     drop(turn);
@@ -165,7 +212,7 @@ pub async fn add_version(state: &AppState, caller: &Caller, upload: Upload, byte
     state.artifacts.put(&prepared.sha256, bytes).await?;
     let new_module = NewModule {
         owner_id,
-        project_id: project.id,
+        project_id,
         owner_type,
         name,
         description,

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::state::AppState;
-use crate::{audit, claims, executions, identity, invoke, modules, nodes, projects, routes as route_handlers};
+use crate::{audit, builds, claims, executions, identity, invoke, modules, nodes, projects, routes as route_handlers};
 
 /// The document's frame: title, the bearer scheme every operation uses, the error body.
 #[derive(OpenApi)]
@@ -103,6 +103,13 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::verify))
         .routes(routes!(nodes::api::list))
         .routes(routes!(nodes::api::remove))
+        .routes(routes!(builds::create, builds::list))
+        .routes(routes!(builds::claim))
+        .routes(routes!(builds::show))
+        .routes(routes!(builds::log, builds::append_log))
+        .routes(routes!(builds::source))
+        .routes(routes!(builds::artifact))
+        .routes(routes!(builds::failure))
 }
 
 /// Routes anyone may call, documented without security.

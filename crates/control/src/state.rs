@@ -34,6 +34,11 @@ pub struct AppState {
     /// Files of console uploads refused for something other than the file, kept for the
     /// corrected form.
     pub uploads: Arc<crate::ui::UploadStash>,
+    /// Woken when a build is queued: build workers waiting in `claim` look again.
+    pub builds_queued: Arc<tokio::sync::Notify>,
+    /// Set when the server stops: build workers waiting in `claim` are answered at once,
+    /// so they do not hold the drain up.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How many uploads each user has compiling: one user may compile at most half of what

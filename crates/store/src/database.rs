@@ -46,7 +46,7 @@ pub struct Database {
     resolved: Arc<RwLock<HashMap<ResolveKey, Resolved>>>,
     pub(crate) memberships_cache: Arc<RwLock<HashMap<String, HashMap<String, String>>>>,
     named: Arc<RwLock<HashMap<String, Vec<Module>>>>,
-    writes: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) writes: Arc<tokio::sync::Mutex<()>>,
     /// File outside the database where the audit log's head is written after each
     /// audited change ([`Database::witness_audit_head`]).
     pub(crate) audit_witness: Option<Arc<std::path::PathBuf>>,

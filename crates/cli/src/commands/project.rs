@@ -1,4 +1,4 @@
-//! `edgefn new`, `edgefn build` and `edgefn deploy`: from a template to a live URL. Deploy
+//! `edgefn new` and `edgefn deploy`: from a template to a live URL. Deploy
 //! builds when sources changed, uploads a version unless the newest one is these very
 //! bytes, makes the module's settings and routes what the manifest says, waits until the
 //! edge nodes serve it, and prints its URLs; run again with no change it does nothing and
@@ -52,30 +52,15 @@ impl NewCommand {
     }
 }
 
-/// `edgefn build`.
-#[derive(Args)]
-pub struct BuildCommand {
-    /// The project directory.
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
-}
-
-impl BuildCommand {
-    /// Runs the manifest's build.
-    pub fn execute(self) -> anyhow::Result<()> {
-        let manifest = Manifest::load(&self.dir)?;
-        build(&manifest, &self.dir)?;
-        println!("built {}", self.dir.join(&manifest.build.artifact).display());
-        Ok(())
-    }
-}
-
 /// `edgefn deploy`.
 #[derive(Args)]
 pub struct DeployCommand {
     /// The project directory.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Build on the control plane's build workers (`edgefn build --remote`) instead of here.
+    #[arg(long)]
+    remote: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -86,12 +71,17 @@ impl DeployCommand {
         let dir = &self.dir;
         let manifest = Manifest::load(dir)?;
         let client = Client::new(&self.client)?;
-        if manifest.stale(dir) {
-            build(&manifest, dir)?;
-        }
-        let wasm = read_module(&dir.join(&manifest.build.artifact)).with_context(|| format!("build.artifact in {MANIFEST}"))?;
+        let made = if self.remote {
+            build_remotely(&client, &manifest, dir).await?
+        } else {
+            if manifest.stale(dir) {
+                build(&manifest, dir)?;
+            }
+            let wasm = read_module(&dir.join(&manifest.build.artifact)).with_context(|| format!("build.artifact in {MANIFEST}"))?;
+            upload(&client, &manifest, &wasm).await?
+        };
         let mut changes = Vec::new();
-        let module = match upload(&client, &manifest, &wasm).await? {
+        let module = match made {
             (module, Some(version)) => {
                 changes.push(format!("uploaded version {version}"));
                 module
@@ -123,23 +113,60 @@ impl DeployCommand {
     }
 }
 
+/// The module of the manifest's name, if there is one, and its versions.
+async fn existing(client: &Client, manifest: &Manifest) -> anyhow::Result<Option<(Value, Vec<Value>)>> {
+    let path = format!("/api/v1/modules/{}", segment(&manifest.name));
+    let Ok(module) = client.send(client.request(Method::GET, &path)).await else { return Ok(None) };
+    let versions = client.send(client.request(Method::GET, &format!("{path}/versions"))).await?;
+    Ok(Some((module, versions["versions"].as_array().cloned().unwrap_or_default())))
+}
+
+/// The manifest's version label, or, when the module has it already, the label with the
+/// first digits of `sha` appended (`0.1.0+3f2a9c1b`).
+fn free_label(manifest: &Manifest, versions: &[Value], sha: &str) -> String {
+    if versions.iter().any(|v| v["version"] == manifest.version.as_str()) {
+        format!("{}+{}", manifest.version, &sha[..8])
+    } else {
+        manifest.version.clone()
+    }
+}
+
+/// Sends the project to the build workers unless the module's newest version was built
+/// from these very sources; returns the module and the version made, if any.
+async fn build_remotely(client: &Client, manifest: &Manifest, dir: &Path) -> anyhow::Result<(Value, Option<String>)> {
+    let archive = super::build::pack(dir)?;
+    let sha = super::build::digest(&archive);
+    let mut label = manifest.version.clone();
+    if let Some((module, versions)) = existing(client, manifest).await? {
+        let builds = client.send(client.request(Method::GET, "/api/v1/builds")).await?;
+        let built_from_these = builds["builds"].as_array().into_iter().flatten().any(|b| {
+            b["moduleId"] == module["id"]
+                && b["archiveSha256"] == sha.as_str()
+                && b["status"] == "succeeded"
+                && b["version"] == module["latestVersion"]
+        });
+        if built_from_these {
+            return Ok((module, None));
+        }
+        label = free_label(manifest, &versions, &sha);
+    }
+    let built = super::build::remote(client, manifest, &archive, &label).await?;
+    let id = built["moduleId"].as_str().context("a successful build names its module")?;
+    let module = client.send(client.request(Method::GET, &format!("/api/v1/modules/{id}"))).await?;
+    Ok((module, Some(label)))
+}
+
 /// Uploads `wasm` unless the module's newest version is these bytes; returns the module
-/// and the version uploaded, if any. A version label already taken by other bytes gets
-/// the bytes' digest appended (`0.1.0+3f2a9c1b`).
+/// and the version uploaded, if any.
 async fn upload(client: &Client, manifest: &Manifest, wasm: &[u8]) -> anyhow::Result<(Value, Option<String>)> {
     let sha = hex::encode(Sha256::digest(wasm));
-    let path = format!("/api/v1/modules/{}", segment(&manifest.name));
     let mut label = manifest.version.clone();
-    if let Ok(module) = client.send(client.request(Method::GET, &path)).await {
-        let versions = client.send(client.request(Method::GET, &format!("{path}/versions"))).await?;
-        let versions = versions["versions"].as_array().cloned().unwrap_or_default();
+    if let Some((module, versions)) = existing(client, manifest).await? {
         let latest = module["latestVersion"].as_str();
         if versions.iter().any(|v| v["sha256"] == sha.as_str() && v["version"].as_str() == latest) {
             return Ok((module, None));
         }
-        if versions.iter().any(|v| v["version"] == label.as_str()) {
-            label = format!("{}+{}", manifest.version, &sha[..8]);
-        }
+        label = free_label(manifest, &versions, &sha);
     }
     let mut query = vec![("name", manifest.name.clone()), ("version", label.clone())];
     for (key, value) in [("description", &manifest.description), ("ownerType", &manifest.class), ("project", &manifest.project)] {

@@ -86,6 +86,12 @@ pub struct UpCommand {
     /// [default: 10000].
     #[arg(long, env = "EDGEFN_REPORT_EVERY_MS")]
     report_every_ms: Option<u64>,
+    /// Build workers run inside, taking builds sent to `POST /api/v1/builds` (0: none;
+    /// run `edgefn build-worker` elsewhere).
+    #[arg(long, env = "EDGEFN_BUILD_WORKERS", default_value_t = 1)]
+    build_workers: usize,
+    #[command(flatten)]
+    build_limits: super::build_worker::WorkerLimits,
 }
 
 /// The optional TOML file; unknown keys are an error so typos do not pass silently.
@@ -246,10 +252,42 @@ impl UpCommand {
         tokio::spawn(node.clone().serve_metrics(metrics_listener, limits, super::until_stopped(stopped.clone())));
         let node_task = tokio::spawn(node.serve(node_listener, limits, super::until_stopped(stopped.clone())));
         let api_task = tokio::spawn(edgefn_control::serve(listener, opened.state, limits, super::until_stopped(stopped)));
+        self.start_build_workers(addr, &config.data_dir)?;
         shutdown_signal().await;
         stop.send_replace(true);
         node_task.await??;
         api_task.await??;
+        Ok(())
+    }
+}
+
+impl UpCommand {
+    /// Starts the build workers inside, as the first admin over the API.
+    fn start_build_workers(&self, api: SocketAddr, data_dir: &std::path::Path) -> anyhow::Result<()> {
+        if self.build_workers == 0 {
+            return Ok(());
+        }
+        let token_file = data_dir.join(edgefn_control::ADMIN_TOKEN_FILE);
+        let Ok(token) = std::fs::read_to_string(&token_file) else {
+            tracing::warn!(file = %token_file.display(), "no admin token file: no build worker runs inside; run `edgefn build-worker`");
+            return Ok(());
+        };
+        let args = crate::client::ClientArgs {
+            url: Some(format!("http://{api}")),
+            token: Some(token.trim().to_string()),
+            data_dir: data_dir.to_path_buf(),
+            json: false,
+        };
+        let client = crate::client::Client::new(&args)?;
+        for n in 1..=self.build_workers {
+            let settings = self.build_limits.settings(format!("up-{n}"), std::env::temp_dir().join("edgefn-builds"));
+            let client = client.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::worker::run(client, settings).await {
+                    tracing::error!(error = %format!("{e:#}"), "the build worker stopped");
+                }
+            });
+        }
         Ok(())
     }
 }

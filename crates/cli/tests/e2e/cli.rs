@@ -96,7 +96,7 @@ async fn the_readme_walkthrough_works() {
     }
     assert_eq!(answer, "Hello from edgefn! GET /greet/you\n");
     let (ok, out, _) = edgefn(&server, &["route", "list"]);
-    assert!(ok && out.contains("/greet") && out.contains("/hello"), "{out}");
+    assert!(ok && out.contains("/greet") && out.contains("/welcome"), "{out}");
 
     // A wrong token is refused with a clear message.
     let (ok, _, err) = edgefn(&server, &["module", "list", "--token", "efn_wrong"]);

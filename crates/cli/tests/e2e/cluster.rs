@@ -407,7 +407,7 @@ async fn nodes_without_a_valid_certificate_or_removed_are_refused() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     for refused in [&intruder, &stale] {
         assert!(registered(&api, &refused.name).await.is_none(), "{} was admitted", refused.name);
-        assert_eq!(reqwest::get(format!("{}/hello", refused.url)).await.unwrap().status(), 404);
+        assert_eq!(reqwest::get(format!("{}/welcome", refused.url)).await.unwrap().status(), 404);
         let log = std::fs::read_to_string(&refused.log).unwrap();
         assert!(log.contains("lost the control plane"), "{log}");
     }
@@ -428,7 +428,7 @@ async fn nodes_without_a_valid_certificate_or_removed_are_refused() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // It still serves what it had: losing the control plane never empties a node.
-    assert_eq!(reqwest::get(format!("{}/hello", n3.url)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{}/welcome", n3.url)).await.unwrap().status(), 200);
     // Only admins remove nodes, and see their addresses and what they rejected.
     let user = api.new_user("mallory").await;
     let (_, listed) = user.get("/api/v1/nodes").await;

@@ -60,7 +60,7 @@ async fn a_log_flood_is_capped_at_1000_lines_per_second() {
     let dropped = metric(&metrics(&server).await, &format!("wasm_guest_logs_dropped_total{{function_id=\"{id}\"}}"));
     assert_eq!(dropped, Some(4000.0), "5000 lines in well under a second: 1000 kept, 4000 dropped and counted");
     // The node still answers at once.
-    assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{}/welcome", server.node)).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -173,12 +173,12 @@ async fn a_saturated_function_answers_503_with_retry_after() {
 async fn a_hundred_clients_for_thirty_seconds_get_no_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    assert_eq!(get_routed(&server.node, "/hello").await.status(), 200);
+    assert_eq!(get_routed(&server.node, "/welcome").await.status(), 200);
     let http = reqwest::Client::new();
     let until = Instant::now() + Duration::from_secs(30);
     let clients: Vec<_> = (0..100)
         .map(|_| {
-            let (http, url) = (http.clone(), format!("{}/hello", server.node));
+            let (http, url) = (http.clone(), format!("{}/welcome", server.node));
             tokio::spawn(async move {
                 let (mut ok, mut failed) = (0u64, Vec::new());
                 while Instant::now() < until {

@@ -68,21 +68,21 @@ async fn eventually(node: &str, path: &str, want: &str) -> String {
 async fn both_bundled_examples_answer_on_a_fresh_start_over_http1_and_http2() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let res = reqwest::get(format!("{}/hello", server.node)).await.unwrap();
+    let res = reqwest::get(format!("{}/welcome", server.node)).await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"));
-    assert_eq!(res.text().await.unwrap(), "Hello from edgefn! GET /hello\n");
+    assert_eq!(res.text().await.unwrap(), "Hello from edgefn! GET /welcome\n");
 
     let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    let res = h2.get(format!("{}/hello?x=1", server.node)).send().await.unwrap();
+    let res = h2.get(format!("{}/welcome?x=1", server.node)).send().await.unwrap();
     assert_eq!(res.version(), reqwest::Version::HTTP_2);
-    assert_eq!(res.text().await.unwrap(), "Hello from edgefn! GET /hello?x=1\n");
+    assert_eq!(res.text().await.unwrap(), "Hello from edgefn! GET /welcome?x=1\n");
 
     // The wasi:http/proxy component (the one `wasmtime serve` runs) over both protocols.
-    let res = reqwest::get(format!("{}/hello-http", server.node)).await.unwrap();
+    let res = reqwest::get(format!("{}/welcome-http", server.node)).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "Hello from edgefn!\n");
-    let res = h2.get(format!("{}/hello-http", server.node)).send().await.unwrap();
+    let res = h2.get(format!("{}/welcome-http", server.node)).send().await.unwrap();
     assert_eq!((res.version(), res.status()), (reqwest::Version::HTTP_2, reqwest::StatusCode::OK));
     assert_eq!(res.text().await.unwrap(), "Hello from edgefn!\n");
 }
@@ -116,10 +116,10 @@ async fn every_failure_has_its_status() {
     assert_eq!(get_routed(&server.node, "/fails").await.status(), 500);
     assert_eq!(reqwest::get(format!("{}/off", server.node)).await.unwrap().status(), 503);
     assert_eq!(reqwest::get(format!("{}/nowhere", server.node)).await.unwrap().status(), 404);
-    let res = reqwest::Client::new().delete(format!("{}/hello", server.node)).send().await.unwrap();
+    let res = reqwest::Client::new().delete(format!("{}/welcome", server.node)).send().await.unwrap();
     assert_eq!(res.status(), 405);
     assert_eq!(res.headers()["allow"], "GET, HEAD");
-    let res = reqwest::Client::new().get(format!("{}/hello", server.node)).body(vec![0u8; 10 * 1024 * 1024 + 1]).send().await.unwrap();
+    let res = reqwest::Client::new().get(format!("{}/welcome", server.node)).body(vec![0u8; 10 * 1024 * 1024 + 1]).send().await.unwrap();
     assert_eq!(res.status(), 413);
 }
 
@@ -137,13 +137,13 @@ async fn routes_are_checked_when_created() {
             400,
             "typed@1.0.0 cannot serve HTTP: the component exports neither wasi:http/incoming-handler (WASI 0.2) nor wasi:http/handler (WASI 0.3)",
         ),
-        (json!({"path": "/a", "moduleId": "hello", "match": "glob"}), 400, "match `glob` is not one of exact, prefix, regex"),
-        (json!({"path": "/(", "moduleId": "hello", "match": "regex"}), 400, "invalid regex `/(`"),
-        (json!({"path": "a", "moduleId": "hello"}), 400, "path `a` must start with `/`"),
-        (json!({"path": "/a", "moduleId": "hello", "host": "a*b.com"}), 400, "invalid host `a*b.com`"),
-        (json!({"path": "/a", "moduleId": "hello", "methods": ["get me"]}), 400, "method `GET ME` is not an HTTP method name"),
+        (json!({"path": "/a", "moduleId": "welcome", "match": "glob"}), 400, "match `glob` is not one of exact, prefix, regex"),
+        (json!({"path": "/(", "moduleId": "welcome", "match": "regex"}), 400, "invalid regex `/(`"),
+        (json!({"path": "a", "moduleId": "welcome"}), 400, "path `a` must start with `/`"),
+        (json!({"path": "/a", "moduleId": "welcome", "host": "a*b.com"}), 400, "invalid host `a*b.com`"),
+        (json!({"path": "/a", "moduleId": "welcome", "methods": ["get me"]}), 400, "method `GET ME` is not an HTTP method name"),
         (json!({"path": "/a", "moduleId": "nope"}), 404, "module nope not found"),
-        (json!({"path": "/a", "moduleId": "hello", "version": "9"}), 404, "version 9 of module"),
+        (json!({"path": "/a", "moduleId": "welcome", "version": "9"}), 404, "version 9 of module"),
     ];
     for (body, status, message) in cases {
         let (got, answer) = api.post("/api/v1/routes", body.clone()).await;
@@ -152,7 +152,7 @@ async fn routes_are_checked_when_created() {
     }
     let (_, routes) = api.get("/api/v1/routes").await;
     let paths: Vec<_> = routes["routes"].as_array().unwrap().iter().map(|r| r["path"].clone()).collect();
-    assert_eq!(paths, vec![json!("/hello"), json!("/hello-http")], "only the bundled routes");
+    assert_eq!(paths, vec![json!("/welcome"), json!("/welcome-http")], "only the bundled routes");
 }
 
 #[tokio::test]
@@ -183,13 +183,13 @@ async fn a_looping_function_does_not_slow_another() {
     deploy(&api, "spin", handler("(loop $l (br $l)) (i32.const 0)"), "/spin").await;
     // Routes reach the node asynchronously: wait until /spin is in before the spinners go.
     assert_eq!(get_routed(&server.node, "/spin").await.status(), 504);
-    assert_eq!(get_routed(&server.node, "/hello").await.status(), 200);
+    assert_eq!(get_routed(&server.node, "/welcome").await.status(), 200);
     let node = server.node.clone();
     let spinners: Vec<_> = (0..4).map(|_| tokio::spawn(reqwest::get(format!("{node}/spin")))).collect();
     let mut served = 0;
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(400) {
-        let res = reqwest::get(format!("{}/hello", server.node)).await.unwrap();
+        let res = reqwest::get(format!("{}/welcome", server.node)).await.unwrap();
         assert_eq!(res.status(), 200);
         served += 1;
     }

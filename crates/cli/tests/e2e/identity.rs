@@ -245,10 +245,10 @@ async fn escalation_attempts_are_refused_and_change_nothing() {
     // Listing shows only what the caller may read; ?executable=true what it may run.
     let (_, listed) = eve.get("/api/v1/modules").await;
     let names: Vec<&str> = listed["modules"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["hello", "hello-http", "mine", "sys"]);
+    assert_eq!(names, ["mine", "sys", "welcome", "welcome-http"]);
     let (_, runnable) = eve.get("/api/v1/modules?executable=true").await;
     let names: Vec<&str> = runnable["modules"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["hello", "hello-http", "mine"]);
+    assert_eq!(names, ["mine", "welcome", "welcome-http"]);
 }
 
 #[tokio::test]

@@ -142,7 +142,7 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     let server = Server::start(dir.path(), &["--report-every-ms", "200"]);
     // HTTP traffic to a bundled example, which the node reports to the control plane.
     for _ in 0..7 {
-        assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
+        assert_eq!(reqwest::get(format!("{}/welcome", server.node)).await.unwrap().status(), 200);
     }
     let b = Browser::start().await;
 
@@ -167,7 +167,7 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
     // the system modules of the bundled examples.
     assert!(b.text(".tabs a[aria-current=page]").await.starts_with("System 2"), "{}", b.text(".tabs a[aria-current=page]").await);
     assert!(b.text("table caption").await.starts_with("System modules: "), "{}", b.text("table caption").await);
-    assert!(b.text("table").await.contains("hello-http"));
+    assert!(b.text("table").await.contains("welcome-http"));
     b.screenshot("modules").await;
 
     // Upload add.wasm with the file picker: the name comes from the file name.
@@ -252,14 +252,14 @@ async fn a_newcomer_signs_in_uploads_add_wasm_runs_it_and_sees_the_history() {
 
     // The platform pages; the audit chain verifies.
     b.click("header nav a[href='/routes']").await;
-    assert!(b.text("table").await.contains("/hello"));
+    assert!(b.text("table").await.contains("/welcome"));
     b.screenshot("routes").await;
     b.click("header nav a[href='/nodes']").await;
     let nodes = b.text("table").await;
     assert!(nodes.contains("local") && nodes.contains("online") && nodes.contains("(current)"), "{nodes}");
     b.screenshot("nodes").await;
     // A function served only over HTTP shows the traffic the node reported.
-    b.open(&format!("{}/modules/hello", server.url)).await;
+    b.open(&format!("{}/modules/welcome", server.url)).await;
     let traffic = b.text("section[aria-labelledby='traffic']").await;
     assert!(traffic.contains("Requests\n7") || traffic.contains("Requests 7"), "{traffic}");
     assert!(traffic.contains("0.00 %"), "{traffic}");
@@ -322,7 +322,7 @@ async fn reading_pages_and_forms_work_without_javascript() {
     assert!(html.contains("<code>add(i32, i32) -&gt; i32</code>"), "{html}");
     assert!(html.contains("No linear memory; Max: 50 MB"), "{html}");
     let (_, html) = page("/routes").await;
-    assert!(html.contains("<code>/hello</code>"));
+    assert!(html.contains("<code>/welcome</code>"));
     let (_, html) = page("/audit?verify=true").await;
     assert!(html.contains("Chain intact: "));
     assert_eq!(page("/modules/nope").await.0, 404);
@@ -372,7 +372,7 @@ async fn reading_pages_and_forms_work_without_javascript() {
         let req = http.post(format!("{}{path}", server.url)).header("cookie", &cookie).form(&form);
         async move { req.send().await.unwrap() }
     };
-    let res = post("/routes", vec![("path", "/no-js".into()), ("match", "exact".into()), ("module", "hello".into())]).await;
+    let res = post("/routes", vec![("path", "/no-js".into()), ("match", "exact".into()), ("module", "welcome".into())]).await;
     assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/routes"));
     assert!(page("/routes").await.1.contains("<code>/no-js</code>"));
     let res = post(&format!("/modules/{id}/settings"), vec![("timeout_ms", "1234".into()), ("max_instances", "5".into())]).await;
@@ -389,7 +389,7 @@ async fn reading_pages_and_forms_work_without_javascript() {
         .post(format!("{}/routes", server.url))
         .header("cookie", &cookie)
         .header("origin", "http://evil.example")
-        .form(&[("path", "/evil"), ("module", "hello")])
+        .form(&[("path", "/evil"), ("module", "welcome")])
         .send()
         .await
         .unwrap();
@@ -446,28 +446,28 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     // An HTTP function gets a test request panel, filled with its route; the request goes
     // through the edge node.
     b.open(&format!("{}/run?module=hello", server.url)).await;
-    assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/hello"));
-    b.fill("#path", "/hello?from=console").await;
+    assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/welcome"));
+    b.fill("#path", "/welcome?from=console").await;
     b.click("form[action='/run/request'] button").await;
     assert_eq!(b.text("#answer-status").await, "200");
     let body = b.text("#answer-body").await;
-    assert!(body.starts_with("Hello from edgefn!") && body.contains("/hello?from=console"), "{body}");
+    assert!(body.starts_with("Hello from edgefn!") && body.contains("/welcome?from=console"), "{body}");
     b.screenshot("test-request").await;
     // A wasi:http component is offered the panel, not an argument form that cannot work.
     b.open(&format!("{}/run?module=hello-http", server.url)).await;
     assert!(b.client.find(Locator::Css("form[action='/run']")).await.is_err(), "no function form for a wasi:http component");
     b.click("form[action='/run/request'] button").await;
-    assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/hello-http"), "the panel starts at the component's route");
+    assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/welcome-http"), "the panel starts at the component's route");
     assert_eq!(b.text("#answer-status").await, "200");
 
     // The module's page says how to reach it: its route on the node, curl and CLI lines.
-    b.open(&format!("{}/modules/hello", server.url)).await;
+    b.open(&format!("{}/modules/welcome", server.url)).await;
     let reach = b.text("section[aria-labelledby=reach]").await;
-    assert!(reach.contains(&format!("curl {}/hello", server.node)), "{reach}");
+    assert!(reach.contains(&format!("curl {}/welcome", server.node)), "{reach}");
     assert!(reach.contains("edgefn invoke hello"), "{reach}");
     assert_eq!(
-        b.attr(&format!("section[aria-labelledby=reach] a[href='{}/hello']", server.node), "href").await,
-        Some(format!("{}/hello", server.node))
+        b.attr(&format!("section[aria-labelledby=reach] a[href='{}/welcome']", server.node), "href").await,
+        Some(format!("{}/welcome", server.node))
     );
 
     // A new version of a system module keeps its class.
@@ -500,7 +500,7 @@ async fn the_console_adds_edits_and_deletes_routes_and_the_node_follows() {
 
     // A bad path is refused above the form, with what was typed kept.
     b.fill("#route-path", "console").await;
-    b.client.find(Locator::Css("#route-module")).await.unwrap().select_by_label("hello").await.unwrap();
+    b.client.find(Locator::Css("#route-module")).await.unwrap().select_by_label("welcome").await.unwrap();
     b.click("form[action='/routes'] button").await;
     assert!(b.text("#route-error").await.contains("path `console` must start with `/`"), "{}", b.text("#route-error").await);
     assert_eq!(b.prop("#route-path", "value").await.as_deref(), Some("console"));
@@ -580,7 +580,7 @@ async fn the_console_sets_a_secret_the_function_reads_and_disables_and_deletes_a
     b.click("form[action$='/status'] button").await;
     assert_eq!(b.text("#status-now").await, "disabled");
     api.synced().await;
-    assert_eq!(reqwest::get(format!("{}/conformance/hello", server.node)).await.unwrap().status(), 503);
+    assert_eq!(reqwest::get(format!("{}/conformance/welcome", server.node)).await.unwrap().status(), 503);
     b.click("form[action$='/status'] button").await;
     assert_eq!(b.text("#status-now").await, "active");
 
@@ -721,7 +721,7 @@ async fn every_console_page_fits_a_phone_and_a_wide_screen() {
     b.sign_in(&server, &server.token).await;
     let pages = [
         ("modules", "/?tab=system".to_string()),
-        ("module", "/modules/hello".to_string()),
+        ("module", "/modules/welcome".to_string()),
         ("run", format!("/run?module={add}")),
         ("run-component", format!("/run?module={typed}&function=translate")),
         ("history", format!("/modules/{add}/history")),

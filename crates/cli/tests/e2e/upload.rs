@@ -89,7 +89,7 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     // artifacts (the 4.6 KB hello-http example is over this server's 1000-byte limit).
     let (_, list) = api.get("/api/v1/modules").await;
     let names: Vec<_> = list["modules"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
-    assert_eq!(names, vec![json!("add"), json!("hello")]);
+    assert_eq!(names, vec![json!("add"), json!("welcome")]);
     assert_eq!(files_under(&dir.path().join("artifacts")).len(), 2);
 }
 
@@ -126,7 +126,7 @@ async fn list_show_patch_and_delete() {
     assert_eq!(names, vec![json!("add"), json!("greet")], "sorted by name");
     let (_, list) = api.get("/api/v1/modules?owner_type=system").await;
     let names: Vec<_> = list["modules"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
-    assert_eq!(names, vec![json!("hello"), json!("hello-http")], "the bundled examples are system modules");
+    assert_eq!(names, vec![json!("welcome"), json!("welcome-http")], "the bundled examples are system modules");
     let (status, body) = api.get("/api/v1/modules?owner_type=root").await;
     assert_eq!(status, 400, "{body}");
 

@@ -78,7 +78,7 @@ async fn slow_heads_silent_sockets_idle_http2_and_slow_bodies_are_cut_off() {
     assert!(closed_within(&mut h2, Duration::from_secs(4)).await, "an idle HTTP/2 connection stayed open");
 
     // A body that does not arrive in time: 408 from the node and from the API.
-    for (listener, method, path) in [(&listeners[1], "GET", "/hello"), (&listeners[0], "POST", "/api/v1/modules?name=x&version=1")] {
+    for (listener, method, path) in [(&listeners[1], "GET", "/welcome"), (&listeners[0], "POST", "/api/v1/modules?name=x&version=1")] {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {}\r\ncontent-type: application/wasm\r\ncontent-length: 1000\r\n\r\n0123456789",
             server.token
@@ -87,7 +87,7 @@ async fn slow_heads_silent_sockets_idle_http2_and_slow_bodies_are_cut_off() {
         assert_eq!(responses[0].status, 408, "{path}: {}", String::from_utf8_lossy(&responses[0].body));
     }
     // The servers still answer.
-    assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{}/welcome", server.node)).await.unwrap().status(), 200);
     assert_eq!(reqwest::get(format!("{}/healthz", server.url)).await.unwrap().status(), 200);
 }
 
@@ -102,13 +102,13 @@ async fn a_connection_over_the_limit_is_refused_with_503_not_left_waiting() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let responses = raw_exchange(&node, b"GET /hello HTTP/1.1\r\nhost: a\r\n\r\n", 1).await;
+    let responses = raw_exchange(&node, b"GET /welcome HTTP/1.1\r\nhost: a\r\n\r\n", 1).await;
     assert_eq!(responses[0].status, 503);
     assert_eq!(responses[0].header("retry-after"), Some("1"));
     assert!(started.elapsed() < Duration::from_secs(2), "the refusal took {:?}", started.elapsed());
     // Once the held connections go, new ones are served again.
     drop(held);
-    answers_ok_within(&format!("{}/hello", server.node), Duration::from_secs(5)).await;
+    answers_ok_within(&format!("{}/welcome", server.node), Duration::from_secs(5)).await;
 }
 
 /// Waits until `url` answers 200, at most `within`.
@@ -150,5 +150,5 @@ async fn running_out_of_descriptors_backs_off_logs_once_and_recovers() {
     assert!(log.len() < 64 * 1024, "the log grew to {} bytes in 3 s", log.len());
     drop(held);
     answers_ok_within(&format!("{}/healthz", server.url), Duration::from_secs(10)).await;
-    assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{}/welcome", server.node)).await.unwrap().status(), 200);
 }

@@ -34,20 +34,21 @@ async fn a_guest_cannot_frame_its_own_response_or_take_the_connection() {
     }
 
     // Pipelined on one keep-alive connection: the guest's response, then the bundled /hello.
-    let pipelined = b"GET /short HTTP/1.1\r\nhost: a\r\n\r\nGET /hello HTTP/1.1\r\nhost: a\r\n\r\n";
+    let pipelined = b"GET /short HTTP/1.1\r\nhost: a\r\n\r\nGET /welcome HTTP/1.1\r\nhost: a\r\n\r\n";
     let responses = raw_exchange(&server.node, pipelined, 2).await;
     let whole = "hellohttp/1.1 200 ok\r\ncontent-length: 8\r\n\r\ninjected";
     assert_eq!(responses[0].status, 200);
     assert_eq!(String::from_utf8_lossy(&responses[0].body).to_ascii_lowercase(), whole, "the whole body, framed by the host");
     assert_eq!(responses[0].header("content-length"), Some(whole.len().to_string().as_str()));
     assert_eq!(responses[0].header("connection"), None);
-    assert_eq!(String::from_utf8_lossy(&responses[1].body), "Hello from edgefn! GET /hello\n", "the second answer is /hello's");
+    assert_eq!(String::from_utf8_lossy(&responses[1].body), "Hello from edgefn! GET /welcome\n", "the second answer is /welcome's");
 
     let responses = raw_exchange(&server.node, b"GET /long HTTP/1.1\r\nhost: a\r\n\r\n", 1).await;
-    assert_eq!((responses[0].status, responses[0].body.as_slice()), (200, &b"hello"[..]));
+    assert_eq!((responses[0].status, responses[0].body.as_slice()), (200, &b"welcome"[..]));
     assert_eq!(responses[0].header("content-length"), Some("5"));
 
-    let responses = raw_exchange(&server.node, b"GET /chunked HTTP/1.1\r\nhost: a\r\n\r\nGET /hello HTTP/1.1\r\nhost: a\r\n\r\n", 2).await;
+    let responses =
+        raw_exchange(&server.node, b"GET /chunked HTTP/1.1\r\nhost: a\r\n\r\nGET /welcome HTTP/1.1\r\nhost: a\r\n\r\n", 2).await;
     let r = &responses[0];
     assert_eq!(r.body, b"5\r\nhello\r\n0\r\n\r\n", "the guest's bytes are the body, not framing");
     for gone in ["transfer-encoding", "connection", "x-secret", "keep-alive", "proxy-authenticate", "upgrade"] {

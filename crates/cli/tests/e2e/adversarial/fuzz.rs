@@ -94,5 +94,5 @@ async fn generated_modules_get_documented_answers_and_never_break_the_server() {
     eprintln!("{uploaded} of {count} modules accepted, {invoked} calls made");
     assert!(uploaded > 0 && invoked > 0, "the generator produced nothing runnable");
     assert_eq!(reqwest::get(format!("{}/healthz", server.url)).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(format!("{}/hello", server.node)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{}/welcome", server.node)).await.unwrap().status(), 200);
 }

@@ -42,7 +42,7 @@ async fn a_tenant_cannot_route_into_another_tenants_hosts_or_paths() {
         (json!({"path": "/shop", "priority": 100000}), 409, "`/shop` on the default host is claimed by another project"),
         (json!({"path": "/shop/cart", "match": "prefix"}), 409, "claimed by another project"),
         (json!({"path": "/shop/[a-z]+", "match": "regex"}), 409, "claimed by another project"),
-        (json!({"path": "/hello", "priority": 100000}), 409, "`/hello` on the default host is reserved by an admin"),
+        (json!({"path": "/welcome", "priority": 100000}), 409, "`/welcome` on the default host is reserved by an admin"),
         (json!({"host": "shop.alice.test", "path": "/x"}), 409, "host `shop.alice.test` is claimed by another project"),
         (json!({"host": "*.alice.test", "path": "/", "match": "prefix"}), 403, "wildcard host"),
     ];
@@ -62,8 +62,8 @@ async fn a_tenant_cannot_route_into_another_tenants_hosts_or_paths() {
     assert_eq!(get_host(&server.node, "any.test", "/shop").await, (200, "alice's shop".into()));
     assert_eq!(get_host(&server.node, "any.test", "/shop/cart").await, (200, "alice's shop".into()));
     assert_eq!(get_host(&server.node, "shop.alice.test", "/anything").await, (200, "alice's shop".into()));
-    assert_eq!(get_host(&server.node, "any.test", "/hello").await.0, 200);
-    assert!(get_host(&server.node, "any.test", "/hello").await.1.starts_with("Hello from edgefn!"));
+    assert_eq!(get_host(&server.node, "any.test", "/welcome").await.0, 200);
+    assert!(get_host(&server.node, "any.test", "/welcome").await.1.starts_with("Hello from edgefn!"));
     // A named host never falls through to the default host's routes.
     let (_, answer) = get_host(&server.node, "shop.alice.test", "/bob-only").await;
     assert_eq!(answer, "alice's shop", "bob's default-host route answered on alice's host");

@@ -1,0 +1,244 @@
+//! Runs one build step in a bubblewrap sandbox, within limits.
+//!
+//! The step sees the project at `/build` (read-write), a home at `/home/build`, the
+//! system's `/usr` and the Rust toolchain read-only, a `/etc` of name resolution, TLS
+//! roots and a passwd naming only its own user, a private `/tmp`, and nothing else
+//! of the machine: no data directory, no secrets, no other build. It runs as uid 1000 in
+//! its own user, PID, IPC, UTS and network namespaces — with no network unless the step
+//! asks for it (the dependency download, which runs no project code). Killing the outer
+//! `bwrap` ends the namespace's first process, and the kernel then ends every process
+//! in it: a step past its time or memory is stopped with everything it started.
+//!
+//! Memory is watched by summing the resident memory of the step's processes (every
+//! [`WATCH_EVERY`]); files are capped by the shell's `ulimit -f`; output by the log's
+//! own cap.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+/// How often the memory of a step's processes is added up.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// Bytes of a memory page.
+const PAGE_BYTES: u64 = 4096;
+/// Where the project is inside the sandbox.
+pub const PROJECT_DIR: &str = "/build";
+/// The step's home inside the sandbox (`CARGO_HOME` and npm's cache are under it).
+const HOME_DIR: &str = "/home/build";
+/// Where the host's rustup directory is seen.
+const RUSTUP_DIR: &str = "/opt/rustup";
+/// Where the host's cargo commands are seen.
+const CARGO_BIN_DIR: &str = "/opt/cargo/bin";
+/// Files of `/etc` a step may read: name resolution and TLS roots (for downloads), and
+/// the system's command alternatives (`cc`).
+const ETC_FILES: [&str; 6] =
+    ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/alternatives"];
+
+/// A step's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Resident memory of all its processes together.
+    pub memory_bytes: u64,
+    /// Largest file it may write.
+    pub file_bytes: u64,
+}
+
+/// A command to run in the sandbox.
+pub struct Step<'a> {
+    /// Shell command, run in the project.
+    pub command: &'a str,
+    /// Whether it may use the network.
+    pub network: bool,
+    /// Variables beside `PATH`, `HOME`, `CARGO_HOME` and `RUSTUP_HOME`.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// How a step ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited with this code (`None`: killed by a signal).
+    Exited(Option<i32>),
+    /// It ran past the deadline and was killed.
+    TimedOut,
+    /// Its processes held more memory than the limit and were killed.
+    OutOfMemory,
+}
+
+/// Where the host's toolchains are, found once.
+#[derive(Debug, Clone)]
+pub struct Host {
+    rustup_home: Option<PathBuf>,
+    cargo_bin: Option<PathBuf>,
+}
+
+impl Host {
+    /// Finds bubblewrap and the Rust toolchain (`RUSTUP_HOME`, `CARGO_HOME`, else `~/.rustup`,
+    /// `~/.cargo`).
+    pub fn find() -> anyhow::Result<Self> {
+        if which("bwrap").is_none() {
+            anyhow::bail!("bubblewrap is not installed: builds run in its sandbox (apt-get install bubblewrap)");
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let dir = |var: &str, default: &str| {
+            std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(default))).filter(|p| p.is_dir())
+        };
+        Ok(Self {
+            rustup_home: dir("RUSTUP_HOME", ".rustup"),
+            cargo_bin: dir("CARGO_HOME", ".cargo").map(|c| c.join("bin")).filter(|p| p.is_dir()),
+        })
+    }
+
+    /// Whether cargo (through rustup) can be run in the sandbox.
+    pub fn has_rust(&self) -> bool {
+        self.rustup_home.is_some() && self.cargo_bin.as_ref().is_some_and(|b| b.join("cargo").exists())
+    }
+
+    /// Whether the Rust toolchain has the standard library of `target`.
+    pub fn has_rust_target(&self, target: &str) -> bool {
+        let Some(rustup) = &self.rustup_home else { return false };
+        std::fs::read_dir(rustup.join("toolchains"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|toolchain| toolchain.path().join("lib/rustlib").join(target).is_dir())
+    }
+
+    /// Runs `step` in the build directory `dir` — its `project` at `/build`, its `home` at
+    /// `/home/build`, made if missing — killed at `deadline` or past `limits`; each line of
+    /// its output goes to `output`.
+    pub async fn run(
+        &self,
+        dir: &Path,
+        step: &Step<'_>,
+        limits: Limits,
+        deadline: tokio::time::Instant,
+        output: mpsc::UnboundedSender<String>,
+    ) -> anyhow::Result<Ended> {
+        let (project, home) = (dir.join("project"), dir.join("home"));
+        std::fs::create_dir_all(&home).context("making the build's home")?;
+        // Tools look their user up (wizer finds its configuration by the home in passwd).
+        let passwd = dir.join("passwd");
+        std::fs::write(&passwd, format!("build:x:1000:1000:build:{HOME_DIR}:/bin/sh\n")).context("writing the sandbox's passwd")?;
+        let group = dir.join("group");
+        std::fs::write(&group, "build:x:1000:\n").context("writing the sandbox's group")?;
+        let mut bwrap = tokio::process::Command::new("bwrap");
+        bwrap.args(["--die-with-parent", "--new-session", "--unshare-all", "--uid", "1000", "--gid", "1000"]);
+        if step.network {
+            bwrap.arg("--share-net");
+        }
+        bwrap.args(["--ro-bind", "/usr", "/usr"]);
+        for dir in ["bin", "lib", "lib64", "sbin"] {
+            let host = Path::new("/").join(dir);
+            match std::fs::read_link(&host) {
+                Ok(target) => bwrap.arg("--symlink").arg(target).arg(&host),
+                Err(_) if host.is_dir() => bwrap.arg("--ro-bind").arg(&host).arg(&host),
+                Err(_) => continue,
+            };
+        }
+        for file in ETC_FILES.iter().filter(|f| Path::new(f).exists()) {
+            bwrap.args(["--ro-bind", file, file]);
+        }
+        bwrap.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        bwrap.arg("--ro-bind").arg(&passwd).arg("/etc/passwd");
+        bwrap.arg("--ro-bind").arg(&group).arg("/etc/group");
+        bwrap.arg("--bind").arg(&project).arg(PROJECT_DIR);
+        bwrap.arg("--bind").arg(&home).arg(HOME_DIR);
+        let mut path = String::from("/usr/local/bin:/usr/bin:/bin");
+        if let (Some(rustup), Some(cargo_bin)) = (&self.rustup_home, &self.cargo_bin) {
+            bwrap.arg("--ro-bind").arg(rustup).arg(RUSTUP_DIR);
+            bwrap.arg("--ro-bind").arg(cargo_bin).arg(CARGO_BIN_DIR);
+            path = format!("{CARGO_BIN_DIR}:{path}");
+        }
+        bwrap.args(["--chdir", PROJECT_DIR, "--clearenv"]);
+        let home_env = [
+            ("PATH", path.as_str()),
+            ("HOME", HOME_DIR),
+            ("CARGO_HOME", "/home/build/.cargo"),
+            ("RUSTUP_HOME", RUSTUP_DIR),
+            ("TMPDIR", "/tmp"),
+        ];
+        for (key, value) in home_env.iter().chain(step.env) {
+            bwrap.args(["--setenv", key, value]);
+        }
+        // `ulimit -f` counts 512-byte blocks.
+        let script = format!("ulimit -f {} && exec /bin/sh -c \"$0\"", limits.file_bytes / 512);
+        bwrap.args(["/bin/sh", "-c", &script, step.command]);
+        bwrap.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = bwrap.spawn().context("starting bwrap")?;
+        let pid = child.id().context("bwrap's process id")?;
+        let stdout = forward(child.stdout.take().context("stdout")?, output.clone());
+        let stderr = forward(child.stderr.take().context("stderr")?, output);
+        let mut watch = tokio::time::interval(WATCH_EVERY);
+        let ended = loop {
+            tokio::select! {
+                status = child.wait() => break Ended::Exited(status.context("waiting for the build step")?.code()),
+                _ = tokio::time::sleep_until(deadline) => break Ended::TimedOut,
+                _ = watch.tick() => {
+                    if tree_resident_bytes(pid) > limits.memory_bytes {
+                        break Ended::OutOfMemory;
+                    }
+                }
+            }
+        };
+        if !matches!(ended, Ended::Exited(_)) {
+            child.start_kill().context("stopping the build step")?;
+            child.wait().await.context("waiting for the stopped build step")?;
+        }
+        // The pipes close when the namespace's last process has gone.
+        let _ = tokio::join!(stdout, stderr);
+        Ok(ended)
+    }
+}
+
+/// Sends each line of `pipe` to `output`.
+fn forward(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: mpsc::UnboundedSender<String>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if output.send(line).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Resident bytes of `root` and every process under it.
+fn tree_resident_bytes(root: u32) -> u64 {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(rss)) =
+            (fields.get(1).and_then(|f| f.parse::<u32>().ok()), fields.get(21).and_then(|f| f.parse::<u64>().ok()))
+        else {
+            continue;
+        };
+        parent_of.push((pid, ppid, rss));
+    }
+    let mut inside = vec![root];
+    let mut total = 0;
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (pid, ppid, rss) in &parent_of {
+            if !inside.contains(pid) && inside.contains(ppid) {
+                inside.push(*pid);
+                total += rss * PAGE_BYTES;
+                grew = true;
+            }
+        }
+    }
+    total
+}
+
+/// The path of the command `name` on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())
+}
