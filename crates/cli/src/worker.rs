@@ -179,8 +179,10 @@ struct Recipe {
 /// program of its choosing while the network is open.
 const RUST_FETCH_ENV: &[(&str, &str)] = &[("RUSTC", "rustc"), ("RUSTC_WRAPPER", ""), ("CARGO_BUILD_RUSTC_WRAPPER", "")];
 const RUST_BUILD_ENV: &[(&str, &str)] = &[("CARGO_NET_OFFLINE", "true")];
-const NPM_FETCH_ENV: &[(&str, &str)] = &[("npm_config_ignore_scripts", "true"), ("npm_config_git", "git")];
-const NPM_BUILD_ENV: &[(&str, &str)] = &[("npm_config_offline", "true"), ("npm_config_audit", "false"), ("npm_config_fund", "false")];
+const NPM_FETCH_ENV: &[(&str, &str)] =
+    &[("npm_config_ignore_scripts", "true"), ("npm_config_git", "git"), ("npm_config_update_notifier", "false")];
+const NPM_BUILD_ENV: &[(&str, &str)] =
+    &[("npm_config_offline", "true"), ("npm_config_audit", "false"), ("npm_config_fund", "false"), ("npm_config_update_notifier", "false")];
 
 impl Recipe {
     fn of(toolchain: Toolchain, project: &Path) -> Result<Self, String> {

@@ -64,9 +64,10 @@ impl BuildCommand {
             None if self.remote => {
                 let manifest = Manifest::load(&self.dir)?;
                 let client = Client::new(&self.client)?;
-                let archive = pack(&self.dir)?;
-                let build = remote(&client, &manifest, &archive, &manifest.version).await?;
-                println!("made {} version {}", build["name"].as_str().unwrap_or_default(), build["version"].as_str().unwrap_or_default());
+                match super::project::build_remotely(&client, &manifest, &self.dir).await? {
+                    (_, Some(version)) => println!("made {} version {version}", manifest.name),
+                    (_, None) => println!("{}'s newest version was built from these sources: nothing to do", manifest.name),
+                }
                 Ok(())
             }
             None => {

@@ -133,7 +133,7 @@ fn free_label(manifest: &Manifest, versions: &[Value], sha: &str) -> String {
 
 /// Sends the project to the build workers unless the module's newest version was built
 /// from these very sources; returns the module and the version made, if any.
-async fn build_remotely(client: &Client, manifest: &Manifest, dir: &Path) -> anyhow::Result<(Value, Option<String>)> {
+pub(crate) async fn build_remotely(client: &Client, manifest: &Manifest, dir: &Path) -> anyhow::Result<(Value, Option<String>)> {
     let archive = super::build::pack(dir)?;
     let sha = super::build::digest(&archive);
     let mut label = manifest.version.clone();

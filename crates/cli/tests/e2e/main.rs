@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `edgefn` binary on a real socket, driven over HTTP.
 
 mod adversarial;
+mod builds;
 mod cli;
 mod cluster;
 mod config;
@@ -60,6 +61,7 @@ impl Server {
         let mut child = command
             .args(["up", "--listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(["--build-workers", &launch.build_workers.unwrap_or(0).to_string()])
             .args(extra)
             .env("EDGEFN_LOG", launch.log_level.unwrap_or("warn"))
             .stdout(Stdio::piped())
@@ -120,6 +122,8 @@ pub struct Launch {
     pub log_file: Option<PathBuf>,
     /// Its limit of open file descriptors (through `prlimit`).
     pub max_open_files: Option<u64>,
+    /// Build workers inside (default none: a test that builds asks for them).
+    pub build_workers: Option<usize>,
 }
 
 /// A thin client that returns status and JSON body.

@@ -128,7 +128,7 @@ async fn answers_ok_within(url: &str, within: Duration) {
 async fn running_out_of_descriptors_backs_off_logs_once_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let log_file = dir.path().join("server.log");
-    let launch = Launch { log_level: Some("warn"), log_file: Some(log_file.clone()), max_open_files: Some(256) };
+    let launch = Launch { log_level: Some("warn"), log_file: Some(log_file.clone()), max_open_files: Some(256), ..Launch::default() };
     // A connection limit above the descriptor limit, so descriptors run out first.
     let server = Server::start_with(&dir.path().join("data"), &["--max-connections", "5000"], &launch);
     let api = addr(&server.url);
