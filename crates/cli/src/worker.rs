@@ -288,7 +288,7 @@ impl Log {
         let client = client.clone();
         let path = format!("/api/v1/builds/{build}/log");
         let sender = tokio::spawn(async move {
-            let mut sent = 0usize;
+            let (mut sent, mut cut, mut noted) = (0usize, false, false);
             let mut open = true;
             while open {
                 let mut batch = String::new();
@@ -297,20 +297,21 @@ impl Log {
                 loop {
                     tokio::select! {
                         line = rx.recv() => match line {
-                            Some(line) if sent + batch.len() < cap => { batch.push_str(&line); batch.push('\n'); }
-                            Some(_) => {}
+                            Some(line) if sent + batch.len() + line.len() < cap => { batch.push_str(&line); batch.push('\n'); }
+                            Some(_) => cut = true,
                             None => { open = false; break; }
                         },
                         _ = &mut tick => break,
                     }
                 }
+                if cut && !noted {
+                    batch.push_str(&format!("[log cut: the worker sends at most {} KiB]\n", cap / 1024));
+                    noted = true;
+                }
                 if batch.is_empty() {
                     continue;
                 }
                 sent += batch.len();
-                if sent >= cap {
-                    batch.push_str(&format!("[log cut: the worker sends at most {} KiB]\n", cap / 1024));
-                }
                 if let Err(e) = client.send(client.request(Method::POST, &path).header("content-type", "text/plain").body(batch)).await {
                     tracing::warn!(error = %format!("{e:#}"), "sending build log");
                 }

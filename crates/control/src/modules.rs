@@ -160,7 +160,7 @@ pub async fn plan(state: &AppState, caller: &Caller, upload: Upload) -> Result<P
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "conflict",
-                    format!("module {name} already has a version {version}; name a new version"),
+                    format!("module {name} already has version {version}; name a new version"),
                 ));
             }
             (module.owner_id.clone(), module.owner_type.clone())

@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod conformance;
 mod crash;
+mod examples;
 mod host;
 mod http;
 mod identity;

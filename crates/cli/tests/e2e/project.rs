@@ -74,23 +74,28 @@ async fn a_template_goes_live_in_one_command_and_a_second_deploy_does_nothing() 
     assert_eq!(api.get("/api/v1/modules/hi/versions").await.1["versions"].as_array().unwrap().len(), 2, "nothing uploaded");
 }
 
-/// Makes `name` from a Rust `template` in `dir` and deploys it to `server`, building into a
-/// target directory shared between runs (so CI compiles the guest crates once); returns
+/// Makes `name` from a Rust `template` in `dir` and deploys it to `server`; returns
 /// deploy's stdout and stderr.
 fn deploy_rust(server: &Server, dir: &Path, name: &str, template: &str) -> (String, String) {
     let (ok, _, err) = edgefn(server, dir, &["new", name, "--template", template]);
     assert!(ok, "{err}");
-    let project = dir.join(name);
+    deploy_rust_project(server, &dir.join(name))
+}
+
+/// Deploys the Rust project in `project` to `server`, building into a target directory
+/// shared between runs (so CI compiles the guest crates once); returns deploy's stdout
+/// and stderr.
+pub(crate) fn deploy_rust_project(server: &Server, project: &Path) -> (String, String) {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project.join("target"), std::path::PathBuf::from).join("templates");
     let manifest = project.join("edgefn.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let name = text.lines().find_map(|l| l.strip_prefix("name = ")).unwrap().trim_matches('"').to_string();
     let artifact = format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace(&format!("artifact = \"target/{artifact}\""), &format!("artifact = \"{}/{artifact}\"", target.display()));
+    let text = text.replace(&format!("artifact = \"target/{artifact}\""), &format!("artifact = \"{}/{artifact}\"", target.display()));
     std::fs::write(&manifest, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
         .arg("deploy")
-        .current_dir(&project)
+        .current_dir(project)
         .env("EDGEFN_URL", &server.url)
         .env("EDGEFN_DATA_DIR", &server.dir)
         .env("CARGO_TARGET_DIR", &target)

@@ -44,7 +44,7 @@ async fn a_guest_cannot_frame_its_own_response_or_take_the_connection() {
     assert_eq!(String::from_utf8_lossy(&responses[1].body), "Hello from edgefn! GET /welcome\n", "the second answer is /welcome's");
 
     let responses = raw_exchange(&server.node, b"GET /long HTTP/1.1\r\nhost: a\r\n\r\n", 1).await;
-    assert_eq!((responses[0].status, responses[0].body.as_slice()), (200, &b"welcome"[..]));
+    assert_eq!((responses[0].status, responses[0].body.as_slice()), (200, &b"hello"[..]));
     assert_eq!(responses[0].header("content-length"), Some("5"));
 
     let responses =
