@@ -75,7 +75,8 @@ pub fn apply(input: &[u8], query: &str) -> Result<Output, String> {
                 image
             }
             "quality" => {
-                quality = value.parse().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| format!("quality `{value}`: expected 1 to 100"))?;
+                quality =
+                    value.parse().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| format!("quality `{value}`: expected 1 to 100"))?;
                 image
             }
             _ => return Err(format!("unknown operation `{key}`: use resize, crop, rotate, flip, format or quality")),

@@ -76,3 +76,97 @@ async fn image_resize_resizes_rotates_and_crops_a_real_photo() {
     let res = reqwest::get(&url).await.unwrap();
     assert_eq!(res.status(), 405, "routed for POST only, and the function says so for others");
 }
+
+#[tokio::test]
+async fn markdown_renders_html_and_escapes_raw_html_unless_allowed() {
+    if !has_wasip2() {
+        eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building markdown");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let project = copy_example("markdown", dir.path());
+    let (out, _) = deploy_rust_project(&server, &project);
+    assert!(out.contains("call it with `edgefn invoke markdown FUNCTION ARGS…`"), "{out}");
+    let api = server.client();
+    let text = "# Notes\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- [x] done\n\nSee <script>alert(1)</script> and ~~old~~ *new*";
+    let (status, answer) = api.invoke("markdown", serde_json::json!({"function": "render", "args": [text, false]})).await;
+    assert_eq!(status, 200, "{answer}");
+    let html = answer["result"].as_str().unwrap();
+    for part in ["<h1>Notes</h1>", "<td>1</td>", "checked=\"\"", "&lt;script&gt;alert(1)&lt;/script&gt;", "<del>old</del>", "<em>new</em>"]
+    {
+        assert!(html.contains(part), "{part} in {html}");
+    }
+    assert!(!html.contains("<script>"), "{html}");
+    let (_, answer) =
+        api.invoke("markdown", serde_json::json!({"function": "render", "args": {"text": "<b>hi</b>", "allow-html": true}})).await;
+    assert_eq!(answer["result"], "<p><b>hi</b></p>\n");
+}
+
+#[tokio::test]
+async fn jwt_check_accepts_a_good_token_and_says_why_it_refuses_the_others() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    if !has_wasip2() {
+        eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building jwt-check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let project = copy_example("jwt-check", dir.path());
+    let manifest = project.join("edgefn.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("change-me-to-a-long-random-secret", "s3cret-for-the-test");
+    std::fs::write(&manifest, text).unwrap();
+    deploy_rust_project(&server, &project);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let sign = |alg: Algorithm, claims: serde_json::Value, secret: &str| {
+        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    };
+    let check = |token: Option<String>| {
+        let url = format!("{}/jwt-check", server.node);
+        async move {
+            let mut req = reqwest::Client::new().get(url);
+            if let Some(token) = token {
+                req = req.header("authorization", token);
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+            (status, res.json::<serde_json::Value>().await.unwrap(), challenge)
+        }
+    };
+    let good = sign(Algorithm::HS256, serde_json::json!({"sub": "ada", "exp": now + 600, "role": "admin"}), "s3cret-for-the-test");
+    let (status, body, _) = check(Some(format!("Bearer {good}"))).await;
+    assert_eq!(
+        (status, &body["valid"], &body["sub"], &body["claims"]["role"]),
+        (200, &serde_json::json!(true), &serde_json::json!("ada"), &serde_json::json!("admin"))
+    );
+
+    let unsigned = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(r#"{"sub":"eve"}"#));
+    let cases = [
+        (None, "no Authorization header"),
+        (Some("Basic YTpi".to_string()), "is not `Bearer <token>`"),
+        (Some("Bearer not-a-jwt".to_string()), "expected three dot-separated parts"),
+        (Some(format!("Bearer {unsigned}")), "algorithm `none` is not accepted: only HS256"),
+        (Some(format!("Bearer {}", sign(Algorithm::HS512, serde_json::json!({"sub": "eve"}), "s3cret-for-the-test"))), "algorithm `HS512`"),
+        (Some(format!("Bearer {}", sign(Algorithm::HS256, serde_json::json!({"sub": "eve"}), "guessed"))), "the signature does not match"),
+        (
+            Some(format!("Bearer {}", sign(Algorithm::HS256, serde_json::json!({"exp": now - 3600}), "s3cret-for-the-test"))),
+            "the token expired",
+        ),
+        (
+            Some(format!("Bearer {}", sign(Algorithm::HS256, serde_json::json!({"nbf": now + 3600}), "s3cret-for-the-test"))),
+            "not valid for another",
+        ),
+    ];
+    for (header, reason) in cases {
+        let (status, body, challenge) = check(header.clone()).await;
+        assert_eq!((status, &body["valid"]), (401, &serde_json::json!(false)), "{header:?}");
+        assert!(body["error"].as_str().unwrap().contains(reason), "{header:?}: {body}");
+        assert!(challenge.unwrap().starts_with("Bearer error=\"invalid_token\""));
+    }
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
