@@ -230,6 +230,7 @@ pub const TEMPLATES: [Template; 6] = [
             ("app.js", include_str!("../../../templates/js-http/app.js")),
             ("build.mjs", include_str!("../../../templates/js-http/build.mjs")),
             ("wit/world.wit", include_str!("../../../templates/js-http/world.wit")),
+            ("wit/deps/host.wit", include_str!("../../../wit/host.wit")),
             (".gitignore", include_str!("../../../templates/js-http/gitignore")),
         ],
         // The version ComponentizeJS 0.23's engine exports `incoming-handler` at.
@@ -244,6 +245,7 @@ pub const TEMPLATES: [Template; 6] = [
             ("app.ts", include_str!("../../../templates/ts-http/app.ts")),
             ("build.mjs", include_str!("../../../templates/ts-http/build.mjs")),
             ("wit/world.wit", include_str!("../../../templates/js-http/world.wit")),
+            ("wit/deps/host.wit", include_str!("../../../wit/host.wit")),
             (".gitignore", include_str!("../../../templates/ts-http/gitignore")),
         ],
         wasi_wit: Some("0.2.10"),

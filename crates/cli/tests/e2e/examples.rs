@@ -170,3 +170,53 @@ fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+#[tokio::test]
+async fn counter_api_counts_in_the_key_value_store_and_calls_only_its_allowed_host() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        eprintln!("no npm here: not building counter-api");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A JavaScript component carries its engine (~13 MB); a debug build of the server takes
+    // over a minute to compile it.
+    let server = Server::start(&dir.path().join("data"), &["--compile-timeout-ms", "600000"]);
+    let (ok, _, err) = crate::cli::edgefn_in(&server, dir.path(), &["new", "counter-api", "--template", "js-http"]);
+    assert!(ok, "{err}");
+    let project = dir.path().join("counter-api");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/counter-api");
+    for file in ["app.js", "wit/world.wit", "edgefn.toml"] {
+        std::fs::copy(example.join(file), project.join(file)).unwrap();
+    }
+    // The upstream it may call: the control plane's health endpoint, a real HTTP server.
+    let manifest = std::fs::read_to_string(project.join("edgefn.toml"))
+        .unwrap()
+        .replace("allow_hosts = [\"example.com\"]", "allow_hosts = [\"127.0.0.1\"]")
+        .replace("https://example.com/", &format!("{}/healthz", server.url));
+    std::fs::write(project.join("edgefn.toml"), manifest).unwrap();
+    let (ok, out, err) = crate::cli::edgefn_in(&server, &project, &["deploy"]);
+    assert!(ok, "{out}\n{err}");
+
+    let get = |path: &str| {
+        let url = format!("{}/counter-api/{path}", server.node);
+        async move {
+            let res = reqwest::get(url).await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(get("hits/ada").await, (200, serde_json::json!({"name": "ada", "hits": 1})));
+    assert_eq!(get("hits/ada").await, (200, serde_json::json!({"name": "ada", "hits": 2})));
+    assert_eq!(get("hits/bob").await, (200, serde_json::json!({"name": "bob", "hits": 1})));
+    let (status, upstream) = get("upstream").await;
+    assert_eq!((status, &upstream["status"]), (200, &serde_json::json!(200)), "{upstream}");
+    assert!(upstream["body"].as_str().unwrap().contains("\"ok\""), "{upstream}");
+
+    // Off its allow-list, the same call is denied.
+    let api = server.client();
+    let (status, _) = api.patch("/api/v1/modules/counter-api", serde_json::json!({"allowHosts": ["example.com"]})).await;
+    assert_eq!(status, 200);
+    api.synced().await;
+    let (status, denied) = get("upstream").await;
+    assert_eq!(status, 502, "{denied}");
+    assert_eq!(get("hits/ada").await.1["hits"], 3, "the counter survives a settings change");
+}
