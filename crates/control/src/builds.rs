@@ -72,19 +72,37 @@ pub async fn create(
     QueryParams(query): QueryParams<BuildQuery>,
     req: Request,
 ) -> Result<(StatusCode, Json<Build>), ApiError> {
-    let asked = match query.toolchain.as_deref() {
+    let name = query.name.ok_or_else(|| ApiError::bad_request("missing module name (`name`)"))?;
+    let upload = Upload {
+        name,
+        version: query.version.unwrap_or_else(|| "1.0.0".into()),
+        description: query.description,
+        owner_type: query.owner_type,
+        project: query.project,
+        timeout_ms: None,
+    };
+    let archive = read_upload(req, MAX_ARCHIVE_BYTES).await?.bytes;
+    let build = queue(&state, &caller, upload, query.toolchain.as_deref(), archive).await?;
+    Ok((StatusCode::ACCEPTED, Json(build)))
+}
+
+/// Queues a build of `archive` making the version `upload` names, after checking both as
+/// the API does: what the console's form and `POST /api/v1/builds` share.
+pub(crate) async fn queue(
+    state: &AppState,
+    caller: &Caller,
+    upload: Upload,
+    toolchain: Option<&str>,
+    archive: Vec<u8>,
+) -> Result<Build, ApiError> {
+    let asked = match toolchain.filter(|t| !t.is_empty()) {
         Some(name) => Some(Toolchain::parse(name).ok_or_else(|| {
             let names: Vec<_> = Toolchain::ALL.iter().map(|t| t.as_str()).collect();
             ApiError::bad_request(format!("toolchain `{name}` is not one of {}", names.join(", ")))
         })?),
         None => None,
     };
-    let name = query.name.ok_or_else(|| ApiError::bad_request("missing module name (`name`)"))?;
-    let version = query.version.unwrap_or_else(|| "1.0.0".into());
-    let upload =
-        Upload { name, version, description: query.description, owner_type: query.owner_type, project: query.project, timeout_ms: None };
-    let planned = modules::plan(&state, &caller, upload.clone()).await?;
-    let archive = read_upload(req, MAX_ARCHIVE_BYTES).await?.bytes;
+    let planned = modules::plan(state, caller, upload.clone()).await?;
     let listing = archive::check(&archive).map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, "bad_archive", why))?;
     let toolchain = archive::toolchain(&listing.root, asked).map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, "bad_archive", why))?;
     if state.db.build_pending(planned.project_id(), &upload.name, &upload.version).await? {
@@ -110,7 +128,7 @@ pub async fn create(
         .await?;
     state.builds_queued.notify_waiters();
     tracing::info!(build = %build.id, name = %build.name, version = %build.version, toolchain = toolchain.as_str(), "build queued");
-    Ok((StatusCode::ACCEPTED, Json(build)))
+    Ok(build)
 }
 
 /// Builds listed.
@@ -123,12 +141,17 @@ pub struct BuildList {
 /// `GET /api/v1/builds`: the newest builds.
 #[utoipa::path(get, path = "/api/v1/builds", tag = "builds", responses((status = 200, body = BuildList), Failure))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<BuildList>, ApiError> {
+    Ok(Json(BuildList { builds: newest(&state, &caller).await? }))
+}
+
+/// The newest builds the caller may see: its own, or everyone's for an admin.
+pub(crate) async fn newest(state: &AppState, caller: &Caller) -> Result<Vec<Build>, ApiError> {
     let owner = (!caller.user.is_admin()).then_some(caller.user.id.as_str());
-    Ok(Json(BuildList { builds: state.db.builds(owner, LIST_LIMIT).await? }))
+    Ok(state.db.builds(owner, LIST_LIMIT).await?)
 }
 
 /// The build `id` if the caller may see it (its sender or an admin).
-async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Build, ApiError> {
+pub(crate) async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Build, ApiError> {
     let build = state.db.build(id).await?;
     if build.owner_id != caller.user.id && !caller.user.is_admin() {
         return Err(ApiError::not_found(format!("build {id} not found")));

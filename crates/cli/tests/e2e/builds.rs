@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tar::EntryType;
 
 use crate::cli::edgefn_in as edgefn;
-use crate::{Api, Launch, Server};
+use crate::{Api, Launch, Server, has_bwrap, has_npm, has_wasip2};
 
 /// A gzipped tar of `(path, kind, content or link target)`, paths written raw so bad ones
 /// can be made.
@@ -56,21 +56,6 @@ async fn ended(api: &Api, id: &str, limit: Duration) -> (Value, String) {
         assert!(Instant::now() < deadline, "build {id} did not end within {limit:?}: {build}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn has_bwrap() -> bool {
-    Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn has_npm() -> bool {
-    Command::new("npm").arg("--version").output().is_ok()
-}
-
-fn has_wasip2() -> bool {
-    Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
 }
 
 #[tokio::test]
@@ -332,4 +317,51 @@ fn touch_source(project: &Path) {
             std::fs::write(&path, format!("{text}\n// edited\n")).unwrap();
         }
     }
+}
+
+#[tokio::test]
+async fn the_console_sends_sources_and_shows_the_build_reloading_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie = format!("edgefn_session={}", server.token);
+    let send = |name: &str, archive: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .text("name", name.to_string())
+            .text("version", "1.0.0")
+            .text("toolchain", "")
+            .part("file", reqwest::multipart::Part::bytes(archive).file_name("src.tgz"));
+        http.post(format!("{}/builds", server.url)).header("cookie", &cookie).multipart(form).send()
+    };
+    let page = |path: String| http.get(format!("{}{path}", server.url)).header("cookie", &cookie).send();
+
+    // A refused archive: the list again, with the reason, and nothing queued.
+    let res = send("probe", archive(&[("package.json", EntryType::Regular, "{}"), ("l", EntryType::Symlink, "/etc")])).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("symbolic link `l` -&gt; `/etc` is absolute"));
+    assert_eq!(api.get("/api/v1/builds").await.1["builds"], json!([]));
+
+    // A good one: to its page, which reloads while the build waits for a worker.
+    let res = send("probe", npm_project("true")).await.unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let (_, builds) = api.get("/api/v1/builds").await;
+    assert_eq!(location, format!("/builds/{}", builds["builds"][0]["id"].as_str().unwrap()));
+    let res = page(location.clone()).await.unwrap();
+    assert_eq!((res.status().as_u16(), res.headers().get("refresh").map(|v| v.to_str().unwrap().to_string())), (200, Some("2".into())));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Build of probe 1.0.0") && html.contains(">queued<") && html.contains("js"), "{html}");
+    let listed = page("/builds".into()).await.unwrap().text().await.unwrap();
+    assert!(listed.contains(&format!("href=\"{location}\"")), "{listed}");
+
+    // Ended, it stops reloading and shows the error; another user does not see it.
+    api.post("/api/v1/builds/claim?worker=w", json!(null)).await;
+    api.post(&format!("{}/failure", location.replace("/builds/", "/api/v1/builds/")), json!({"error": "no compiler"})).await;
+    let res = page(location.clone()).await.unwrap();
+    assert!(res.headers().get("refresh").is_none());
+    assert!(res.text().await.unwrap().contains("no compiler"));
+    let eve = api.new_user("eve").await;
+    let res = http.get(format!("{}{location}", server.url)).header("cookie", format!("edgefn_session={}", eve.token)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
 }

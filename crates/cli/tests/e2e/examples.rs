@@ -4,15 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::Server;
 use crate::project::deploy_rust_project;
-
-fn has_wasip2() -> bool {
-    Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
-}
+use crate::{Server, has_npm, has_wasip2};
 
 /// A copy of `examples/NAME` in `dir` (so builds and deploy state stay out of the tree),
 /// without its build outputs.
@@ -173,7 +166,7 @@ fn b64(text: &str) -> String {
 
 #[tokio::test]
 async fn counter_api_counts_in_the_key_value_store_and_calls_only_its_allowed_host() {
-    if Command::new("npm").arg("--version").output().is_err() {
+    if !has_npm() {
         eprintln!("no npm here: not building counter-api");
         return;
     }

@@ -220,3 +220,21 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Whether npm is here (the JavaScript and AssemblyScript builds need it).
+pub fn has_npm() -> bool {
+    Command::new("npm").arg("--version").output().is_ok()
+}
+
+/// Whether Rust's wasm32-wasip2 target is installed (`./scripts/test` installs it).
+pub fn has_wasip2() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
+}
+
+/// Whether bubblewrap, the build worker's sandbox, is here (`./scripts/test` installs it).
+pub fn has_bwrap() -> bool {
+    Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success())
+}

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::Server;
 use crate::cli::edgefn_in as edgefn;
+use crate::{Server, has_npm, has_wasip2};
 
 async fn body(url: &str) -> (u16, String) {
     let res = reqwest::get(url).await.unwrap();
@@ -109,7 +109,7 @@ pub(crate) fn deploy_rust_project(server: &Server, project: &Path) -> (String, S
 
 #[tokio::test]
 async fn the_assemblyscript_template_builds_with_npm_and_answers() {
-    if Command::new("npm").arg("--version").output().is_err() {
+    if !has_npm() {
         eprintln!("no npm here: not building the assemblyscript template");
         return;
     }
@@ -127,7 +127,7 @@ async fn the_assemblyscript_template_builds_with_npm_and_answers() {
 
 #[tokio::test]
 async fn the_js_template_builds_with_componentize_js_and_answers() {
-    if Command::new("npm").arg("--version").output().is_err() {
+    if !has_npm() {
         eprintln!("no npm here: not building the js-http template");
         return;
     }
@@ -149,8 +149,7 @@ async fn the_js_template_builds_with_componentize_js_and_answers() {
 
 #[tokio::test]
 async fn the_rust_templates_build_and_answer() {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    if !installed.map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2")).unwrap_or(false) {
+    if !has_wasip2() {
         eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building the Rust templates");
         return;
     }

@@ -13,6 +13,7 @@ pub(crate) enum Nav {
     Upload,
     Run,
     Routes,
+    Builds,
     Deployments,
     Nodes,
     Tokens,
@@ -29,11 +30,12 @@ impl Nav {
     }
 }
 
-const ENTRIES: [(Nav, &str, &str); 10] = [
+const ENTRIES: [(Nav, &str, &str); 11] = [
     (Nav::Modules, "Modules", "/"),
     (Nav::Upload, "Upload", "/upload"),
     (Nav::Run, "Run", "/run"),
     (Nav::Routes, "Routes", "/routes"),
+    (Nav::Builds, "Builds", "/builds"),
     (Nav::Deployments, "Deployments", "/deployments"),
     (Nav::Nodes, "Nodes", "/nodes"),
     (Nav::Tokens, "Tokens", "/tokens"),

@@ -7,6 +7,7 @@
 //! Signing in stores the token in an `HttpOnly`, `SameSite=Strict` cookie; posts from
 //! another origin are refused.
 
+mod builds;
 mod chart;
 mod format;
 mod history;
@@ -51,6 +52,8 @@ pub fn router() -> Router<AppState> {
         .route("/routes", get(routes::list).post(routes::create))
         .route("/routes/{id}/edit", get(routes::edit_form).post(routes::edit))
         .route("/routes/{id}/delete", axum::routing::post(routes::delete))
+        .route("/builds", get(builds::list).post(builds::submit))
+        .route("/builds/{id}", get(builds::show))
         .route("/deployments", get(platform::deployments))
         .route("/nodes", get(platform::nodes))
         .route("/audit", get(platform::audit))
