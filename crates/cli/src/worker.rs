@@ -189,33 +189,18 @@ impl Recipe {
         let manifest = if project.join(MANIFEST).exists() { Some(Manifest::load(project).map_err(|e| format!("{e:#}"))?) } else { None };
         let own = manifest.as_ref().and_then(|m| m.build.command.clone());
         let artifact = manifest.map(|m| m.build.artifact);
-        let npm_fetch = "npm install --no-audit --no-fund".to_string();
-        Ok(match toolchain {
-            Toolchain::Rust => Recipe {
-                toolchain,
-                fetch: format!("cargo fetch --target {RUST_TARGET}"),
-                fetch_env: RUST_FETCH_ENV,
-                build: own.unwrap_or_else(|| format!("cargo build --release --target {RUST_TARGET}")),
-                build_env: RUST_BUILD_ENV,
-                artifact,
-            },
-            Toolchain::Js => Recipe {
-                toolchain,
-                fetch: npm_fetch,
-                fetch_env: NPM_FETCH_ENV,
-                build: own.unwrap_or_else(|| "npm run build".into()),
-                build_env: NPM_BUILD_ENV,
-                artifact,
-            },
-            Toolchain::Assemblyscript => Recipe {
-                toolchain,
-                fetch: npm_fetch,
-                fetch_env: NPM_FETCH_ENV,
-                build: own.unwrap_or_else(|| "npm run asbuild".into()),
-                build_env: NPM_BUILD_ENV,
-                artifact,
-            },
-        })
+        let npm_fetch = || "npm install --no-audit --no-fund".to_string();
+        let (fetch, fetch_env, build, build_env) = match toolchain {
+            Toolchain::Rust => (
+                format!("cargo fetch --target {RUST_TARGET}"),
+                RUST_FETCH_ENV,
+                format!("cargo build --release --target {RUST_TARGET}"),
+                RUST_BUILD_ENV,
+            ),
+            Toolchain::Js => (npm_fetch(), NPM_FETCH_ENV, "npm run build".to_string(), NPM_BUILD_ENV),
+            Toolchain::Assemblyscript => (npm_fetch(), NPM_FETCH_ENV, "npm run asbuild".to_string(), NPM_BUILD_ENV),
+        };
+        Ok(Recipe { toolchain, fetch, fetch_env, build: own.unwrap_or(build), build_env, artifact })
     }
 
     /// Whether this machine has the toolchain; if not, which command installs it.

@@ -1,7 +1,7 @@
 //! `edgefn build`: the project's build here, or on the control plane's build workers
 //! (`--remote`); `edgefn build logs ID --follow` and `edgefn build list`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -10,7 +10,8 @@ use reqwest::Method;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::client::{Client, ClientArgs, segment};
+use super::project::ProjectArgs;
+use crate::client::{Client, segment};
 use crate::project::{Manifest, build};
 
 /// How often a followed log is read.
@@ -24,14 +25,8 @@ const NOT_SENT: [&str; 5] = ["target", "node_modules", ".git", ".edgefn", "build
 pub struct BuildCommand {
     #[command(subcommand)]
     sub: Option<BuildSub>,
-    /// The project directory.
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
-    /// Build on the control plane's build workers instead of here, making a module version.
-    #[arg(long)]
-    remote: bool,
     #[command(flatten)]
-    client: ClientArgs,
+    project: ProjectArgs,
 }
 
 #[derive(Subcommand)]
@@ -51,29 +46,30 @@ enum BuildSub {
 impl BuildCommand {
     /// Builds, or shows builds.
     pub async fn execute(self) -> anyhow::Result<()> {
+        let ProjectArgs { dir, remote, client } = self.project;
         match self.sub {
             Some(BuildSub::Logs { id, follow: keep }) => {
-                let client = Client::new(&self.client)?;
+                let client = Client::new(&client)?;
                 let build = follow(&client, &id, keep).await?;
                 if keep {
                     ended(&build)?;
                 }
                 Ok(())
             }
-            Some(BuildSub::List) => list(&Client::new(&self.client)?).await,
-            None if self.remote => {
-                let manifest = Manifest::load(&self.dir)?;
-                let client = Client::new(&self.client)?;
-                match super::project::build_remotely(&client, &manifest, &self.dir).await? {
+            Some(BuildSub::List) => list(&Client::new(&client)?).await,
+            None if remote => {
+                let manifest = Manifest::load(&dir)?;
+                let client = Client::new(&client)?;
+                match super::project::build_remotely(&client, &manifest, &dir).await? {
                     (_, Some(version)) => println!("made {} version {version}", manifest.name),
                     (_, None) => println!("{}'s newest version was built from these sources: nothing to do", manifest.name),
                 }
                 Ok(())
             }
             None => {
-                let manifest = Manifest::load(&self.dir)?;
-                build(&manifest, &self.dir)?;
-                println!("built {}", self.dir.join(&manifest.build.artifact).display());
+                let manifest = Manifest::load(&dir)?;
+                build(&manifest, &dir)?;
+                println!("built {}", dir.join(&manifest.build.artifact).display());
                 Ok(())
             }
         }

@@ -52,26 +52,34 @@ impl NewCommand {
     }
 }
 
+/// Flags of the commands that work on a project: where it is, where it is built, and the
+/// server.
+#[derive(Args)]
+pub struct ProjectArgs {
+    /// The project directory.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Build on the control plane's build workers instead of here.
+    #[arg(long)]
+    pub remote: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// `edgefn deploy`.
 #[derive(Args)]
 pub struct DeployCommand {
-    /// The project directory.
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
-    /// Build on the control plane's build workers (`edgefn build --remote`) instead of here.
-    #[arg(long)]
-    remote: bool,
     #[command(flatten)]
-    client: ClientArgs,
+    project: ProjectArgs,
 }
 
 impl DeployCommand {
     /// Builds, uploads, applies, waits, prints the URLs.
     pub async fn execute(self) -> anyhow::Result<()> {
-        let dir = &self.dir;
+        let dir = &self.project.dir;
         let manifest = Manifest::load(dir)?;
-        let client = Client::new(&self.client)?;
-        let made = if self.remote {
+        let client = Client::new(&self.project.client)?;
+        let made = if self.project.remote {
             build_remotely(&client, &manifest, dir).await?
         } else {
             if manifest.stale(dir) {
