@@ -173,7 +173,15 @@ pub fn build(manifest: &Manifest, dir: &Path) -> anyhow::Result<()> {
     }
     let artifact = dir.join(&manifest.build.artifact);
     if !artifact.exists() {
-        bail!("the build succeeded but left no {} (build.artifact in {MANIFEST})", artifact.display());
+        // Cargo writes to CARGO_TARGET_DIR when it is set, not ./target.
+        let moved = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(target) if manifest.build.artifact.starts_with("target") => format!(
+                "; CARGO_TARGET_DIR is set ({}), so cargo wrote there: unset it for this build, or point build.artifact into it",
+                PathBuf::from(target).display()
+            ),
+            _ => String::new(),
+        };
+        bail!("the build succeeded but left no {} (build.artifact in {MANIFEST}){moved}", artifact.display());
     }
     Ok(())
 }

@@ -152,7 +152,7 @@ async fn the_sandbox_hides_the_data_directory_and_the_network_and_stops_builds_p
     let server = Server::start(&data, &[]);
     let api = server.client();
     let _worker = Worker(
-        Command::new(env!("CARGO_BIN_EXE_edgefn"))
+        crate::client_command()
             .args([
                 "build-worker",
                 "--name",

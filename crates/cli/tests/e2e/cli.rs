@@ -1,7 +1,5 @@
 //! The README walkthrough, with the real CLI against a real server.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::Server;
@@ -14,12 +12,11 @@ fn edgefn(server: &Server, args: &[&str]) -> (bool, String, String) {
 /// Runs `edgefn ARGS` in `dir` against `server` (its admin token); returns whether it
 /// succeeded, its stdout and stderr.
 pub(crate) fn edgefn_in(server: &Server, dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
+    let out = crate::client_command()
         .args(args)
         .current_dir(dir)
         .env("EDGEFN_URL", &server.url)
         .env("EDGEFN_DATA_DIR", &server.dir)
-        .env_remove("EDGEFN_TOKEN")
         .output()
         .expect("run edgefn");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())

@@ -238,3 +238,11 @@ pub fn has_wasip2() -> bool {
 pub fn has_bwrap() -> bool {
     Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success())
 }
+
+/// `edgefn` for a client command: the server and token come from what the test passes,
+/// never from a login the developer saved (`XDG_CONFIG_HOME` points at an empty place).
+pub fn client_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgefn"));
+    command.env("XDG_CONFIG_HOME", std::env::temp_dir().join("edgefn-tests-without-login")).env_remove("EDGEFN_TOKEN");
+    command
+}

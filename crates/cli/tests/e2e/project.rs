@@ -3,7 +3,6 @@
 //! manifests refused before anything is uploaded.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::cli::edgefn_in as edgefn;
 use crate::{Server, has_npm, has_wasip2};
@@ -93,7 +92,7 @@ pub(crate) fn deploy_rust_project(server: &Server, project: &Path) -> (String, S
     let artifact = format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
     let text = text.replace(&format!("artifact = \"target/{artifact}\""), &format!("artifact = \"{}/{artifact}\"", target.display()));
     std::fs::write(&manifest, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_edgefn"))
+    let out = crate::client_command()
         .arg("deploy")
         .current_dir(project)
         .env("EDGEFN_URL", &server.url)
