@@ -64,7 +64,7 @@ pub struct ArchiveBytes(Vec<u8>);
 
 /// `POST /api/v1/builds?name=&version=&toolchain=` with the project as a gzipped tar.
 #[utoipa::path(post, path = "/api/v1/builds", tag = "builds", params(BuildQuery),
-    request_body(content((ArchiveBytes = "application/gzip")), description = "The project's directory as a gzipped tar, its files at the root"),
+    request_body(content((ArchiveBytes = "application/gzip"), (ArchiveBytes = "multipart/form-data")), description = "The project's directory as a gzipped tar, its files at the root: the raw bytes, or a multipart form with a `file` field"),
     responses((status = 202, description = "Queued", body = Build), Failure))]
 pub async fn create(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub async fn append_log(
 /// version as an upload by the build's sender would; a refused module fails the build
 /// with the reason. Answers the ended build.
 #[utoipa::path(post, path = "/api/v1/builds/{id}/artifact", tag = "builds", params(("id" = String, Path, description = "Build id")),
-    request_body(content((WasmBytes = "application/wasm")), description = "The module the build made"),
+    request_body(content((WasmBytes = "application/wasm"), (WasmBytes = "multipart/form-data")), description = "The module the build made: the raw bytes, or a multipart form with a `file` field"),
     responses((status = 200, description = "The build, ended", body = Build), Failure))]
 pub async fn artifact(
     State(state): State<AppState>,

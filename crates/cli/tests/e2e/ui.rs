@@ -445,7 +445,7 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
 
     // An HTTP function gets a test request panel, filled with its route; the request goes
     // through the edge node.
-    b.open(&format!("{}/run?module=hello", server.url)).await;
+    b.open(&format!("{}/run?module=welcome", server.url)).await;
     assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/welcome"));
     b.fill("#path", "/welcome?from=console").await;
     b.click("form[action='/run/request'] button").await;
@@ -454,7 +454,7 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     assert!(body.starts_with("Hello from edgefn!") && body.contains("/welcome?from=console"), "{body}");
     b.screenshot("test-request").await;
     // A wasi:http component is offered the panel, not an argument form that cannot work.
-    b.open(&format!("{}/run?module=hello-http", server.url)).await;
+    b.open(&format!("{}/run?module=welcome-http", server.url)).await;
     assert!(b.client.find(Locator::Css("form[action='/run']")).await.is_err(), "no function form for a wasi:http component");
     b.click("form[action='/run/request'] button").await;
     assert_eq!(b.prop("#path", "value").await.as_deref(), Some("/welcome-http"), "the panel starts at the component's route");
@@ -464,14 +464,14 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     b.open(&format!("{}/modules/welcome", server.url)).await;
     let reach = b.text("section[aria-labelledby=reach]").await;
     assert!(reach.contains(&format!("curl {}/welcome", server.node)), "{reach}");
-    assert!(reach.contains("edgefn invoke hello"), "{reach}");
+    assert!(reach.contains("edgefn invoke welcome"), "{reach}");
     assert_eq!(
         b.attr(&format!("section[aria-labelledby=reach] a[href='{}/welcome']", server.node), "href").await,
         Some(format!("{}/welcome", server.node))
     );
 
     // A new version of a system module keeps its class.
-    b.open(&format!("{}/upload?name=hello", server.url)).await;
+    b.open(&format!("{}/upload?name=welcome", server.url)).await;
     assert_eq!(b.prop("#class", "value").await.as_deref(), Some("system"));
     b.close().await;
 }
