@@ -84,7 +84,7 @@ async fn changes_arrive_as_deltas_and_pops_get_only_their_routes() {
     let (_dir, state) = control().await;
     let (_, out, mut inbound) = first_delta(&state, Some("eu-1"), hello(0, BTreeMap::new())).await;
     // A route for another POP changes the revision but sends the eu-1 node nothing new.
-    let module = state.db.modules_by_id_or_name("hello").await.unwrap().remove(0);
+    let module = state.db.modules_by_id_or_name("welcome").await.unwrap().remove(0);
     let new = |path: &str, pop: &str| edgefn_store::NewRoute {
         host: None,
         path: path.into(),
@@ -116,7 +116,7 @@ async fn artifacts_are_pulled_whole_and_only_those_a_node_runs() {
     let (_dir, state) = control().await;
     let channel = in_process_channel(state.hub.clone(), "puller", None);
     let mut client = NodeStreamClient::new(channel);
-    let module = state.db.modules_by_id_or_name("hello").await.unwrap().remove(0);
+    let module = state.db.modules_by_id_or_name("welcome").await.unwrap().remove(0);
     let sha = state.db.version(&module.id, None).await.unwrap().sha256;
     let mut chunks = client.fetch_artifact(v1::ArtifactRequest { sha256: sha.clone() }).await.unwrap().into_inner();
     let mut bytes = Vec::new();
@@ -157,7 +157,7 @@ async fn a_node_that_stops_reading_is_disconnected_not_buffered_without_end() {
     // A node that says Hello and then never reads what it is sent.
     let (_, _out, _unread) = first_delta(&state, None, hello(0, BTreeMap::new())).await;
     assert!(state.db.node("test-node").await.unwrap().connected);
-    let module = state.db.modules_by_id_or_name("hello").await.unwrap().remove(0);
+    let module = state.db.modules_by_id_or_name("welcome").await.unwrap().remove(0);
     let actor = edgefn_store::Actor::system();
     // Each change is its own revision (apart by more than the coalescing window) and its
     // own delta of about 16 KB: past what HTTP/2's flow control and the pipe buffer (about
