@@ -85,8 +85,8 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         assert_eq!((status, body["error"]["message"].clone()), (400, json!(message)));
     }
 
-    // Nothing but the first upload and the bundled hello is there: two modules, two
-    // artifacts (the 4.6 KB hello-http example is over this server's 1000-byte limit).
+    // Nothing but the first upload and the bundled welcome is there: two modules, two
+    // artifacts (the 4.6 KB welcome-http example is over this server's 1000-byte limit).
     let (_, list) = api.get("/api/v1/modules").await;
     let names: Vec<_> = list["modules"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
     assert_eq!(names, vec![json!("add"), json!("welcome")]);

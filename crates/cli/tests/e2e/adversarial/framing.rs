@@ -33,7 +33,7 @@ async fn a_guest_cannot_frame_its_own_response_or_take_the_connection() {
         get_routed(&server.node, &format!("/{name}")).await;
     }
 
-    // Pipelined on one keep-alive connection: the guest's response, then the bundled /hello.
+    // Pipelined on one keep-alive connection: the guest's response, then the bundled /welcome.
     let pipelined = b"GET /short HTTP/1.1\r\nhost: a\r\n\r\nGET /welcome HTTP/1.1\r\nhost: a\r\n\r\n";
     let responses = raw_exchange(&server.node, pipelined, 2).await;
     let whole = "hellohttp/1.1 200 ok\r\ncontent-length: 8\r\n\r\ninjected";
