@@ -10,8 +10,8 @@
 //! in it: a step past its time or memory is stopped with everything it started.
 //!
 //! Memory is watched by summing the resident memory of the step's processes (every
-//! [`WATCH_EVERY`]); files are capped by the shell's `ulimit -f`; output by the log's
-//! own cap.
+//! [`WATCH_EVERY`]), disk by summing the build directory's blocks (every [`DISK_EVERY`]);
+//! each file is capped by the shell's `ulimit -f`; output by the log's own cap.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 
 /// How often the memory of a step's processes is added up.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// How often the disk a build uses is added up.
+const DISK_EVERY: Duration = Duration::from_secs(1);
 /// Bytes of a memory page.
 const PAGE_BYTES: u64 = 4096;
 /// Where the project is inside the sandbox.
@@ -45,6 +47,8 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Largest file it may write.
     pub file_bytes: u64,
+    /// Disk its directory (project, dependencies, outputs) may take.
+    pub disk_bytes: u64,
 }
 
 /// A command to run in the sandbox.
@@ -66,6 +70,8 @@ pub enum Ended {
     TimedOut,
     /// Its processes held more memory than the limit and were killed.
     OutOfMemory,
+    /// Its directory grew past the disk limit and it was killed.
+    OutOfDisk,
 }
 
 /// Where the host's toolchains are, found once.
@@ -173,6 +179,7 @@ impl Host {
         let stdout = forward(child.stdout.take().context("stdout")?, output.clone());
         let stderr = forward(child.stderr.take().context("stderr")?, output);
         let mut watch = tokio::time::interval(WATCH_EVERY);
+        let mut disk = tokio::time::interval(DISK_EVERY);
         let ended = loop {
             tokio::select! {
                 status = child.wait() => break Ended::Exited(status.context("waiting for the build step")?.code()),
@@ -180,6 +187,12 @@ impl Host {
                 _ = watch.tick() => {
                     if tree_resident_bytes(pid) > limits.memory_bytes {
                         break Ended::OutOfMemory;
+                    }
+                }
+                _ = disk.tick() => {
+                    let dir = dir.to_path_buf();
+                    if tokio::task::spawn_blocking(move || disk_bytes(&dir)).await.unwrap_or(0) > limits.disk_bytes {
+                        break Ended::OutOfDisk;
                     }
                 }
             }
@@ -232,6 +245,24 @@ fn tree_resident_bytes(root: u32) -> u64 {
                 inside.push(*pid);
                 total += rss * PAGE_BYTES;
                 grew = true;
+            }
+        }
+    }
+    total
+}
+
+/// Disk blocks taken by the files under `dir` (links not followed; a sparse file counts
+/// what it holds, not its length).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            total += meta.blocks() * 512;
+            if meta.is_dir() {
+                stack.push(entry.path());
             }
         }
     }

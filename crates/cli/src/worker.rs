@@ -157,6 +157,9 @@ async fn do_build(client: &Client, host: &Host, settings: &Settings, build: &Cla
             Ended::OutOfMemory => {
                 return Err(format!("the build used more than {} MiB of memory and was stopped", settings.limits.memory_bytes >> 20));
             }
+            Ended::OutOfDisk => {
+                return Err(format!("the build took more than {} MiB of disk and was stopped", settings.limits.disk_bytes >> 20));
+            }
         }
     }
     let artifact = recipe.artifact(&project, started)?;

@@ -22,6 +22,9 @@ pub struct WorkerLimits {
     /// Largest file a build may write, in MiB.
     #[arg(long, env = "EDGEFN_BUILD_FILE_MB", default_value_t = 1024)]
     pub build_file_mb: u64,
+    /// Disk a build's directory (sources, dependencies, outputs) may take, in MiB.
+    #[arg(long, env = "EDGEFN_BUILD_DISK_MB", default_value_t = 8192)]
+    pub build_disk_mb: u64,
     /// Most log a build sends, in KiB.
     #[arg(long, env = "EDGEFN_BUILD_LOG_KB", default_value_t = 1024)]
     pub build_log_kb: usize,
@@ -34,7 +37,11 @@ impl WorkerLimits {
             name,
             work_dir,
             time_limit: Duration::from_secs(self.build_time_limit_seconds.max(1)),
-            limits: Limits { memory_bytes: self.build_memory_mb.max(1) << 20, file_bytes: self.build_file_mb.max(1) << 20 },
+            limits: Limits {
+                memory_bytes: self.build_memory_mb.max(1) << 20,
+                file_bytes: self.build_file_mb.max(1) << 20,
+                disk_bytes: self.build_disk_mb.max(1) << 20,
+            },
             max_log_bytes: self.build_log_kb.max(1) << 10,
         }
     }

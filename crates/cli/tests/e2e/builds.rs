@@ -1,6 +1,6 @@
 //! Builds from source: archives refused before anything is stored, the workers'
-//! protocol, the sandbox (no data directory, no network, killed past its time and memory
-//! with everything it started, its log cut), and Rust and JS projects sent through the
+//! protocol, the sandbox (no data directory, no network, killed past its time, memory and
+//! disk with everything it started, its log cut), and Rust and JS projects sent through the
 //! API becoming versions that answer through the node.
 
 use std::path::Path;
@@ -163,6 +163,8 @@ async fn the_sandbox_hides_the_data_directory_and_the_network_and_stops_builds_p
                 "256",
                 "--build-log-kb",
                 "64",
+                "--build-disk-mb",
+                "64",
             ])
             .arg("--work-dir")
             .arg(dir.path().join("builds"))
@@ -207,6 +209,10 @@ async fn the_sandbox_hides_the_data_directory_and_the_network_and_stops_builds_p
     // Past its memory.
     let (build_row, _) = build("hog", "node -e \"const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1))\"".into()).await;
     assert_eq!(build_row["error"], "the build used more than 256 MiB of memory and was stopped");
+
+    // Files past the disk limit, each under the file limit.
+    let (build_row, _) = build("filler", "for i in 1 2 3 4 5 6 7 8 9 10; do head -c 10000000 /dev/zero > f$i; done; sleep 30".into()).await;
+    assert_eq!(build_row["error"], "the build took more than 64 MiB of disk and was stopped");
 
     // A flood of output: the log is cut at the worker's 64 KiB.
     let (build_row, log) = build("flood", "yes edgefn-flood | head -c 3000000; exit 1".into()).await;
