@@ -90,7 +90,10 @@ impl Server {
 
     /// An HTTP client for this server.
     pub fn client(&self) -> Api {
-        Api { http: reqwest::Client::new(), url: self.url.clone(), token: self.token.clone() }
+        // Idle connections go before the server's idle timeout (60 s) closes them: a request
+        // on one being closed would fail half-sent (long build tests wait that long).
+        let http = reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(20)).build().expect("client");
+        Api { http, url: self.url.clone(), token: self.token.clone() }
     }
 
     /// Stops the server with SIGKILL, as a crash would.
