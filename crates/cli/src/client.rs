@@ -11,9 +11,9 @@ use serde_json::Value;
 
 /// Where the API is unless told otherwise.
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
-/// How long an idle connection is kept for the next request: under the servers' idle
-/// timeout (60 s by default).
-const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long an idle connection is kept for the next request: under the 10 s in which a
+/// server closes a kept-alive connection that sends no new request head.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Connection flags shared by every client command.
 #[derive(Args, Debug, Clone)]
@@ -57,8 +57,8 @@ impl Client {
                     .to_string()
             }
         };
-        // Idle connections are dropped well before the server closes them (after 60 s): a
-        // request sent on one the server is closing at that moment would fail half-sent.
+        // Idle connections are dropped before the server closes them: a request sent on one
+        // it has closed fails half-sent.
         let http = reqwest::Client::builder().pool_idle_timeout(POOL_IDLE).build().context("making the HTTP client")?;
         Ok(Self { http, url: url.trim_end_matches('/').to_string(), token, json: args.json })
     }
