@@ -2,24 +2,36 @@
 //!
 //! The step sees the project at `/build` (read-write), a home at `/home/build`, the
 //! system's `/usr` and the Rust toolchain read-only, a `/etc` of name resolution, TLS
-//! roots and a passwd naming only its own user, a private `/tmp`, and nothing else
-//! of the machine: no data directory, no secrets, no other build. It runs as uid 1000 in
-//! its own user, PID, IPC, UTS and network namespaces — with no network unless the step
-//! asks for it (the dependency download, which runs no project code). Killing the outer
-//! `bwrap` ends the namespace's first process, and the kernel then ends every process
-//! in it: a step past its time or memory is stopped with everything it started.
+//! roots and a passwd naming only its own user, a private `/tmp`, a `/proc` whose kernel
+//! settings (`/proc/sys`) are read-only, no `/sys`, and nothing else of the machine: no
+//! data directory, no secrets, no other build. It runs as uid 1000 in its own user, PID,
+//! IPC, UTS, cgroup and network namespaces — with no network unless the step asks for it
+//! (the dependency download, which runs no project code) — with no capabilities, no way to
+//! make further user namespaces, and a system-call filter ([`seccomp`]). Bubblewrap itself
+//! runs as an unprivileged host user ([`user`]): a worker running as root names one, so the
+//! build's uid is never the host's root. Killing the outer `bwrap` ends the namespace's
+//! first process, and the kernel then ends every process in it: a step past its time or
+//! memory is stopped with everything it started.
 //!
-//! Memory is watched by summing the resident memory of the step's processes (every
-//! [`WATCH_EVERY`]), disk by summing the build directory's blocks (every [`DISK_EVERY`]);
-//! each file is capped by the shell's `ulimit -f`; output by the log's own cap.
+//! Memory is watched by summing the resident memory of the step's processes and what its
+//! tmpfs mounts (`/tmp`, `/dev`) hold (every [`WATCH_EVERY`]), disk by summing the build
+//! directory's blocks (every [`DISK_EVERY`]); each file is capped by the shell's
+//! `ulimit -f`; output by the log's own cap.
+
+mod seccomp;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use command_fds::{CommandFdExt, FdMapping};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
+
+pub use user::BuildUser;
+use user::seen_at;
 
 /// How often the memory of a step's processes is added up.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -59,6 +71,9 @@ pub struct Step<'a> {
     pub network: bool,
     /// Variables beside `PATH`, `HOME`, `CARGO_HOME` and `RUSTUP_HOME`.
     pub env: &'a [(&'a str, &'a str)],
+    /// Files and directories of the project this step does not see (the project's own
+    /// tool settings, which could name a program to run).
+    pub hidden: &'a [&'a str],
 }
 
 /// How a step ended.
@@ -74,20 +89,38 @@ pub enum Ended {
     OutOfDisk,
 }
 
-/// Where the host's toolchains are, found once.
+/// The file descriptor bubblewrap reads the system-call filter from.
+const SECCOMP_FD: i32 = 3;
+
+/// Where the host's toolchains are and whom builds run as, found once.
 #[derive(Debug, Clone)]
 pub struct Host {
     rustup_home: Option<PathBuf>,
     cargo_bin: Option<PathBuf>,
+    /// The user bubblewrap is started as, when it is not the worker's own.
+    user: Option<BuildUser>,
+    /// The system-call filter, compiled.
+    seccomp: Vec<u8>,
 }
 
 impl Host {
-    /// Finds bubblewrap and the Rust toolchain (`RUSTUP_HOME`, `CARGO_HOME`, else `~/.rustup`,
-    /// `~/.cargo`).
-    pub fn find() -> anyhow::Result<Self> {
+    /// Finds bubblewrap, the Rust toolchain (`RUSTUP_HOME`, `CARGO_HOME`, else `~/.rustup`,
+    /// `~/.cargo`) and the build user: `user` if named; a worker running as root must name
+    /// one.
+    pub fn find(user: Option<&str>) -> anyhow::Result<Self> {
         if which("bwrap").is_none() {
-            anyhow::bail!("bubblewrap is not installed: builds run in its sandbox (apt-get install bubblewrap)");
+            bail!("bubblewrap is not installed: builds run in its sandbox (apt-get install bubblewrap)");
         }
+        let root = nix::unistd::geteuid().is_root();
+        let user = match user.map(BuildUser::lookup).transpose()? {
+            None if root => bail!(
+                "the build worker runs as root and builds nothing as root: name an unprivileged user for builds with \
+                 --build-user (for example `useradd --system --no-create-home edgefn-build`, then `--build-user edgefn-build`)"
+            ),
+            Some(user) if user.is_current() => None,
+            Some(user) if !root => bail!("only a worker running as root can build as another user ({})", user.name()),
+            user => user,
+        };
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let dir = |var: &str, default: &str| {
             std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(default))).filter(|p| p.is_dir())
@@ -95,6 +128,8 @@ impl Host {
         Ok(Self {
             rustup_home: dir("RUSTUP_HOME", ".rustup"),
             cargo_bin: dir("CARGO_HOME", ".cargo").map(|c| c.join("bin")).filter(|p| p.is_dir()),
+            user,
+            seccomp: seccomp::program()?,
         })
     }
 
@@ -124,15 +159,21 @@ impl Host {
         deadline: tokio::time::Instant,
         output: mpsc::UnboundedSender<String>,
     ) -> anyhow::Result<Ended> {
-        let (project, home) = (dir.join("project"), dir.join("home"));
-        std::fs::create_dir_all(&home).context("making the build's home")?;
+        let project = dir.join("project");
+        std::fs::create_dir_all(dir.join("home")).context("making the build's home")?;
         // Tools look their user up (wizer finds its configuration by the home in passwd).
-        let passwd = dir.join("passwd");
-        std::fs::write(&passwd, format!("build:x:1000:1000:build:{HOME_DIR}:/bin/sh\n")).context("writing the sandbox's passwd")?;
-        let group = dir.join("group");
-        std::fs::write(&group, "build:x:1000:\n").context("writing the sandbox's group")?;
+        std::fs::write(dir.join("passwd"), format!("build:x:1000:1000:build:{HOME_DIR}:/bin/sh\n"))
+            .context("writing the sandbox's passwd")?;
+        std::fs::write(dir.join("group"), "build:x:1000:\n").context("writing the sandbox's group")?;
+        let user = self.user.as_ref();
         let mut bwrap = tokio::process::Command::new("bwrap");
-        bwrap.args(["--die-with-parent", "--new-session", "--unshare-all", "--uid", "1000", "--gid", "1000"]);
+        let mut staged: Vec<(&Path, &str)> = vec![(dir, "build")];
+        if let Some(user) = user {
+            user.own(dir).context("giving the build directory to the build user")?;
+        }
+        let build = seen_at(user, dir, "build");
+        bwrap.args(["--die-with-parent", "--new-session", "--unshare-all", "--unshare-user", "--disable-userns"]);
+        bwrap.args(["--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"]);
         if step.network {
             bwrap.arg("--share-net");
         }
@@ -148,17 +189,29 @@ impl Host {
         for file in ETC_FILES.iter().filter(|f| Path::new(f).exists()) {
             bwrap.args(["--ro-bind", file, file]);
         }
-        bwrap.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-        bwrap.arg("--ro-bind").arg(&passwd).arg("/etc/passwd");
-        bwrap.arg("--ro-bind").arg(&group).arg("/etc/group");
-        bwrap.arg("--bind").arg(&project).arg(PROJECT_DIR);
-        bwrap.arg("--bind").arg(&home).arg(HOME_DIR);
+        bwrap.args(["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]);
+        bwrap.args(["--size", &limits.memory_bytes.to_string(), "--tmpfs", "/tmp"]);
+        bwrap.arg("--ro-bind").arg(build.join("passwd")).arg("/etc/passwd");
+        bwrap.arg("--ro-bind").arg(build.join("group")).arg("/etc/group");
+        bwrap.arg("--bind").arg(build.join("project")).arg(PROJECT_DIR);
+        bwrap.arg("--bind").arg(build.join("home")).arg(HOME_DIR);
+        for name in step.hidden {
+            let inside = format!("{PROJECT_DIR}/{name}");
+            match std::fs::symlink_metadata(project.join(name)) {
+                Ok(meta) if meta.is_symlink() => bail!("the project's {name} is a link: it must be a file or directory of its own"),
+                Ok(meta) if meta.is_dir() => bwrap.args(["--tmpfs", &inside]),
+                Ok(_) => bwrap.args(["--ro-bind", "/dev/null", &inside]),
+                Err(_) => continue,
+            };
+        }
         let mut path = String::from("/usr/local/bin:/usr/bin:/bin");
         if let (Some(rustup), Some(cargo_bin)) = (&self.rustup_home, &self.cargo_bin) {
-            bwrap.arg("--ro-bind").arg(rustup).arg(RUSTUP_DIR);
-            bwrap.arg("--ro-bind").arg(cargo_bin).arg(CARGO_BIN_DIR);
+            bwrap.arg("--ro-bind").arg(seen_at(user, rustup, "rustup")).arg(RUSTUP_DIR);
+            bwrap.arg("--ro-bind").arg(seen_at(user, cargo_bin, "cargo-bin")).arg(CARGO_BIN_DIR);
+            staged.extend([(rustup.as_path(), "rustup"), (cargo_bin.as_path(), "cargo-bin")]);
             path = format!("{CARGO_BIN_DIR}:{path}");
         }
+        bwrap.args(["--seccomp", &SECCOMP_FD.to_string()]);
         bwrap.args(["--chdir", PROJECT_DIR, "--clearenv"]);
         let home_env = [
             ("PATH", path.as_str()),
@@ -173,6 +226,18 @@ impl Host {
         // `ulimit -f` counts 512-byte blocks.
         let script = format!("ulimit -f {} && exec /bin/sh -c \"$0\"", limits.file_bytes / 512);
         bwrap.args(["/bin/sh", "-c", &script, step.command]);
+        // Dropping to the build user comes first: the filter's descriptor is put in place after.
+        if let Some(user) = user {
+            user.prepare(&mut bwrap, &staged)?;
+        }
+        let mut filter = tempfile::tempfile().context("making the seccomp filter's file")?;
+        {
+            use std::io::{Seek, Write};
+            filter.write_all(&self.seccomp).and_then(|()| filter.rewind()).context("writing the seccomp filter")?;
+        }
+        bwrap
+            .fd_mappings(vec![FdMapping { parent_fd: filter.into(), child_fd: SECCOMP_FD }])
+            .context("handing the seccomp filter to bubblewrap")?;
         bwrap.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = bwrap.spawn().context("starting bwrap")?;
         let pid = child.id().context("bwrap's process id")?;
@@ -185,7 +250,7 @@ impl Host {
                 status = child.wait() => break Ended::Exited(status.context("waiting for the build step")?.code()),
                 _ = tokio::time::sleep_until(deadline) => break Ended::TimedOut,
                 _ = watch.tick() => {
-                    if tree_resident_bytes(pid) > limits.memory_bytes {
+                    if memory_bytes(pid) > limits.memory_bytes {
                         break Ended::OutOfMemory;
                     }
                 }
@@ -219,8 +284,18 @@ fn forward(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: mps
     })
 }
 
-/// Resident bytes of `root` and every process under it.
-fn tree_resident_bytes(root: u32) -> u64 {
+/// Memory a step holds: the resident bytes of `root` and every process under it, and the
+/// bytes held by the tmpfs mounts its processes see.
+fn memory_bytes(root: u32) -> u64 {
+    let tree = process_tree(root);
+    let resident: u64 = tree.iter().map(|(_, rss)| rss * PAGE_BYTES).sum();
+    // Every process under bubblewrap's first is in the sandbox's mount namespace.
+    let tmpfs = tree.first().map_or(0, |(pid, _)| tmpfs_bytes(*pid));
+    resident + tmpfs
+}
+
+/// The processes under `root` (not `root` itself), parents first, with their resident pages.
+fn process_tree(root: u32) -> Vec<(u32, u64)> {
     let mut parent_of = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
@@ -236,16 +311,36 @@ fn tree_resident_bytes(root: u32) -> u64 {
         parent_of.push((pid, ppid, rss));
     }
     let mut inside = vec![root];
-    let mut total = 0;
+    let mut tree = Vec::new();
     let mut grew = true;
     while grew {
         grew = false;
         for (pid, ppid, rss) in &parent_of {
             if !inside.contains(pid) && inside.contains(ppid) {
                 inside.push(*pid);
-                total += rss * PAGE_BYTES;
+                tree.push((*pid, *rss));
                 grew = true;
             }
+        }
+    }
+    tree
+}
+
+/// Bytes held by the tmpfs mounts `pid` sees (read through its root, as its mount
+/// namespace has them): what a build writes to `/tmp` or `/dev/shm` is memory.
+fn tmpfs_bytes(pid: u32) -> u64 {
+    let Ok(mounts) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else { return 0 };
+    let mut total = 0;
+    for line in mounts.lines() {
+        // `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS…] - TYPE SOURCE SUPER_OPTIONS`
+        let Some((head, tail)) = line.split_once(" - ") else { continue };
+        if tail.split_whitespace().next() != Some("tmpfs") {
+            continue;
+        }
+        let Some(point) = head.split_whitespace().nth(4) else { continue };
+        let path = format!("/proc/{pid}/root{}", point.replace("\\040", " "));
+        if let Ok(fs) = nix::sys::statvfs::statvfs(path.as_str()) {
+            total += (fs.blocks() - fs.blocks_free()) * fs.fragment_size();
         }
     }
     total

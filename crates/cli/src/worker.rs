@@ -48,6 +48,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Most log bytes sent per build.
     pub max_log_bytes: usize,
+    /// The host user builds run as (a worker running as root must name one).
+    pub user: Option<String>,
 }
 
 /// What a worker reads of a build it claimed.
@@ -62,7 +64,7 @@ struct Claimed {
 /// Takes and does builds until the process ends.
 pub async fn run(client: Client, settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.work_dir).with_context(|| format!("creating {}", settings.work_dir.display()))?;
-    let host = Host::find();
+    let host = Host::find(settings.user.as_deref());
     if let Err(e) = &host {
         tracing::warn!(error = %e, "builds will fail until this is fixed");
     }
@@ -142,8 +144,8 @@ async fn do_build(client: &Client, host: &Host, settings: &Settings, build: &Cla
     let started = SystemTime::now();
     for (command, network, what) in steps {
         log.line(format!("$ {command}    # {what}"));
-        let env = if network { recipe.fetch_env } else { recipe.build_env };
-        let step = Step { command, network, env };
+        let (env, hidden) = if network { (recipe.fetch_env, recipe.fetch_hidden) } else { (recipe.build_env, &[][..]) };
+        let step = Step { command, network, env, hidden };
         let ended = host.run(dir.path(), &step, settings.limits, deadline, log.sender()).await.map_err(|e| format!("{e:#}"))?;
         match ended {
             Ended::Exited(Some(0)) => {}
@@ -163,8 +165,31 @@ async fn do_build(client: &Client, host: &Host, settings: &Settings, build: &Cla
         }
     }
     let artifact = recipe.artifact(&project, started)?;
-    log.line(format!("built {}", artifact.strip_prefix(&project).unwrap_or(&artifact).display()));
-    std::fs::read(&artifact).map_err(|e| format!("reading {}: {e}", artifact.display()))
+    let shown = artifact.strip_prefix(&project).unwrap_or(&artifact).display().to_string();
+    let bytes = read_inside(&project, &artifact).map_err(|e| format!("reading the artifact {shown}: {e}"))?;
+    log.line(format!("built {shown}"));
+    Ok(bytes)
+}
+
+/// Reads the file at `path` only if it is a regular file inside `project` itself: the
+/// build's processes have ended, but a link it left (to the worker's data, say) is not
+/// followed out of the tree.
+fn read_inside(project: &Path, path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = project.canonicalize().map_err(|e| e.to_string())?;
+    let real = path.canonicalize().map_err(|e| e.to_string())?;
+    if !real.starts_with(&root) {
+        return Err("it leads out of the project (a link?): the module must be a file the build made".into());
+    }
+    let mut file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&real).map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// How a project is built.
@@ -172,6 +197,7 @@ struct Recipe {
     toolchain: Toolchain,
     fetch: String,
     fetch_env: &'static [(&'static str, &'static str)],
+    fetch_hidden: &'static [&'static str],
     build: String,
     build_env: &'static [(&'static str, &'static str)],
     /// The manifest's artifact, if it names one.
@@ -180,10 +206,24 @@ struct Recipe {
 
 /// Variables of the dependency download: the project's own settings may not run a
 /// program of its choosing while the network is open.
-const RUST_FETCH_ENV: &[(&str, &str)] = &[("RUSTC", "rustc"), ("RUSTC_WRAPPER", ""), ("CARGO_BUILD_RUSTC_WRAPPER", "")];
+const RUST_FETCH_ENV: &[(&str, &str)] = &[
+    ("RUSTC", "rustc"),
+    ("RUSTC_WRAPPER", ""),
+    ("RUSTC_WORKSPACE_WRAPPER", ""),
+    ("CARGO_BUILD_RUSTC_WRAPPER", ""),
+    ("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", ""),
+];
+/// What Cargo's dependency download does not see of the project: its Cargo settings
+/// (`.cargo/config.toml` can name a compiler wrapper, a credential provider or a proxy) and
+/// its toolchain file (which can name a toolchain directory of the project's, whose `cargo`
+/// would then run) — so no program of the project's choosing runs while the network is open.
+const RUST_FETCH_HIDDEN: &[&str] = &[".cargo", "rust-toolchain", "rust-toolchain.toml"];
 const RUST_BUILD_ENV: &[(&str, &str)] = &[("CARGO_NET_OFFLINE", "true")];
 const NPM_FETCH_ENV: &[(&str, &str)] =
     &[("npm_config_ignore_scripts", "true"), ("npm_config_git", "git"), ("npm_config_update_notifier", "false")];
+/// What npm's download does not see: the project's `.npmrc`, whose settings can name
+/// programs (a shell, a git) or turn scripts back on.
+const NPM_FETCH_HIDDEN: &[&str] = &[".npmrc"];
 const NPM_BUILD_ENV: &[(&str, &str)] =
     &[("npm_config_offline", "true"), ("npm_config_audit", "false"), ("npm_config_fund", "false"), ("npm_config_update_notifier", "false")];
 
@@ -193,17 +233,18 @@ impl Recipe {
         let own = manifest.as_ref().and_then(|m| m.build.command.clone());
         let artifact = manifest.map(|m| m.build.artifact);
         let npm_fetch = || "npm install --no-audit --no-fund".to_string();
-        let (fetch, fetch_env, build, build_env) = match toolchain {
+        let (fetch, fetch_env, fetch_hidden, build, build_env) = match toolchain {
             Toolchain::Rust => (
                 format!("cargo fetch --target {RUST_TARGET}"),
                 RUST_FETCH_ENV,
+                RUST_FETCH_HIDDEN,
                 format!("cargo build --release --target {RUST_TARGET}"),
                 RUST_BUILD_ENV,
             ),
-            Toolchain::Js => (npm_fetch(), NPM_FETCH_ENV, "npm run build".to_string(), NPM_BUILD_ENV),
-            Toolchain::Assemblyscript => (npm_fetch(), NPM_FETCH_ENV, "npm run asbuild".to_string(), NPM_BUILD_ENV),
+            Toolchain::Js => (npm_fetch(), NPM_FETCH_ENV, NPM_FETCH_HIDDEN, "npm run build".to_string(), NPM_BUILD_ENV),
+            Toolchain::Assemblyscript => (npm_fetch(), NPM_FETCH_ENV, NPM_FETCH_HIDDEN, "npm run asbuild".to_string(), NPM_BUILD_ENV),
         };
-        Ok(Recipe { toolchain, fetch, fetch_env, build: own.unwrap_or(build), build_env, artifact })
+        Ok(Recipe { toolchain, fetch, fetch_env, fetch_hidden, build: own.unwrap_or(build), build_env, artifact })
     }
 
     /// Whether this machine has the toolchain; if not, which command installs it.
@@ -225,6 +266,9 @@ impl Recipe {
     /// The module the build made.
     fn artifact(&self, project: &Path, since: SystemTime) -> Result<PathBuf, String> {
         if let Some(artifact) = &self.artifact {
+            if !artifact.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+                return Err(format!("the manifest's artifact {} must be a path inside the project", artifact.display()));
+            }
             let path = project.join(artifact);
             return if path.is_file() {
                 Ok(path)

@@ -304,6 +304,10 @@ pub async fn artifact(
     };
     let made = async {
         let owner = state.db.user(&build.owner_id).await?;
+        // Whoever queued the build must still be able to upload when it ends.
+        if owner.disabled {
+            return Err(ApiError::forbidden(format!("its sender {} was disabled while it ran", owner.name)));
+        }
         let sender = Caller { roles: state.db.memberships(&owner.id).await?, user: owner };
         let upload = Upload {
             name: build.name.clone(),

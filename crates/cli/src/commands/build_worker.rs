@@ -28,6 +28,10 @@ pub struct WorkerLimits {
     /// Most log a build sends, in KiB.
     #[arg(long, env = "EDGEFN_BUILD_LOG_KB", default_value_t = 1024)]
     pub build_log_kb: usize,
+    /// The unprivileged host user builds run as; a worker running as root builds nothing
+    /// without one (`useradd --system --no-create-home edgefn-build`).
+    #[arg(long, env = "EDGEFN_BUILD_USER")]
+    pub build_user: Option<String>,
 }
 
 impl WorkerLimits {
@@ -43,6 +47,7 @@ impl WorkerLimits {
                 disk_bytes: self.build_disk_mb.max(1) << 20,
             },
             max_log_bytes: self.build_log_kb.max(1) << 10,
+            user: self.build_user.clone(),
         }
     }
 }

@@ -21,7 +21,7 @@ fn archive(entries: &[(&str, EntryType, &str)]) -> Vec<u8> {
         let mut header = tar::Header::new_gnu();
         header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
         header.set_entry_type(*kind);
-        header.set_mode(0o644);
+        header.set_mode(if path.ends_with(".sh") { 0o755 } else { 0o644 });
         let body = if *kind == EntryType::Regular { data.as_bytes() } else { b"" };
         if *kind == EntryType::Symlink {
             header.set_link_name(data).unwrap();
@@ -129,7 +129,38 @@ async fn bad_archives_and_requests_are_refused_before_anything_is_stored() {
         (lost["status"].as_str(), lost["error"].as_str()),
         (Some("failed"), Some("the build worker stopped before the build ended"))
     );
+
+    // A build whose sender is disabled before it ends never becomes a version.
+    let (status, queued) = submit(&eve, "name=late", npm_project("true")).await;
+    assert_eq!(status, 202, "{queued}");
+    let late = queued["id"].as_str().unwrap();
+    assert_eq!(api.post("/api/v1/builds/claim?worker=w1", json!(null)).await.1["id"], late);
+    assert_eq!(api.patch("/api/v1/users/eve", json!({"disabled": true})).await.0, 200);
+    let built = api.http.post(format!("{}/api/v1/builds/{late}/artifact", api.url)).bearer_auth(&api.token);
+    let built = built.header("content-type", "application/wasm").body(crate::example("add.wat"));
+    assert_eq!(built.send().await.unwrap().status(), 200);
+    let (_, late) = api.get(&format!("/api/v1/builds/{late}")).await;
+    assert_eq!(
+        (late["status"].as_str(), late["error"].as_str()),
+        (Some("failed"), Some("the built module was refused: its sender eve was disabled while it ran")),
+        "{late}"
+    );
+    assert_eq!(api.get("/api/v1/modules/late").await.0, 404);
 }
+
+/// System calls the sandbox's filter refuses, by their x86-64 numbers. With these arguments
+/// (all zero) the first two would pass unfiltered, so their EPERM is the filter's; the
+/// others would mostly fail otherwise (EFAULT, EINVAL).
+const SYSCALLS: [(u32, &str); 8] = [
+    (101, "ptrace (PTRACE_TRACEME)"),
+    (272, "unshare (nothing)"),
+    (165, "mount"),
+    (155, "pivot_root"),
+    (248, "add_key"),
+    (250, "keyctl"),
+    (321, "bpf"),
+    (323, "userfaultfd"),
+];
 
 /// A standalone `edgefn build-worker` with tight limits, killed when dropped.
 struct Worker(Child);
@@ -198,6 +229,76 @@ async fn the_sandbox_hides_the_data_directory_and_the_network_and_stops_builds_p
     assert!(log.contains("\n1000\n"), "the build runs as uid 1000: {log}");
     assert!(!log.contains(&server.token), "the token never reaches the log");
 
+    // The host's kernel is out of reach: its settings read-only (each written back with the
+    // value read, so nothing changes should a write ever pass), no `/sys`, no capabilities,
+    // no new user namespace, and the system calls of the filter refused.
+    let settings = ["kernel/printk", "kernel/core_pattern", "kernel/panic", "kernel/dmesg_restrict", "vm/overcommit_memory", "fs/file-max"];
+    let host = |name: &str| std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap();
+    let before: Vec<String> = settings.iter().map(|s| host(s)).collect();
+    let probe = format!(
+        "for f in {}; do v=\"$(cat /proc/sys/$f)\"; if (printf '%s\\n' \"$v\" > /proc/sys/$f) 2>/dev/null; then echo \"WROTE $f\"; else echo \"REFUSED $f\"; fi; done; \
+         if ls /sys/kernel >/dev/null 2>&1; then echo SYS SEEN; else echo NO SYS; fi; \
+         grep -E '^(Seccomp|NoNewPrivs|CapEff|CapBnd):' /proc/self/status; \
+         if unshare -U true 2>/dev/null; then echo USERNS MADE; else echo NO USERNS; fi; \
+         perl -e 'for (@ARGV) {{ my $r = syscall($_, 0, 0, 0, 0, 0); print \"SYSCALL $_ \", ($r == -1 ? \"refused: $!\" : \"returned $r\"), \"\\n\" }}' {}; exit 4",
+        settings.join(" "),
+        SYSCALLS.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>().join(" "),
+    );
+    let (build_row, log) = build("prober", probe).await;
+    assert!(build_row["error"].as_str().unwrap().contains("failed (exit code 4)"), "{build_row}: {log}");
+    for setting in settings {
+        assert!(log.contains(&format!("REFUSED {setting}\n")), "{setting}: {log}");
+    }
+    assert_eq!(settings.iter().map(|s| host(s)).collect::<Vec<_>>(), before, "the host's kernel settings are unchanged");
+    for line in ["NO SYS", "Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NO USERNS"] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    // Seen from the host, the build's processes are the build user's, never root.
+    let build_user =
+        String::from_utf8(Command::new("id").arg("-u").args(std::env::var("EDGEFN_BUILD_USER")).output().unwrap().stdout).unwrap();
+    assert_ne!(build_user.trim(), "0", "a root worker builds as EDGEFN_BUILD_USER (./scripts/test sets it)");
+    let (status, queued) = submit(&api, "name=napper", npm_project("sleep 7.25")).await;
+    assert_eq!(status, 202, "{queued}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let seen_as = loop {
+        let ps = String::from_utf8(Command::new("ps").args(["-eo", "uid=,args="]).output().unwrap().stdout).unwrap();
+        if let Some(line) =
+            ps.lines().find(|l| l.trim().split_once(char::is_whitespace).is_some_and(|(_, args)| args.trim() == "sleep 7.25"))
+        {
+            break line.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the build's `sleep 7.25` never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(seen_as, build_user.trim());
+    ended(&api, queued["id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    for (number, name) in SYSCALLS {
+        assert!(log.contains(&format!("SYSCALL {number} refused: Operation not permitted\n")), "{name}: {log}");
+    }
+
+    // What it writes to its `/tmp` or `/dev/shm` is memory.
+    for place in ["/tmp", "/dev/shm"] {
+        let (build_row, _) = build("tmpfill", format!("head -c 300000000 /dev/zero > {place}/fill; sleep 30")).await;
+        assert_eq!(build_row["error"], "the build used more than 256 MiB of memory and was stopped", "{place}");
+    }
+
+    // The module is read only from inside the project: not through a link out of it, nor
+    // from an absolute path.
+    let linked = format!("ln -s {data}/admin-token out.wasm");
+    for (command, artifact, error) in [
+        (linked.as_str(), "out.wasm", "reading the artifact out.wasm: it leads out of the project"),
+        ("true", "/etc/passwd", "the manifest's artifact /etc/passwd must be a path inside the project"),
+        ("true", "../x.wasm", "the manifest's artifact ../x.wasm must be a path inside the project"),
+    ] {
+        let manifest = format!("name = \"reader\"\nversion = \"1.0.0\"\n[build]\ncommand = \"{command}\"\nartifact = \"{artifact}\"\n");
+        let project =
+            archive(&[("package.json", EntryType::Regular, "{\"name\": \"reader\"}"), ("edgefn.toml", EntryType::Regular, &manifest)]);
+        let (status, queued) = submit(&api, "name=reader", project).await;
+        assert_eq!(status, 202, "{queued}");
+        let (build_row, log) = ended(&api, queued["id"].as_str().unwrap(), Duration::from_secs(120)).await;
+        assert!(build_row["error"].as_str().unwrap().contains(error), "{build_row}: {log}");
+    }
+
     // Past its time: stopped with everything it started.
     let started = Instant::now();
     let (build_row, _) = build("sleeper", "sleep 617 & sleep 618".into()).await;
@@ -245,15 +346,24 @@ async fn rust_and_js_projects_sent_through_the_api_become_versions_that_answer()
     if has_wasip2() {
         projects.push(("hello", "rust-http", "Hello from hello! You asked for /hello/you\n"));
         // A compiler error: its message in the log, nothing stored.
+        // Its `.cargo/config.toml` names a compiler wrapper: that runs in the offline build,
+        // never in the networked download before it.
+        let wrapper = "#!/bin/sh\necho \"wrapper ran, offline=${CARGO_NET_OFFLINE:-no}\" >> /build/wrapper.log\nexec \"$@\"\n";
+        let manifest = "name = \"broken\"\nversion = \"0.1.0\"\n[build]\nartifact = \"none.wasm\"\n\
+                        command = \"cargo build --release --target wasm32-wasip2; cat wrapper.log; exit 1\"\n";
         let broken = archive(&[
             ("Cargo.toml", EntryType::Regular, "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2024\"\n"),
             ("src/main.rs", EntryType::Regular, "fn main() { let x: u32 = \"text\"; }\n"),
+            (".cargo/config.toml", EntryType::Regular, "[build]\nrustc-workspace-wrapper = \"/build/wrap.sh\"\n"),
+            ("wrap.sh", EntryType::Regular, wrapper),
+            ("edgefn.toml", EntryType::Regular, manifest),
         ]);
         let (status, queued) = submit(&api, "name=broken", broken).await;
         assert_eq!((status, queued["toolchain"].as_str()), (202, Some("rust")), "{queued}");
         let (build, log) = ended(&api, queued["id"].as_str().unwrap(), Duration::from_secs(300)).await;
         assert_eq!(build["status"], "failed", "{build}");
         assert!(log.contains("error[E0308]: mismatched types"), "{log}");
+        assert!(log.contains("wrapper ran, offline=true") && !log.contains("offline=no"), "{log}");
         assert_eq!(api.get("/api/v1/modules/broken").await.0, 404);
     } else {
         eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building Rust");
