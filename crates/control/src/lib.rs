@@ -187,6 +187,7 @@ pub fn app(state: AppState) -> Router {
         })
         // Uploads enforce their own limit (413 in our format); lift axum's default of 2 MB.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(ui::not_framed))
         .with_state(state)
 }
 

@@ -19,8 +19,17 @@ pub(crate) fn handler(body: &str) -> Vec<u8> {
 
 /// A handle-ABI module answering `200` with `text`.
 pub(crate) fn says(text: &str) -> Vec<u8> {
-    let body = format!("200\n\n{text}");
-    let data = body.replace('\n', "\\n");
+    responds(&format!("200\n\n{text}"))
+}
+
+/// A handle-ABI module answering `200` with the HTML page `html`.
+pub(crate) fn serves_page(html: &str) -> Vec<u8> {
+    responds(&format!("200\ncontent-type: text/html\n\n{html}"))
+}
+
+/// A handle-ABI module whose response is `body` (its status line, headers, blank line and body).
+fn responds(body: &str) -> Vec<u8> {
+    let data = body.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     wat::parse_str(format!(
         r#"(module (memory (export "memory") 1) (data (i32.const 0) "{data}")
             (global $h (mut i32) (i32.const 4096))

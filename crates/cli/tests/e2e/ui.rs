@@ -750,3 +750,58 @@ async fn every_console_page_fits_a_phone_and_a_wide_screen() {
     }
     b.close().await;
 }
+
+#[tokio::test]
+async fn no_console_page_can_be_framed_by_a_page_on_the_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+
+    // Every console response says so, assets and errors included.
+    for path in ["/", "/sign-in", "/users", "/ui/ui.css", "/no-such-page"] {
+        let res = api.http.get(format!("{}{path}", server.url)).bearer_auth(&api.token).send().await.unwrap();
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        let policy = header("content-security-policy");
+        for part in ["frame-ancestors 'none'", "script-src 'self'", "style-src 'self'"] {
+            assert!(policy.contains(part), "{path}: {policy}");
+        }
+    }
+
+    // An edge function's page frames the console's users page beside the node's welcome.
+    let page = format!(
+        "<html><body><iframe id='console' src='{}/users'></iframe><iframe id='welcome' src='{}/welcome'></iframe></body></html>",
+        server.url, server.node
+    );
+    crate::http::deploy(&api, "prize", crate::http::serves_page(&page), "/evil/prize").await;
+    api.synced().await;
+    let b = Browser::start().await;
+    b.sign_in(&server, &server.token).await;
+    b.open(&format!("{}/evil/prize", server.node)).await;
+    let frame_text = |index: u16| {
+        let client = b.client.clone();
+        async move {
+            // The frame's document loads on its own: wait (at most 10 s) until it has a body.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                client.enter_frame(index).await.unwrap();
+                let text = client.execute("return document.body ? document.body.innerText : ''", vec![]).await.unwrap();
+                let has_form = client.execute("return !!document.querySelector(\"form[action='/users']\")", vec![]).await.unwrap();
+                client.enter_parent_frame().await.unwrap();
+                let text = text.as_str().unwrap_or("").to_string();
+                if !text.is_empty() || Instant::now() > deadline {
+                    return (text, has_form == json!(true));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // The welcome frame shows that a frame's content is seen this way…
+    let (welcome, _) = frame_text(1).await;
+    assert!(welcome.contains("Hello from edgefn!"), "{welcome:?}");
+    // …and the console's is not there: Chromium refused to show it.
+    let (console, has_form) = frame_text(0).await;
+    assert!(!has_form && !console.contains("Users"), "the console rendered in a frame: {console:?}");
+    b.screenshot("framed-console").await;
+    b.close().await;
+}

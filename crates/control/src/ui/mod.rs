@@ -5,7 +5,8 @@
 //! shows their outcome; validation errors appear next to the field they concern.
 //!
 //! Signing in stores the token in an `HttpOnly`, `SameSite=Strict` cookie; posts from
-//! another origin are refused.
+//! another origin are refused; no page may be framed, and pages load scripts and styles
+//! from the console only.
 
 mod builds;
 mod chart;
@@ -67,6 +68,24 @@ pub fn router() -> Router<AppState> {
         .route("/ui/ui.js", get(|| async { asset("text/javascript", include_str!("assets/ui.js")) }))
         .route("/ui/examples/add.wasm", get(example))
         .layer(axum::middleware::from_fn(same_origin))
+}
+
+/// What every console response says about where it may be shown and what it may load: in
+/// no frame (a page elsewhere — an edge function on the same host, say — that framed the
+/// console could make an admin click its buttons), with scripts and styles from the
+/// console only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Adds the framing and content headers to a response: the control plane's listener
+/// sends them on all it answers (pages, assets, errors and the API alike).
+pub(crate) async fn not_framed(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    response
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
