@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod private;
 mod project;
 mod sandbox;
 mod worker;

@@ -31,6 +31,7 @@ impl ControlCommand {
         super::init_logs(self.control.log_json);
         let file = FileConfig::read(self.control.config.as_deref())?;
         let config = self.control.config(&file)?;
+        crate::private::data_dir(&config.data_dir)?;
         let certs = file.certs(self.certs.clone(), &config.data_dir);
         let tls = edgefn_control::nodes::CertFiles::control(&certs).server()?;
         let opened = edgefn_control::open(&config).await?;

@@ -149,6 +149,7 @@ async fn list(client: &Client) -> anyhow::Result<()> {
 impl RunArgs {
     async fn execute(self) -> anyhow::Result<()> {
         super::init_logs(self.log_json);
+        crate::private::data_dir(&self.data_dir)?;
         let control = self.control.context("--control is required: the control plane's node stream (https://HOST:8443)")?;
         let read = |flag: &Option<PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
             let path = flag.as_ref().with_context(|| format!("--{what} is required (see `edgefn certs`)"))?;

@@ -196,6 +196,7 @@ impl UpCommand {
         super::init_logs(self.control.log_json);
         let file = FileConfig::read(self.control.config.as_deref())?;
         let config = self.control.config(&file)?;
+        crate::private::data_dir(&config.data_dir)?;
         let opened = edgefn_control::open(&config).await?;
         let listener = super::bind(config.listen).await?;
         let addr = listener.local_addr()?;
