@@ -1,13 +1,18 @@
 //! JWT bearer tokens from an identity provider (Supabase, Auth0, Keycloak, …): verified
 //! with an HS256 shared secret or the provider's JWKS (fetched, cached, refetched when a
-//! token names a key it does not hold). `exp` is required; `iss` and `aud` are checked
-//! when configured. The `sub` claim names the user: the first valid token of a new
+//! token names a key it does not hold). `exp` and `sub` are required, and so are `iss` and
+//! `aud` when configured (a token without them is refused like one with the wrong value).
+//! A JWKS token must be signed with its key's own algorithm (`alg` of the key), or, for a
+//! key that names none, one of the configured `jwks_algorithms` — never another of the
+//! same key type (an RSA key published for RS256 verifies no PS256 token). The `sub` claim names the user: the first valid token of a new
 //! subject creates it, and the role claim decides `admin` or `user` on every sign-in.
 
 use std::time::{Duration, Instant};
 
 use edgefn_store::{Actor, Database, User};
-use jsonwebtoken::jwk::JwkSet;
+use std::str::FromStr;
+
+use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,12 +47,20 @@ pub struct JwtConfig {
     pub admin_roles: Option<Vec<String>>,
     /// Claim naming a new user (default `email`, else `sub`).
     pub name_claim: Option<String>,
+    /// Algorithms accepted for JWKS keys that name no `alg` (default `["RS256", "ES256"]`).
+    pub jwks_algorithms: Option<Vec<String>>,
 }
+
+/// What a JWKS key without `alg` verifies when none are configured: one algorithm per key
+/// type.
+const DEFAULT_JWKS_ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
 
 /// A configured verifier.
 pub struct Jwt {
     config: JwtConfig,
     secret: Option<DecodingKey>,
+    /// Algorithms of JWKS keys without `alg`.
+    unnamed_key_algorithms: Vec<Algorithm>,
     jwks: RwLock<Option<(Instant, JwkSet)>>,
     http: reqwest::Client,
 }
@@ -63,6 +76,7 @@ impl std::fmt::Debug for JwtConfig {
             .field("role_claim", &self.role_claim)
             .field("admin_roles", &self.admin_roles)
             .field("name_claim", &self.name_claim)
+            .field("jwks_algorithms", &self.jwks_algorithms)
             .finish()
     }
 }
@@ -81,8 +95,12 @@ impl Jwt {
             anyhow::bail!("[auth.jwt] needs hs256_secret or jwks_url");
         }
         let secret = config.hs256_secret.as_deref().map(|s| DecodingKey::from_secret(s.as_bytes()));
+        let unnamed_key_algorithms = match &config.jwks_algorithms {
+            None => DEFAULT_JWKS_ALGORITHMS.to_vec(),
+            Some(names) => names.iter().map(|name| public_key_algorithm(name)).collect::<anyhow::Result<_>>()?,
+        };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        Ok(Self { config, secret, jwks: RwLock::new(None), http })
+        Ok(Self { config, secret, unnamed_key_algorithms, jwks: RwLock::new(None), http })
     }
 
     /// The user a valid token names (created on its first sign-in).
@@ -119,11 +137,29 @@ impl Jwt {
         let key = match (header.alg, &self.secret) {
             (Algorithm::HS256, Some(secret)) => secret.clone(),
             (Algorithm::HS256, None) => return Err(ApiError::unauthorized("HS256 tokens are not accepted here")),
-            (_, _) if self.config.jwks_url.is_some() => self.key(header.kid.as_deref()).await?,
+            (alg, _) if self.config.jwks_url.is_some() => {
+                let (key, key_alg) = self.key(header.kid.as_deref()).await?;
+                let allowed = match key_alg {
+                    Some(named) => Algorithm::from_str(&named.to_string()).into_iter().collect(),
+                    None => self.unnamed_key_algorithms.clone(),
+                };
+                if !allowed.contains(&alg) {
+                    let names: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+                    let key_name = header.kid.as_deref().unwrap_or("(no kid)");
+                    return Err(ApiError::unauthorized(format!(
+                        "the token is signed with {alg:?}; key {key_name} verifies only {}",
+                        if names.is_empty() { "no signatures".to_string() } else { names.join(", ") }
+                    )));
+                }
+                key
+            }
             (alg, _) => return Err(ApiError::unauthorized(format!("{alg:?} tokens are not accepted here"))),
         };
         let mut validation = Validation::new(header.alg);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
+        required.extend(self.config.issuer.as_ref().map(|_| "iss"));
+        required.extend(self.config.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         // `nbf` (when present) is checked like `exp`, with the same small leeway for clocks
         // that disagree a little.
         validation.validate_nbf = true;
@@ -140,6 +176,9 @@ impl Jwt {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_string(),
                 jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_string(),
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is not valid".to_string(),
+                jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => "the token's issuer (`iss`) is not the configured one".to_string(),
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => "the token's audience (`aud`) is not the configured one".to_string(),
                 _ => format!("invalid token: {e}"),
             };
             ApiError::unauthorized(why)
@@ -147,9 +186,9 @@ impl Jwt {
         Ok(data.claims)
     }
 
-    /// The provider's key `kid` (or its only key), fetching the set when it is stale or
-    /// lacks that key.
-    async fn key(&self, kid: Option<&str>) -> Result<DecodingKey, ApiError> {
+    /// The provider's key `kid` (or its only key) and the algorithm it names, fetching the
+    /// set when it is stale or lacks that key.
+    async fn key(&self, kid: Option<&str>) -> Result<(DecodingKey, Option<KeyAlgorithm>), ApiError> {
         let find = |set: &JwkSet| match kid {
             Some(kid) => set.find(kid).cloned(),
             None if set.keys.len() == 1 => set.keys.first().cloned(),
@@ -158,7 +197,8 @@ impl Jwt {
         let name = kid.unwrap_or("(no kid)");
         let no_key = || ApiError::unauthorized(format!("no key {name} in the identity provider's key set"));
         let decoding = |jwk: &jsonwebtoken::jwk::Jwk| {
-            DecodingKey::from_jwk(jwk).map_err(|e| ApiError::unauthorized(format!("unusable key {name}: {e}")))
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| ApiError::unauthorized(format!("unusable key {name}: {e}")))?;
+            Ok((key, jwk.common.key_algorithm))
         };
         if let Some((at, set)) = &*self.jwks.read().await {
             match find(set) {
@@ -182,4 +222,15 @@ impl Jwt {
         *self.jwks.write().await = Some((Instant::now(), set));
         decoding(&jwk.ok_or_else(no_key)?)
     }
+}
+
+/// A signature algorithm of public keys, by its JOSE name (`RS256`, `PS256`, `ES256`,
+/// `EdDSA`…): a shared-secret one (`HS256`) has no place in a key set.
+fn public_key_algorithm(name: &str) -> anyhow::Result<Algorithm> {
+    let alg = Algorithm::from_str(name)
+        .map_err(|_| anyhow::anyhow!("jwks_algorithms: `{name}` is not a JWS algorithm (RS256, PS256, ES256, EdDSA…)"))?;
+    if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        anyhow::bail!("jwks_algorithms: `{name}` is a shared-secret algorithm; a key set holds public keys");
+    }
+    Ok(alg)
 }

@@ -13,6 +13,9 @@ use crate::{Api, Server, example};
 const ED25519_PRIVATE_PEM: &str =
     "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIMPddnE0IQR+3vtFm0OfN+13ThvVCVt6CMaHVaGSZ8Kr\n-----END PRIVATE KEY-----\n";
 const ED25519_PUBLIC_X: &str = "xMHJMsvG0zrHaGX-01XQE52De5-i4Sa5g1lCZFzmkVI";
+/// A test-only RSA key pair (made with `openssl genrsa 2048`) and its public modulus.
+const RSA_PRIVATE_PEM: &str = include_str!("fixtures/jwt-rsa-test-key.pem");
+const RSA_PUBLIC_N: &str = "iXmd1m7IUQ1mXIb5lVXu2wDM4nYpVbTCyJOWOi1vGoxYID2y478xLFwNR5U2vAD1pPptcLLpCC913QkkqN-kM4je14MJ4H56LUbizPFFA-lR3HdEo1mW_aq6udIRKRzE0oUc3wb0AeP1dOkYq5JhnftPGwquj-5cqeJnu0eOpo6YDDvcHGSur61ax3J3MpNiDKwf47eJu83B2nxDw0Chp3cAai80x4TVaYEFRz_ztKLeykDkPwittRsKpaift6kTbF35pX26okUpGfI7K9SbVqrpokRKzioRz-oJOIVRDSwEs7aWK_rv1Z9cIMBm4yNAshecVjK98aiJpUcovh5UZw";
 
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
@@ -162,30 +165,80 @@ fn base64_url(text: &str) -> String {
 
 #[tokio::test]
 async fn jwts_are_verified_with_the_providers_jwks() {
-    // The provider: a JWKS endpoint on a real socket.
-    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ED25519_PUBLIC_X, "kid": "k1", "alg": "EdDSA", "use": "sig"}]});
+    // The provider: a JWKS endpoint on a real socket, with an Ed25519 key, an RSA key
+    // published for RS256 and the same RSA key naming no algorithm.
+    let rsa = |kid: &str, alg: Option<&str>| {
+        let mut key = json!({"kty": "RSA", "n": RSA_PUBLIC_N, "e": "AQAB", "kid": kid, "use": "sig"});
+        if let Some(alg) = alg {
+            key["alg"] = json!(alg);
+        }
+        key
+    };
+    let jwks = json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "x": ED25519_PUBLIC_X, "kid": "k1", "alg": "EdDSA", "use": "sig"},
+        rsa("r1", Some("RS256")),
+        rsa("r2", None),
+    ]});
     let app = axum::Router::new().route("/jwks.json", axum::routing::get(move || async move { axum::Json(jwks) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--jwks-url", &jwks_url]);
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(&config, "[auth.jwt]\nissuer = \"https://idp.test\"\naudience = \"edgefn\"\n").unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--jwks-url", &jwks_url, "--config", config.to_str().unwrap()]);
     let admin = server.client();
-    let key = EncodingKey::from_ed_pem(ED25519_PRIVATE_PEM.as_bytes()).unwrap();
-    let sign = |kid: &str, exp: i64| {
-        let mut header = Header::new(Algorithm::EdDSA);
+    let ed25519 = EncodingKey::from_ed_pem(ED25519_PRIVATE_PEM.as_bytes()).unwrap();
+    let rsa_key = EncodingKey::from_rsa_pem(RSA_PRIVATE_PEM.as_bytes()).unwrap();
+    let good = |exp: i64| json!({"sub": "k-user", "exp": exp, "iss": "https://idp.test", "aud": "edgefn"});
+    let sign = |kid: &str, alg: Algorithm, claims: Value| {
+        let mut header = Header::new(alg);
         header.kid = Some(kid.into());
-        jsonwebtoken::encode(&header, &json!({"sub": "k-user", "exp": exp}), &key).unwrap()
+        let key = if alg == Algorithm::EdDSA { &ed25519 } else { &rsa_key };
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
     };
-    let (status, me) = with_token(&admin, &sign("k1", now() + 600)).get("/api/v1/me").await;
+    let answer = |token: String| {
+        let api = with_token(&admin, &token);
+        async move {
+            let (status, body) = api.get("/api/v1/me").await;
+            (status, body["error"]["message"].as_str().unwrap_or("").to_string(), body)
+        }
+    };
+    let (status, _, me) = answer(sign("k1", Algorithm::EdDSA, good(now() + 600))).await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["user"]["name"], "k-user");
-    let (status, body) = with_token(&admin, &sign("k2", now() + 600)).get("/api/v1/me").await;
-    assert_eq!((status, body["error"]["message"].as_str()), (401, Some("no key k2 in the identity provider's key set")));
-    assert_eq!(with_token(&admin, &sign("k1", now() - 600)).get("/api/v1/me").await.0, 401);
+    let (status, message, _) = answer(sign("k2", Algorithm::EdDSA, good(now() + 600))).await;
+    assert_eq!((status, message.as_str()), (401, "no key k2 in the identity provider's key set"));
+    assert_eq!(answer(sign("k1", Algorithm::EdDSA, good(now() - 600))).await.0, 401);
     // HS256 is not accepted when only a JWKS is configured.
-    assert_eq!(with_token(&admin, &hs256("x", json!({"sub": "k-user", "exp": now() + 600}))).get("/api/v1/me").await.0, 401);
+    assert_eq!(answer(hs256("x", good(now() + 600))).await.0, 401);
+
+    // The configured issuer and audience are required, not only checked when present.
+    for (claim, value, why) in [
+        ("iss", Value::Null, "the token has no `iss` claim"),
+        ("aud", Value::Null, "the token has no `aud` claim"),
+        ("iss", json!("https://other.test"), "the token's issuer (`iss`) is not the configured one"),
+        ("aud", json!("someone-else"), "the token's audience (`aud`) is not the configured one"),
+    ] {
+        let mut claims = good(now() + 600);
+        match value {
+            Value::Null => drop(claims.as_object_mut().unwrap().remove(claim)),
+            value => claims[claim] = value,
+        }
+        let (status, message, _) = answer(sign("k1", Algorithm::EdDSA, claims)).await;
+        assert_eq!((status, message.as_str()), (401, why), "{claim}");
+    }
+
+    // A key verifies its own algorithm only; one without `alg`, the configured list.
+    assert_eq!(answer(sign("r1", Algorithm::RS256, good(now() + 600))).await.0, 200);
+    for alg in [Algorithm::PS256, Algorithm::RS512] {
+        let (status, message, _) = answer(sign("r1", alg, good(now() + 600))).await;
+        assert_eq!((status, message), (401, format!("the token is signed with {alg:?}; key r1 verifies only RS256")));
+    }
+    assert_eq!(answer(sign("r2", Algorithm::RS256, good(now() + 600))).await.0, 200);
+    let (status, message, _) = answer(sign("r2", Algorithm::PS256, good(now() + 600))).await;
+    assert_eq!((status, message.as_str()), (401, "the token is signed with PS256; key r2 verifies only RS256, ES256"));
 }
 
 #[tokio::test]
