@@ -40,14 +40,15 @@ fn describe(space: &RouteSpace) -> String {
 }
 
 /// A 403 unless `caller` may take `space` for `owner` when no claim covers it yet: admins
-/// may claim anything; others a named host, or a path of at least one segment on the
-/// default host — never a wildcard host or the whole default host, which an admin gives.
+/// may claim anything; others a named host the host rules allow them ([`crate::hosts`]),
+/// or a path of at least one segment on the default host — never a wildcard host or the
+/// whole default host, which an admin gives.
 pub async fn check_may_claim(state: &AppState, caller: &Caller, space: &RouteSpace, owner: Option<&str>) -> Result<(), ApiError> {
     if caller.user.is_admin() {
         return Ok(());
     }
-    let covered = state.db.overlapping_claims(space).await?.iter().any(|c| c.project_id.as_deref() == owner && c.space().covers(space));
-    if covered {
+    let overlapping = state.db.overlapping_claims(space).await?;
+    if overlapping.iter().any(|c| c.project_id.as_deref() == owner && c.space().covers(space)) {
         return Ok(());
     }
     if space.host.starts_with("*.") {
@@ -56,7 +57,14 @@ pub async fn check_may_claim(state: &AppState, caller: &Caller, space: &RouteSpa
             describe(space)
         )));
     }
-    if space.host.is_empty() && space.prefix.is_empty() {
+    if !space.host.is_empty() {
+        // A host another owner holds: the store refuses it with a 409 naming whose.
+        if overlapping.iter().any(|c| c.project_id.as_deref() != owner) {
+            return Ok(());
+        }
+        return crate::hosts::check_user_host(state, &space.host, false).await;
+    }
+    if space.prefix.is_empty() {
         return Err(ApiError::forbidden(
             "a route here could answer every path of the default host; put it under a path of your own (e.g. /my-app/…) or ask an admin",
         ));
@@ -109,13 +117,13 @@ pub async fn create(
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Result<(StatusCode, Json<RouteClaim>), ApiError> {
     caller.require_admin("reserve hosts and paths")?;
-    let host = body.host.filter(|h| !h.is_empty());
-    if let Some(h) = host.as_deref().filter(|h| !crate::modules::is_host_pattern(h)) {
-        return Err(ApiError::bad_request(format!("host `{h}` is not a host name or `*.` followed by one")));
-    }
+    let host = match body.host.as_deref().filter(|h| !h.is_empty()) {
+        Some(h) => Some(edgefn_model::canonical_host_pattern(h).map_err(|e| ApiError::bad_request(format!("host {e}")))?),
+        None => None,
+    };
     let prefix = body.path_prefix.unwrap_or_else(|| "/".into());
-    if !prefix.starts_with('/') {
-        return Err(ApiError::bad_request(format!("pathPrefix `{prefix}` must start with `/`")));
+    if let Some(problem) = edgefn_model::route_path_problem(&prefix) {
+        return Err(ApiError::bad_request(format!("pathPrefix: {problem}")));
     }
     let space = RouteSpace::new(host.as_deref(), route_scope(&prefix, PathMatch::Prefix)).claimed();
     let project = match &body.project {

@@ -41,6 +41,11 @@ pub struct ControlConfig {
     pub classes: edgefn_runtime::Classes,
     /// JWT bearer tokens from an identity provider, when configured.
     pub jwt: Option<crate::jwt::JwtConfig>,
+    /// Domains users claim hosts under (`apps.example.com`: `NAME.apps.example.com`).
+    pub user_host_suffixes: Vec<String>,
+    /// Names the platform is reached by (beside the edge URL and the nodes' names), each
+    /// with what it is: no user claims them.
+    pub reserved_hosts: Vec<(String, String)>,
 }
 
 impl Default for ControlConfig {
@@ -55,6 +60,8 @@ impl Default for ControlConfig {
             execution_retention: DEFAULT_EXECUTION_RETENTION,
             classes: edgefn_runtime::Classes::default(),
             jwt: None,
+            user_host_suffixes: Vec::new(),
+            reserved_hosts: Vec::new(),
         }
     }
 }
@@ -70,4 +77,6 @@ pub struct ApiSettings {
     pub classes: edgefn_runtime::Classes,
     /// The JWT verifier, when configured.
     pub jwt: Option<Arc<crate::jwt::Jwt>>,
+    /// Which named hosts users may claim.
+    pub hosts: crate::hosts::HostRules,
 }

@@ -25,6 +25,7 @@ mod claims;
 mod config;
 mod error;
 mod executions;
+mod hosts;
 mod identity;
 mod invoke;
 mod jwt;
@@ -81,8 +82,11 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
         execution_retention,
         classes,
         jwt,
+        user_host_suffixes,
+        reserved_hosts,
     } = config;
     let jwt = jwt.clone().map(jwt::Jwt::new).transpose()?.map(Arc::new);
+    let hosts = hosts::HostRules::new(user_host_suffixes, reserved_hosts.clone())?;
     let runtime = RuntimeConfig {
         max_module_bytes: *max_module_bytes,
         max_concurrent_instances: *instance_slots,
@@ -119,6 +123,7 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
         max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES,
         classes: *classes,
         jwt,
+        hosts,
     });
     let compiles = Arc::new(state::CompileGate::new(runtime.config().max_concurrent_compiles));
     let hub = nodes::Hub::start(db.clone(), artifacts.clone()).await?;

@@ -50,6 +50,18 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
     if let Some(bad) = methods.iter().find(|m| m.is_empty() || !m.chars().all(|c| c.is_ascii_uppercase())) {
         return Err(ApiError::bad_request(format!("method `{bad}` is not an HTTP method name")));
     }
+    let kind: edgefn_model::PathMatch = match_kind.parse().expect("checked above");
+    let host = match body.host.as_deref().filter(|h| !h.is_empty()) {
+        Some(h) => Some(edgefn_model::canonical_host_pattern(h).map_err(|e| ApiError::bad_request(format!("host {e}")))?),
+        None => None,
+    };
+    let literal = match kind {
+        edgefn_model::PathMatch::Regex => edgefn_model::route_scope(&body.path, kind),
+        _ => body.path.as_str(),
+    };
+    if let Some(problem) = (!literal.is_empty()).then(|| edgefn_model::route_path_problem(literal)).flatten() {
+        return Err(ApiError::bad_request(problem));
+    }
     let found = crate::modules::find(state, caller, &body.module_id, Op::Route).await?;
     let resolved = state.db.resolve(&found.id, body.version.as_deref()).await?;
     let (module, version) = (&resolved.0, &resolved.1);
@@ -65,7 +77,7 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
         return Err(ApiError::ungranted(&import, &module.owner_type));
     }
     let new = NewRoute {
-        host: body.host.filter(|h| !h.is_empty()),
+        host,
         path: body.path,
         match_kind,
         methods,

@@ -48,10 +48,14 @@ macro_rules! named_enum {
     };
 }
 
+mod address;
 mod function;
 mod router;
 mod snapshot;
 
+pub use address::{
+    BadHost, canonical_host, canonical_host_pattern, ip_of, is_ip_literal, normalize_path, path_is_normal, route_path_problem,
+};
 pub use function::{Class, Function, Kind, Status, Target, UnknownValue, Version};
 pub use router::{Lookup, PathMatch, RouteError, RouteSpec, Router, route_scope};
 pub use snapshot::{Resource, ResourceName, Route, Snapshot};

@@ -13,7 +13,9 @@
 //! the route created first (lower `seq`, then lower `id`). So the answer depends only on
 //! the set of routes, never on the order they were given in.
 //!
-//! **How patterns match.** Hosts compare case-insensitively without the port; a wildcard
+//! **How patterns match.** Hosts compare in canonical form ([`crate::canonical_host`]:
+//! lower case, no port, punycode, one notation per IP address), and request paths in
+//! normal form ([`crate::normalize_path`]: no dot or empty segments); a wildcard
 //! `*.example.com` matches any name ending in `.example.com` (not `example.com` itself).
 //! An exact path matches only itself. A prefix matches whole segments: `/api` matches
 //! `/api` and `/api/users`, not `/apix`; `/` matches everything. A regex must match the
@@ -28,6 +30,8 @@
 use std::collections::HashMap;
 
 use regex::RegexSet;
+
+use crate::address::{canonical_host, canonical_host_pattern, normalize_path, path_is_normal};
 use serde::{Deserialize, Serialize};
 
 named_enum! {
@@ -129,7 +133,7 @@ impl<T> RouteSpec<T> {
     /// Whether the route matches this request (the reference definition the index
     /// must agree with).
     pub fn matches(&self, host: &str, path: &str, method: &str) -> bool {
-        self.matches_location(&normalize_host(host), path) && self.allows(method)
+        self.matches_location(&normalize_host(host), &normalize_path(path)) && self.allows(method)
     }
 
     fn allows(&self, method: &str) -> bool {
@@ -246,16 +250,10 @@ pub struct Router<T> {
     any_host: Bucket,
 }
 
-/// Lower-case host name without port or trailing dot (`Example.COM:8080` → `example.com`).
+/// A request's host in canonical form ([`canonical_host`]); one that is not a host keeps
+/// its lower-case text, which no named route has.
 fn normalize_host(host: &str) -> String {
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => match host.rsplit_once(':') {
-            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-            _ => host,
-        },
-    };
-    name.trim_end_matches('.').to_ascii_lowercase()
+    canonical_host(host).unwrap_or_else(|_| host.to_ascii_lowercase())
 }
 
 impl<T> Router<T> {
@@ -273,11 +271,8 @@ impl<T> Router<T> {
             let (class, key) = match r.host.as_deref() {
                 None => (0, String::new()),
                 Some(h) => {
-                    let h = h.to_ascii_lowercase();
+                    let h = canonical_host_pattern(h).map_err(|_| RouteError::BadHost { id: r.id.clone(), host: h.to_string() })?;
                     let name = h.strip_prefix("*.").unwrap_or(&h);
-                    if name.is_empty() || name.contains(['*', '/', ':', ' ']) {
-                        return Err(RouteError::BadHost { id: r.id.clone(), host: h.clone() });
-                    }
                     r.host = Some(h.clone());
                     if h.starts_with("*.") { (1, name.to_string()) } else { (2, name.to_string()) }
                 }
@@ -340,9 +335,16 @@ impl<T> Router<T> {
         &self.any_host
     }
 
-    /// Finds the route for a request.
+    /// Finds the route for a request (its host and path are made canonical first).
     pub fn lookup(&self, host: &str, path: &str, method: &str) -> Lookup<'_, T> {
         let host = normalize_host(host);
+        let normal;
+        let path = if path_is_normal(path) {
+            path
+        } else {
+            normal = normalize_path(path);
+            normal.as_str()
+        };
         let mut candidates = Vec::new();
         self.tier(&host).candidates(&self.routes, path, &mut candidates);
 

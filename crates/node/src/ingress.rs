@@ -254,18 +254,19 @@ impl Node {
         Ok(())
     }
 
-    async fn answer(&self, req: Request<TimedBody>, peer: SocketAddr) -> Reply {
+    async fn answer(&self, mut req: Request<TimedBody>, peer: SocketAddr) -> Reply {
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().as_str().to_string();
-        let path = req.uri().path().to_string();
-        let host = req
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        let mut reply = match self.run(req, &host, &method, &path, &request_id).await {
+        let located = locate(&mut req);
+        let (host, path) = match &located {
+            Ok(at) => at.clone(),
+            Err(_) => (String::new(), req.uri().path().to_string()),
+        };
+        let result = match located {
+            Ok(_) => self.run(req, &host, &method, &path, &request_id).await,
+            Err(refused) => Err(refused),
+        };
+        let mut reply = match result {
             Ok(reply) => reply,
             Err((status, message, extra)) => {
                 if status.is_server_error() {
@@ -450,6 +451,43 @@ impl Node {
         };
         host_framed(reply).map_err(|why| (StatusCode::BAD_GATEWAY, format!("{}@{}: {why}", module.name, version.label), None))
     }
+}
+
+/// The canonical host and the normal path a request is routed by; its URI is rewritten
+/// to that path, so the function sees what was matched. The request target's authority
+/// (absolute form, HTTP/2's `:authority`) wins over `Host` (RFC 9112 §3.2.2); two `Host`
+/// headers, or a host that is not one, are a 400.
+fn locate(req: &mut Request<TimedBody>) -> Result<(String, String), Failure> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err((StatusCode::BAD_REQUEST, "the request has more than one Host header".into(), None));
+    }
+    let raw = match (req.uri().authority(), header) {
+        (Some(authority), _) => authority.host().to_string(),
+        (None, Some(value)) => {
+            value.to_str().map_err(|_| (StatusCode::BAD_REQUEST, "the Host header is not text".to_string(), None))?.to_string()
+        }
+        (None, None) => String::new(),
+    };
+    let host = match raw.is_empty() {
+        true => raw,
+        false => edgefn_model::canonical_host(&raw).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string(), None))?,
+    };
+    let path = req.uri().path();
+    if edgefn_model::path_is_normal(path) {
+        return Ok((host, path.to_string()));
+    }
+    let normal = edgefn_model::normalize_path(path);
+    let target = match req.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal.clone(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(target.parse().map_err(|_| (StatusCode::BAD_REQUEST, format!("the path `{path}` is not valid"), None))?);
+    *req.uri_mut() =
+        hyper::Uri::from_parts(parts).map_err(|_| (StatusCode::BAD_REQUEST, format!("the path `{path}` is not valid"), None))?;
+    Ok((host, normal))
 }
 
 /// A function's response as the host sends it: an informational status (1xx, such as

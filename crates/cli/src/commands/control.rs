@@ -30,10 +30,15 @@ impl ControlCommand {
     pub async fn execute(self) -> anyhow::Result<()> {
         super::init_logs(self.control.log_json);
         let file = FileConfig::read(self.control.config.as_deref())?;
-        let config = self.control.config(&file)?;
+        let mut config = self.control.config(&file)?;
         crate::private::data_dir(&config.data_dir)?;
         let certs = file.certs(self.certs.clone(), &config.data_dir);
-        let tls = edgefn_control::nodes::CertFiles::control(&certs).server()?;
+        let cert_files = edgefn_control::nodes::CertFiles::control(&certs);
+        if let Ok(pem) = std::fs::read(&cert_files.cert) {
+            let names = edgefn_control::nodes::tls::certificate_names(&pem)?;
+            config.reserved_hosts.extend(names.into_iter().map(|n| (n, "a name of the control plane's certificate".to_string())));
+        }
+        let tls = cert_files.server()?;
         let opened = edgefn_control::open(&config).await?;
         if let Some(url) = &self.control.edge_url {
             let _ = opened.state.edge_url.set(url.trim_end_matches('/').to_string());

@@ -58,6 +58,10 @@ pub struct ControlArgs {
     /// requests [`edgefn up`: its own node].
     #[arg(long, env = "EDGEFN_EDGE_URL")]
     pub(crate) edge_url: Option<String>,
+    /// A domain under which users claim hosts of their own (`apps.example.com`: a project
+    /// routes `NAME.apps.example.com`); repeat, or separate with commas.
+    #[arg(long = "user-host-suffix", env = "EDGEFN_USER_HOST_SUFFIXES", value_delimiter = ',')]
+    user_host_suffixes: Vec<String>,
     #[command(flatten)]
     pub(crate) connections: super::ConnectionArgs,
 }
@@ -112,6 +116,7 @@ pub(crate) struct FileConfig {
     data_dir: Option<PathBuf>,
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
+    user_host_suffixes: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) classes: edgefn_runtime::ClassesFile,
     #[serde(default)]
@@ -174,6 +179,11 @@ impl ControlArgs {
             execution_retention: self.execution_retention.or(file.execution_retention).unwrap_or(defaults.execution_retention),
             classes: file.classes()?,
             jwt,
+            user_host_suffixes: match self.user_host_suffixes.is_empty() {
+                true => file.user_host_suffixes.clone().unwrap_or_default(),
+                false => self.user_host_suffixes.clone(),
+            },
+            reserved_hosts: Vec::new(),
         })
     }
 }

@@ -160,20 +160,35 @@ async fn every_role_class_and_operation_gets_the_answer_of_the_matrix() {
 /// [`ROLES`] order, when it routes olive's `user` module of `team` or manages claims.
 /// `own`: a new path; `taken`: a path eve's project claimed first; `whole`: the whole
 /// default host; `wildcard`: `*.team.test`; `reserve`: `POST /api/v1/claims` for `team`;
-/// `release`: `DELETE` a claim of `team` that holds no route.
-const CLAIMS_MATRIX: [(&str, [u16; 7]); 6] = [
+/// `release`: `DELETE` a claim of `team` that holds no route. The host cases route
+/// `/` (prefix) on a named host: `delegated` `<role>.apps.test` (the server delegates
+/// `apps.test` to users), `undelegated` `<role>.shop.test`, `edge` the edge URL's host,
+/// and the rest an IP address or `localhost` in the notation the case names (each case
+/// its own address, so no cell's claim covers another's).
+const CLAIMS_MATRIX: [(&str, [u16; 7]); 17] = [
     ("own", [201, 201, 201, 201, 403, 403, 404]),
     ("taken", [409, 409, 409, 409, 403, 403, 404]),
     ("whole", [409, 403, 403, 403, 403, 403, 404]),
     ("wildcard", [201, 403, 403, 403, 403, 403, 404]),
     ("reserve", [201, 403, 403, 403, 403, 403, 403]),
     ("release", [204, 204, 204, 403, 403, 404, 404]),
+    ("delegated", [201, 201, 201, 201, 403, 403, 404]),
+    ("undelegated", [201, 403, 403, 403, 403, 403, 404]),
+    ("edge", [201, 403, 403, 403, 403, 403, 404]),
+    ("127.0.0.11", [201, 403, 403, 403, 403, 403, 404]),
+    ("2130706444", [201, 403, 403, 403, 403, 403, 404]),
+    ("0x7f00000d", [201, 403, 403, 403, 403, 403, 404]),
+    ("0177.0.0.14", [201, 403, 403, 403, 403, 403, 404]),
+    ("[::1]", [201, 403, 403, 403, 403, 403, 404]),
+    ("[::ffff:127.0.0.15]", [201, 403, 403, 403, 403, 403, 404]),
+    ("LOCALHOST", [201, 403, 403, 403, 403, 403, 404]),
+    ("app.localhost", [201, 403, 403, 403, 403, 403, 404]),
 ];
 
 #[tokio::test]
 async fn every_role_meets_the_route_claims_matrix() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start(dir.path(), &["--user-host-suffix", "apps.test", "--edge-url", "http://edge.team.test:8000"]);
     let (clients, alice_id) = team(&server).await;
     let (admin, eve) = (&clients[0], &clients[6]);
     let id = module_of(&clients, "user", "site", &alice_id).await;
@@ -183,8 +198,14 @@ async fn every_role_meets_the_route_claims_matrix() {
     assert_eq!(eve.post("/api/v1/routes", json!({"path": "/eve-space", "moduleId": "eves"})).await.0, 201);
 
     let mut failures = Vec::new();
+    let on_host = |client: &Api, host: String| {
+        let client = client.clone();
+        let id = id.clone();
+        async move { client.post("/api/v1/routes", json!({"host": host, "path": "/", "match": "prefix", "moduleId": id})).await }
+    };
     for (case, expected) in CLAIMS_MATRIX {
-        for (i, client) in clients.iter().enumerate() {
+        // The admin last: a claim it makes for `team` would cover the members' attempts.
+        for (i, client) in clients.iter().enumerate().rev() {
             let role = ROLES[i];
             let (status, body) = match case {
                 "own" => client.post("/api/v1/routes", json!({"path": format!("/site-{role}"), "moduleId": id})).await,
@@ -201,7 +222,10 @@ async fn every_role_meets_the_route_claims_matrix() {
                     assert_eq!(status, 201, "{claim}");
                     client.send(client.http.delete(format!("{}/api/v1/claims/{}", client.url, claim["id"].as_str().unwrap()))).await
                 }
-                other => unreachable!("{other}"),
+                "delegated" => on_host(client, format!("{role}.apps.test")).await,
+                "undelegated" => on_host(client, format!("{role}.shop.test")).await,
+                "edge" => on_host(client, "edge.team.test".into()).await,
+                address => on_host(client, address.into()).await,
             };
             if status >= 400 {
                 assert!(body["error"]["message"].is_string(), "{case} × {role}: {body}");

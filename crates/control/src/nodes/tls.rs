@@ -51,6 +51,28 @@ impl CertFiles {
     }
 }
 
+/// The DNS names and addresses a PEM certificate is for (its subject alternative names):
+/// the control plane's are names the platform is reached by.
+pub fn certificate_names(pem: &[u8]) -> anyhow::Result<Vec<String>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| anyhow::anyhow!("unreadable PEM: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| anyhow::anyhow!("unreadable certificate: {e}"))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => names.push(dns.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => names.push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).expect("4 bytes")).to_string()),
+                    16 => names.push(format!("[{}]", std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).expect("16 bytes")))),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// A node's name (common name) and POP (organizational unit) from its certificate.
 pub fn node_name(der: &[u8]) -> anyhow::Result<(String, Option<String>)> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| anyhow::anyhow!("unreadable certificate: {e}"))?;

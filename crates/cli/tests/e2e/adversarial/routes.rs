@@ -27,7 +27,7 @@ async fn get_host(node: &str, host: &str, path: &str) -> (u16, String) {
 #[tokio::test]
 async fn a_tenant_cannot_route_into_another_tenants_hosts_or_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start(dir.path(), &["--user-host-suffix", "alice.test"]);
     let admin = server.client();
     let (alice, bob) = (admin.new_user("alice").await, admin.new_user("bob").await);
     upload_answering(&alice, "shop", "alice's shop").await;
@@ -114,4 +114,147 @@ async fn a_tenant_cannot_route_into_another_tenants_hosts_or_paths() {
     assert_eq!(bob.send(bob.http.delete(format!("{}/api/v1/claims/{shop_claim}", bob.url))).await.0, 404);
     assert_eq!(alice.send(alice.http.delete(format!("{}/api/v1/claims/{shop_claim}", alice.url))).await.0, 204);
     assert_eq!(route(&bob, json!({"path": "/shop", "moduleId": "grab"})).await.0, 201, "released space is free again");
+}
+
+/// Sends `request` as it is on a new connection to the node; answers the status and body.
+async fn raw(node: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(node.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn every_host_and_path_has_one_spelling_at_claim_route_and_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--user-host-suffix", "test"]);
+    let admin = server.client();
+    let (olive, eve) = (admin.new_user("olive").await, admin.new_user("eve").await);
+    upload_answering(&olive, "books", "olive's books").await;
+    upload_answering(&eve, "grab", "eve's page").await;
+
+    // The UTF-8 name and its punycode twin are one host, stored in ASCII.
+    let (status, claim) = admin.post("/api/v1/claims", json!({"host": "Bücher.Test.", "project": "~olive"})).await;
+    assert_eq!((status, claim["host"].as_str()), (201, Some("xn--bcher-kva.test")), "{claim}");
+    let (status, answer) = route(&eve, json!({"host": "xn--bcher-kva.test", "path": "/", "match": "prefix", "moduleId": "grab"})).await;
+    assert_eq!(status, 409, "{answer}");
+    let (status, answer) = route(&olive, json!({"host": "bücher.test", "path": "/", "match": "prefix", "moduleId": "books"})).await;
+    assert_eq!(status, 201, "{answer}");
+    let (_, routes) = olive.get("/api/v1/routes").await;
+    assert!(routes["routes"].as_array().unwrap().iter().any(|r| r["host"] == "xn--bcher-kva.test"), "{routes}");
+
+    // Route paths must be in normal form; the error names it.
+    assert_eq!(route(&olive, json!({"path": "/shop", "match": "prefix", "moduleId": "books"})).await.0, 201);
+    assert_eq!(route(&eve, json!({"path": "/evil", "match": "prefix", "moduleId": "grab"})).await.0, 201);
+    for (path, message) in [
+        ("/evil/../shop", "use `/shop`"),
+        ("//shop", "use `/shop`"),
+        ("/evil/./x", "use `/evil/x`"),
+        ("/%65vil", "use `/evil`"),
+        ("/evil%2Fx", "encoded `/` (%2F)"),
+        ("/evil/x/..", "use `/evil/`"),
+    ] {
+        let (status, answer) = route(&eve, json!({"path": path, "match": "prefix", "moduleId": "grab"})).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer.contains(message), "{path}: {answer}");
+    }
+    let (status, answer) = route(&eve, json!({"host": "a*.test", "path": "/", "moduleId": "grab"})).await;
+    assert_eq!(status, 400, "{answer}");
+
+    // Request paths are made normal before matching: each reaches `/shop`'s owner.
+    get_routed(&server.node, "/shop").await;
+    for path in ["/shop", "/evil/../shop", "//shop", "/./shop/", "/%73hop/cart", "/evil/%2e%2e/shop"] {
+        assert_eq!(get_host(&server.node, "any.test", path).await, (200, "olive's books".into()), "{path}");
+    }
+    // An encoded `/` is part of a segment, never a boundary: this is one segment, no route's.
+    assert_eq!(get_host(&server.node, "any.test", "/evil%2F..%2Fshop").await.0, 404);
+    // The function sees the path that was matched.
+    let welcome = get_host(&server.node, "any.test", "/x/../welcome?q=1").await;
+    assert_eq!(welcome, (200, "Hello from edgefn! GET /welcome?q=1\n".into()));
+
+    // Request hosts in any spelling: punycode in any case, a trailing dot, a port.
+    for host in ["xn--bcher-kva.test", "XN--BCHER-KVA.TEST.", "xn--bcher-kva.test:8000"] {
+        for _ in 0..100 {
+            if get_host(&server.node, host, "/any").await.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(get_host(&server.node, host, "/any").await, (200, "olive's books".into()), "{host}");
+    }
+
+    // Two Host headers are a 400; an absolute-form target is routed by its own authority.
+    let node = server.node.clone();
+    let (status, _) = raw(&node, "GET /shop HTTP/1.1\r\nHost: any.test\r\nHost: xn--bcher-kva.test\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, 400);
+    let absolute = "GET http://xn--bcher-kva.test/any HTTP/1.1\r\nHost: any.test\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(&node, absolute).await, (200, "olive's books".into()));
+    let (status, _) = raw(&node, "GET /shop HTTP/1.1\r\nHost: exa mple\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn ordinary_users_never_claim_the_platforms_hosts_and_its_traffic_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--user-host-suffix", "apps.test", "--edge-url", "http://Edge.Example.test:8000"]);
+    let admin = server.client();
+    let (olive, eve) = (admin.new_user("olive").await, admin.new_user("eve").await);
+    upload_answering(&olive, "shop", "olive's shop").await;
+    upload_answering(&eve, "grab", "eve's page").await;
+    assert_eq!(route(&olive, json!({"path": "/shop", "match": "prefix", "moduleId": "shop"})).await.0, 201);
+
+    // Every notation of the machine's addresses, localhost, the edge's own name, a
+    // wildcard, a name nobody delegated: refused, each saying why and what to do.
+    let port = server.node.rsplit(':').next().unwrap().to_string();
+    let attempts = [
+        ("127.0.0.1", "is an IP address"),
+        ("2130706433", "host `127.0.0.1` is an IP address"),
+        ("0x7f000001", "host `127.0.0.1` is an IP address"),
+        ("0177.0.0.1", "host `127.0.0.1` is an IP address"),
+        ("127.1", "host `127.0.0.1` is an IP address"),
+        ("[::1]", "host `[::1]` is an IP address"),
+        ("[::ffff:127.0.0.1]", "is an IP address"),
+        ("localhost", "names the machine itself"),
+        ("LOCALHOST.", "host `localhost` names the machine itself"),
+        ("app.localhost", "names the machine itself"),
+        ("edge.example.test", "the edge's own host"),
+        ("*.apps.test", "wildcard host"),
+        ("shop.example.com", "not under a suffix delegated to users (users claim names under `.apps.test`)"),
+    ];
+    for (host, message) in attempts {
+        let (status, answer) =
+            route(&eve, json!({"host": host, "path": "/", "match": "prefix", "priority": 1000, "moduleId": "grab"})).await;
+        assert_eq!(status, 403, "{host}: {answer}");
+        assert!(answer.contains(message), "{host}: {answer}");
+        assert!(answer.contains("POST /api/v1/claims") || message == "wildcard host", "{host} says how to get it: {answer}");
+    }
+    // Requests to the node by any of those names still reach the platform's and olive's routes.
+    crate::http::get_routed(&server.node, "/shop").await;
+    for host in ["127.0.0.1", "2130706433", "0x7f000001", "[::1]", "localhost", "LOCALHOST", "edge.example.test"] {
+        let host = format!("{host}:{port}");
+        let (status, answer) = get_host(&server.node, &host, "/welcome").await;
+        assert!(status == 200 && answer.starts_with("Hello from edgefn!"), "{host}: {status} {answer}");
+        assert_eq!(get_host(&server.node, &host, "/shop/cart").await, (200, "olive's shop".into()), "{host}");
+    }
+
+    // A name under the delegated suffix is eve's to take; a host an admin grants is olive's.
+    assert_eq!(route(&eve, json!({"host": "eve.apps.test", "path": "/", "match": "prefix", "moduleId": "grab"})).await.0, 201);
+    assert_eq!(route(&olive, json!({"host": "eve.apps.test", "path": "/", "moduleId": "shop"})).await.0, 409);
+    assert_eq!(route(&olive, json!({"host": "shop.example.com", "path": "/", "match": "prefix", "moduleId": "shop"})).await.0, 403);
+    let (status, claim) = admin.post("/api/v1/claims", json!({"host": "Shop.Example.com", "project": "~olive"})).await;
+    assert_eq!(status, 201, "{claim}");
+    assert_eq!(route(&olive, json!({"host": "shop.example.com", "path": "/", "match": "prefix", "moduleId": "shop"})).await.0, 201);
+    for (host, answer) in [("eve.apps.test", "eve's page"), ("shop.example.com", "olive's shop")] {
+        for _ in 0..100 {
+            if get_host(&server.node, host, "/").await.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(get_host(&server.node, host, "/").await, (200, answer.to_string()), "{host}");
+    }
 }
