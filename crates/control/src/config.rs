@@ -46,6 +46,8 @@ pub struct ControlConfig {
     /// Names the platform is reached by (beside the edge URL and the nodes' names), each
     /// with what it is: no user claims them.
     pub reserved_hosts: Vec<(String, String)>,
+    /// The name server host challenges are looked up through; `None`: the system's.
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 impl Default for ControlConfig {
@@ -62,6 +64,7 @@ impl Default for ControlConfig {
             jwt: None,
             user_host_suffixes: Vec::new(),
             reserved_hosts: Vec::new(),
+            dns_resolver: None,
         }
     }
 }

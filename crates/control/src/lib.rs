@@ -21,6 +21,7 @@ mod auth;
 mod body;
 mod builds;
 mod bundled;
+mod challenges;
 mod claims;
 mod config;
 mod error;
@@ -84,9 +85,11 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
         jwt,
         user_host_suffixes,
         reserved_hosts,
+        dns_resolver,
     } = config;
     let jwt = jwt.clone().map(jwt::Jwt::new).transpose()?.map(Arc::new);
     let hosts = hosts::HostRules::new(user_host_suffixes, reserved_hosts.clone())?;
+    let dns = challenges::Dns::new(*dns_resolver)?;
     let runtime = RuntimeConfig {
         max_module_bytes: *max_module_bytes,
         max_concurrent_instances: *instance_slots,
@@ -138,6 +141,7 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
         edge_url: Arc::default(),
         uploads: Arc::default(),
         builds_queued: Arc::default(),
+        dns,
         stopping: Arc::default(),
     };
     claims::backfill(&state).await.map_err(|e| anyhow::anyhow!("claiming the space of older routes: {}", e.message()))?;

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::state::AppState;
-use crate::{audit, builds, claims, executions, identity, invoke, modules, nodes, projects, routes as route_handlers};
+use crate::{audit, builds, challenges, claims, executions, identity, invoke, modules, nodes, projects, routes as route_handlers};
 
 /// The document's frame: title, the bearer scheme every operation uses, the error body.
 #[derive(OpenApi)]
@@ -90,6 +90,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(route_handlers::show, route_handlers::delete))
         .routes(routes!(claims::create, claims::list))
         .routes(routes!(claims::delete))
+        .routes(routes!(challenges::create))
+        .routes(routes!(challenges::verify))
         .routes(routes!(invoke::executor))
         .routes(routes!(identity::me))
         .routes(routes!(identity::create_user, identity::list_users))

@@ -36,6 +36,8 @@ pub struct AppState {
     pub uploads: Arc<crate::ui::UploadStash>,
     /// Woken when a build is queued: build workers waiting in `claim` look again.
     pub builds_queued: Arc<tokio::sync::Notify>,
+    /// Where host challenges' TXT records are looked up.
+    pub dns: crate::challenges::Dns,
     /// Set when the server stops: build workers waiting in `claim` are answered at once,
     /// so they do not hold the drain up.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,

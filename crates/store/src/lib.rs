@@ -16,6 +16,7 @@
 mod artifacts;
 mod audit;
 mod builds;
+mod challenges;
 mod claims;
 mod database;
 mod env;
@@ -28,6 +29,7 @@ mod time;
 pub use artifacts::Artifacts;
 pub use audit::{AuditVerdict, BadEntry};
 pub use builds::{Build, BuildEnd, BuildStatus, MAX_BUILD_LOG_BYTES, NewBuild, Toolchain};
+pub use challenges::HostChallenge;
 pub use claims::{RouteClaim, RouteSpace};
 pub use database::{Database, Resolved};
 pub use env::Env;

@@ -62,6 +62,10 @@ pub struct ControlArgs {
     /// routes `NAME.apps.example.com`); repeat, or separate with commas.
     #[arg(long = "user-host-suffix", env = "EDGEFN_USER_HOST_SUFFIXES", value_delimiter = ',')]
     user_host_suffixes: Vec<String>,
+    /// The name server (`IP:PORT`, UDP) host challenges' TXT records are looked up
+    /// through [default: the system's resolver].
+    #[arg(long, env = "EDGEFN_DNS_RESOLVER")]
+    dns_resolver: Option<SocketAddr>,
     #[command(flatten)]
     pub(crate) connections: super::ConnectionArgs,
 }
@@ -117,6 +121,7 @@ pub(crate) struct FileConfig {
     max_module_bytes: Option<usize>,
     execution_retention: Option<i64>,
     user_host_suffixes: Option<Vec<String>>,
+    dns_resolver: Option<SocketAddr>,
     #[serde(default)]
     pub(crate) classes: edgefn_runtime::ClassesFile,
     #[serde(default)]
@@ -184,6 +189,7 @@ impl ControlArgs {
                 false => self.user_host_suffixes.clone(),
             },
             reserved_hosts: Vec::new(),
+            dns_resolver: self.dns_resolver.or(file.dns_resolver),
         })
     }
 }

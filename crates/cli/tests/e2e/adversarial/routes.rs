@@ -258,3 +258,109 @@ async fn ordinary_users_never_claim_the_platforms_hosts_and_its_traffic_keeps_an
         assert_eq!(get_host(&server.node, host, "/").await, (200, answer.to_string()), "{host}");
     }
 }
+
+/// dnsmasq on 127.0.0.1:`port` answering only the TXT `records`, killed when dropped.
+struct Dnsmasq(std::process::Child);
+
+impl Dnsmasq {
+    fn start(port: u16, records: &[(&str, &str)]) -> Self {
+        let mut command = std::process::Command::new("/usr/sbin/dnsmasq");
+        command.args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file="]);
+        command.args(["--listen-address=127.0.0.1", "--bind-interfaces", "--log-facility=-"]).arg(format!("--port={port}"));
+        for (name, value) in records {
+            command.arg(format!("--txt-record={name},{value}"));
+        }
+        Self(
+            command
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("dnsmasq (scripts/test installs it)"),
+        )
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_host_is_claimed_by_proving_control_of_its_dns_and_only_with_the_right_record() {
+    assert!(std::path::Path::new("/usr/sbin/dnsmasq").exists(), "dnsmasq is missing: install Debian's dnsmasq (scripts/test does)");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = format!("127.0.0.1:{port}");
+    let server = Server::start(dir.path(), &["--dns-resolver", &resolver, "--edge-url", "http://edge.example.test:8000"]);
+    let admin = server.client();
+    let (olive, eve) = (admin.new_user("olive").await, admin.new_user("eve").await);
+    upload_answering(&olive, "shop", "olive's shop").await;
+
+    // Not delegated, not granted: refused, pointing at the challenge.
+    let (status, answer) = route(&olive, json!({"host": "shop.example.com", "path": "/", "match": "prefix", "moduleId": "shop"})).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("POST /api/v1/claims/challenges"), "{answer}");
+    // The platform's hosts cannot be proven; another's project is not found.
+    for (host, message) in
+        [("127.0.0.1", "is an IP address"), ("localhost", "names the machine itself"), ("edge.example.test", "the edge's own host")]
+    {
+        let (status, answer) = olive.post("/api/v1/claims/challenges", json!({"host": host, "project": "~olive"})).await;
+        assert_eq!(status, 403, "{host}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(message), "{host}: {answer}");
+    }
+    assert_eq!(eve.post("/api/v1/claims/challenges", json!({"host": "shop.example.com", "project": "~olive"})).await.0, 404);
+
+    let (status, challenge) = olive.post("/api/v1/claims/challenges", json!({"host": "Shop.Example.com", "project": "~olive"})).await;
+    assert_eq!(status, 201, "{challenge}");
+    assert_eq!(challenge["recordName"], "_edgefn-challenge.shop.example.com");
+    assert_eq!(challenge["recordType"], "TXT");
+    let value = challenge["recordValue"].as_str().unwrap().to_string();
+    assert!(value.starts_with("edgefn-verify=") && value.len() > 30, "{value}");
+    let again = olive.post("/api/v1/claims/challenges", json!({"host": "shop.example.com", "project": "~olive"})).await.1;
+    assert_eq!(again["recordValue"], challenge["recordValue"], "one open challenge per host and project");
+    let verify = format!("/api/v1/claims/challenges/{}/verify", challenge["id"].as_str().unwrap());
+    assert_eq!(eve.post(&verify, json!(null)).await.0, 404);
+    // Waits (at most 10 s) for dnsmasq to answer; returns the verification's answer.
+    let verified = |api: Api| {
+        let verify = verify.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let (status, body) = api.post(&verify, json!(null)).await;
+                if status != 502 || std::time::Instant::now() > deadline {
+                    return (status, body);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    // A wrong record (and the right one under another name) is not proof.
+    let wrong = Dnsmasq::start(port, &[("_edgefn-challenge.shop.example.com", "edgefn-verify=wrong"), ("shop.example.com", &value)]);
+    let (status, body) = verified(olive.clone()).await;
+    assert_eq!(status, 409, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("found: `edgefn-verify=wrong`"), "{message}");
+    assert_eq!(olive.get("/api/v1/claims").await.1["claims"].as_array().unwrap().len(), 0);
+    drop(wrong);
+
+    // The right record: the host is olive's project's claim, and olive routes it.
+    let _right = Dnsmasq::start(port, &[("_edgefn-challenge.shop.example.com", &value)]);
+    let (status, claim) = verified(olive.clone()).await;
+    assert_eq!(status, 201, "{claim}");
+    assert_eq!(claim["host"], "shop.example.com");
+    assert_eq!(route(&olive, json!({"host": "shop.example.com", "path": "/", "match": "prefix", "moduleId": "shop"})).await.0, 201);
+    upload_answering(&eve, "grab", "eve's page").await;
+    assert_eq!(route(&eve, json!({"host": "shop.example.com", "path": "/x", "moduleId": "grab"})).await.0, 409);
+    for _ in 0..100 {
+        if get_host(&server.node, "shop.example.com", "/").await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(get_host(&server.node, "shop.example.com", "/").await, (200, "olive's shop".into()));
+    // The challenge is spent.
+    assert_eq!(olive.post(&verify, json!(null)).await.0, 404);
+}
