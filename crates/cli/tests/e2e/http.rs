@@ -28,7 +28,7 @@ pub(crate) fn serves_page(html: &str) -> Vec<u8> {
 }
 
 /// A handle-ABI module whose response is `body` (its status line, headers, blank line and body).
-fn responds(body: &str) -> Vec<u8> {
+pub(crate) fn responds(body: &str) -> Vec<u8> {
     let data = body.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     wat::parse_str(format!(
         r#"(module (memory (export "memory") 1) (data (i32.const 0) "{data}")

@@ -453,6 +453,17 @@ async fn the_console_runs_string_functions_and_sends_test_requests_through_the_n
     let body = b.text("#answer-body").await;
     assert!(body.starts_with("Hello from edgefn!") && body.contains("/welcome?from=console"), "{body}");
     b.screenshot("test-request").await;
+    // A redirect is shown as it is, never followed: the test request is not a proxy to the
+    // node's metrics (or anything else on the machine).
+    let metrics = format!("{}/metrics", server.metrics);
+    let moved = crate::http::responds(&format!("302\nlocation: {metrics}\n\nmoved"));
+    crate::http::deploy(&server.client(), "mover", moved, "/mover").await;
+    crate::http::get_routed(&server.node, "/mover").await;
+    b.open(&format!("{}/run?module=mover", server.url)).await;
+    b.click("form[action='/run/request'] button").await;
+    assert_eq!(b.text("#answer-status").await, "302");
+    let shown = b.text("main").await;
+    assert!(shown.contains(&metrics) && !shown.contains("wasm_"), "{shown}");
     // A wasi:http component is offered the panel, not an argument form that cannot work.
     b.open(&format!("{}/run?module=welcome-http", server.url)).await;
     assert!(b.client.find(Locator::Css("form[action='/run']")).await.is_err(), "no function form for a wasi:http component");

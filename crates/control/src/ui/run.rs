@@ -406,7 +406,22 @@ async fn send(state: &AppState, form: &TestRequest) -> Result<TestAnswer, ApiErr
     }
     let method = reqwest::Method::from_bytes(form.method.trim().to_ascii_uppercase().as_bytes())
         .map_err(|_| ApiError::bad_request(format!("`{}` is not an HTTP method", form.method)))?;
-    let mut req = reqwest::Client::new().request(method, format!("{edge}{}", form.path)).timeout(std::time::Duration::from_secs(30));
+    // The edge node and nothing else: no proxy from the environment, no redirect followed
+    // (a function answering `302 Location: http://127.0.0.1:<metrics>/…` is shown its 302),
+    // and a URL whose authority is still the edge's.
+    let url =
+        reqwest::Url::parse(&format!("{edge}{}", form.path)).map_err(|e| ApiError::bad_request(format!("path `{}`: {e}", form.path)))?;
+    let edge_url = reqwest::Url::parse(edge).map_err(ApiError::internal)?;
+    if (url.host_str(), url.port_or_known_default()) != (edge_url.host_str(), edge_url.port_or_known_default()) {
+        return Err(ApiError::bad_request(format!("path `{}` would leave the edge node", form.path)));
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(ApiError::internal)?;
+    let mut req = client.request(method, url);
     for line in form.headers.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let (name, value) =
             line.split_once(':').ok_or_else(|| ApiError::bad_request(format!("header line `{line}` is not `name: value`")))?;
