@@ -166,8 +166,14 @@ pub fn host_owned_header(name: &str) -> bool {
 /// Parses `STATUS\nname: value\n…\n\nbody` (lines may also end in `\r\n`).
 pub fn parse_response(bytes: &[u8]) -> Result<HttpResponse, HttpError> {
     let malformed = |m: &str| HttpError::Malformed(m.to_string());
-    let split = bytes.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
-    let split = split.or_else(|| bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4)));
+    // The head ends at its first empty line, in either line ending: the body may hold
+    // empty lines of the other kind.
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
+    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4));
+    let split = match (lf, crlf) {
+        (Some(lf), Some(crlf)) => Some(if crlf.0 < lf.0 { crlf } else { lf }),
+        (lf, crlf) => lf.or(crlf),
+    };
     let (head_end, body_start) = split.ok_or_else(|| malformed("no empty line between the head and the body"))?;
     let head = std::str::from_utf8(&bytes[..head_end]).map_err(|_| malformed("the status line and headers are not UTF-8"))?;
     let mut lines = head.lines();
@@ -182,4 +188,18 @@ pub fn parse_response(bytes: &[u8]) -> Result<HttpResponse, HttpError> {
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
     Ok(HttpResponse { status, headers, body: bytes[body_start..].to_vec() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_ends_at_its_first_empty_line_whatever_the_body_holds() {
+        let crlf = parse_response(b"200\r\ncontent-type: text/plain\r\n\r\none\n\nthree").unwrap();
+        assert_eq!((crlf.status, crlf.headers.len(), crlf.body.as_slice()), (200, 1, &b"one\n\nthree"[..]));
+        let lf = parse_response(b"201\nx-a: b\n\none\r\n\r\nthree").unwrap();
+        assert_eq!((lf.status, lf.headers, lf.body.as_slice()), (201, vec![("x-a".into(), "b".into())], &b"one\r\n\r\nthree"[..]));
+        assert!(matches!(parse_response(b"200\r\nx: y"), Err(HttpError::Malformed(_))));
+    }
 }

@@ -29,7 +29,7 @@ pub(crate) fn serves_page(html: &str) -> Vec<u8> {
 
 /// A handle-ABI module whose response is `body` (its status line, headers, blank line and body).
 pub(crate) fn responds(body: &str) -> Vec<u8> {
-    let data = body.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let data = body.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('\r', "\\r");
     wat::parse_str(format!(
         r#"(module (memory (export "memory") 1) (data (i32.const 0) "{data}")
             (global $h (mut i32) (i32.const 4096))
@@ -238,4 +238,17 @@ async fn a_function_may_have_its_own_http_timeout_within_its_class() {
     api.synced().await;
     let res = reqwest::get(format!("{}/slow", server.node)).await.unwrap();
     assert!(res.text().await.unwrap().contains("the timeout of 500 ms"));
+}
+
+#[tokio::test]
+async fn a_crlf_head_ends_at_its_own_empty_line_though_the_body_holds_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let wasm = responds("200\r\ncontent-type: text/plain\r\nx-kind: crlf\r\n\r\nfirst\n\nthird\n");
+    deploy(&api, "crlf", wasm, "/crlf").await;
+    let res = get_routed(&server.node, "/crlf").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-kind"], "crlf");
+    assert_eq!(res.text().await.unwrap(), "first\n\nthird\n");
 }
