@@ -30,6 +30,13 @@ pub(crate) struct ConnectionArgs {
     /// Milliseconds a connection may stay open with no request running.
     #[arg(long, env = "EDGEFN_IDLE_CONNECTION_TIMEOUT_MS", default_value_t = edgefn_serve::Limits::default().idle_timeout.as_millis() as u64)]
     idle_connection_timeout_ms: u64,
+    /// Least bytes a second a client must take while a response waits on it, averaged
+    /// over `--send-window-ms`; a slower reader is disconnected (0: no minimum).
+    #[arg(long, env = "EDGEFN_MIN_SEND_RATE", default_value_t = edgefn_serve::Limits::default().min_send_rate)]
+    min_send_rate: u64,
+    /// The window the send rate is measured over, in milliseconds.
+    #[arg(long, env = "EDGEFN_SEND_WINDOW_MS", default_value_t = edgefn_serve::Limits::default().send_window.as_millis() as u64)]
+    send_window_ms: u64,
 }
 
 impl ConnectionArgs {
@@ -45,6 +52,8 @@ impl ConnectionArgs {
             header_read_timeout: ms(self.header_read_timeout_ms.max(1)),
             body_read_timeout: ms(self.body_read_timeout_ms.max(1)),
             idle_timeout: ms(self.idle_connection_timeout_ms.max(1)),
+            min_send_rate: self.min_send_rate,
+            send_window: ms(self.send_window_ms.max(1)),
             ..defaults
         }
     }

@@ -11,6 +11,8 @@
 //!   keep-alive connection between requests, an HTTP/2 connection without streams — is
 //!   closed (a request runs until its response body is sent). HTTP/2 peers are pinged to
 //!   find dead ones. On shutdown, running requests get [`Limits::drain_timeout`].
+//! - **Slow readers**: a client that takes a response at less than
+//!   [`Limits::min_send_rate`] while the server waits on it is cut ([`pace`]).
 //! - **Accept errors** (out of descriptors): the loop backs off instead of spinning and
 //!   logs once per [`LOG_EVERY`] with the number of errors since.
 //!
@@ -27,6 +29,7 @@
 
 mod body;
 mod limits;
+mod pace;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -114,6 +117,7 @@ where
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let stream = pace::Paced::new(stream, limits.min_send_rate, limits.send_window);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let mut conn = pin!(conn);
             let mut ticks = tokio::time::interval((limits.idle_timeout / 4).max(Duration::from_millis(10)));

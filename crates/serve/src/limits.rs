@@ -17,6 +17,12 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/2 streams one connection may run at once.
 pub const DEFAULT_MAX_STREAMS: u32 = 256;
+/// Bytes a second a client must take, on average over a [`DEFAULT_SEND_WINDOW`], while a
+/// response waits on it: a reader at a trickle would otherwise hold its connection and the
+/// instance streaming into it for as long as it likes.
+pub const DEFAULT_MIN_SEND_RATE: u64 = 1024;
+/// The window the send rate is measured over.
+pub const DEFAULT_SEND_WINDOW: Duration = Duration::from_secs(10);
 /// Accept errors are logged at most once per this interval.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -35,6 +41,10 @@ pub struct Limits {
     pub drain_timeout: Duration,
     /// HTTP/2 streams at once per connection.
     pub max_streams: u32,
+    /// Least bytes a second a client takes while a response waits on it (0: no minimum).
+    pub min_send_rate: u64,
+    /// The window [`Limits::min_send_rate`] is averaged over.
+    pub send_window: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +56,8 @@ impl Default for Limits {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             max_streams: DEFAULT_MAX_STREAMS,
+            min_send_rate: DEFAULT_MIN_SEND_RATE,
+            send_window: DEFAULT_SEND_WINDOW,
         }
     }
 }
