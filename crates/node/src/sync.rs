@@ -160,7 +160,24 @@ impl Node {
         let mut client = NodeStreamClient::new(channel);
         let (outbox, queued) = tokio::sync::mpsc::channel(OUTBOX);
         let snapshot = self.snapshot();
-        let held = snapshot.resources().map(|r| (r.name().to_string(), v1::Resource::from(&r).version)).collect();
+        // What the node holds is what it can run: a function whose artifact left the cache
+        // (deleted while the node was down, say) is not held, so the control plane sends it
+        // again and the node fetches what it lacks.
+        let mut lacking = Vec::new();
+        let held = snapshot
+            .resources()
+            .filter(|r| match r {
+                edgefn_model::Resource::Function(f) if !f.versions.values().all(|v| self.cache().contains(&v.sha256)) => {
+                    lacking.push(f.name.clone());
+                    false
+                }
+                _ => true,
+            })
+            .map(|r| (r.name().to_string(), v1::Resource::from(&r).version))
+            .collect();
+        if !lacking.is_empty() {
+            tracing::warn!(functions = %lacking.join(", "), "artifacts of applied functions are missing from the cache; asking the control plane for them");
+        }
         let hello = v1::Hello {
             protocol: edgefn_proto::PROTOCOL,
             revision: snapshot.revision,

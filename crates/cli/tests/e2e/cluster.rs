@@ -287,8 +287,13 @@ async fn nodes_serve_through_a_killed_control_plane_and_from_disk_then_catch_up(
     let api = control.client();
     assert_eq!(api.upload("steady", "1.0.0", says("steady")).await.0, 201);
     route(&api, "/steady", "steady", None).await;
+    let (status, uploaded) = api.upload("fragile", "1.0.0", says("fragile")).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let fragile = uploaded["version"]["sha256"].as_str().or(uploaded["sha256"].as_str()).expect("sha256").to_string();
+    route(&api, "/fragile", "fragile", None).await;
     for node in &nodes {
         assert_eq!(until(&format!("{}/steady", node.url), Duration::from_secs(10), |s, _| s == 200).await.0, 200);
+        assert_eq!(until(&format!("{}/fragile", node.url), Duration::from_secs(10), |s, _| s == 200).await.0, 200);
     }
 
     // Steady load on every node while the control plane is killed: no request fails.
@@ -323,15 +328,19 @@ async fn nodes_serve_through_a_killed_control_plane_and_from_disk_then_catch_up(
         assert!(ok > 50, "only {ok} answers");
     }
 
-    // A node restarted while the control plane is down serves from its own disk.
+    // A node restarted while the control plane is down serves from its own disk — all but
+    // a function whose cached artifact was deleted meanwhile.
     let (name, dir) = (nodes[0].name.clone(), nodes[0].dir.clone());
     drop(nodes.remove(0).process);
+    std::fs::remove_file(dir.join("artifacts").join(&fragile)).unwrap();
+    std::fs::remove_dir_all(dir.join("compiled")).unwrap();
     let (cert, key) = node_files(&control.certs, &name);
     let restarted = start_node(&control, &name, &cert, &key, &dir);
     let res = reqwest::get(format!("{}/steady", restarted.url)).await.unwrap();
     assert_eq!((res.status().as_u16(), res.text().await.unwrap()), (200, "steady".to_string()));
     let log = std::fs::read_to_string(&restarted.log).unwrap();
     assert!(log.contains("serving the saved state"), "{log}");
+    assert_eq!(reqwest::get(format!("{}/fragile", restarted.url)).await.unwrap().status(), 500);
     nodes.insert(0, restarted);
 
     // The control plane comes back; a change made then reaches every node.
@@ -343,7 +352,13 @@ async fn nodes_serve_through_a_killed_control_plane_and_from_disk_then_catch_up(
         let (status, body) = until(&format!("{}/after", node.url), Duration::from_secs(30), |s, _| s == 200).await;
         assert_eq!((status, body.as_str()), (200, "made after the outage"), "node {}", node.name);
         assert_eq!(reqwest::get(format!("{}/steady", node.url)).await.unwrap().status(), 200);
+        // The node said what it lacked and fetched it: the function answers again.
+        let (status, body) = until(&format!("{}/fragile", node.url), Duration::from_secs(30), |s, _| s == 200).await;
+        assert_eq!((status, body.as_str()), (200, "fragile"), "node {}", node.name);
     }
+    let log = std::fs::read_to_string(&nodes[0].log).unwrap();
+    assert!(log.contains("artifacts of applied functions are missing from the cache"), "{log}");
+    assert!(nodes[0].dir.join("artifacts").join(&fragile).exists(), "the node fetched the artifact again");
 }
 
 #[tokio::test]
