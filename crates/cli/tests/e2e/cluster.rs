@@ -470,3 +470,65 @@ fn expired_cert(certs: &Path, name: &str) -> (PathBuf, PathBuf) {
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     (cert_path, key_path)
 }
+
+#[tokio::test]
+async fn forged_and_flooding_reports_are_refused_or_clamped_and_counted() {
+    use edgefn_proto::v1;
+    let root = tempfile::tempdir().unwrap();
+    let certs = root.path().join("certs");
+    run(&["certs", "init", "--dir", certs.to_str().unwrap()]);
+    run(&["certs", "node", "forger", "--pop", "eu-1", "--dir", certs.to_str().unwrap()]);
+    let control = Control::start(&root.path().join("cp"), &certs, "127.0.0.1:0", "127.0.0.1:0");
+    let api = control.client();
+    let (status, uploaded) = api.upload("greet", "1.0.0", says("hi")).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let id = uploaded["module"]["id"].as_str().or(uploaded["id"].as_str()).expect("module id").to_string();
+    route(&api, "/greet", "greet", None).await;
+
+    // A node with a valid certificate that lies: a revision the control plane never had,
+    // then 50 reports back to back, each of 1,000 rows, one of them 3×10^17 requests.
+    let (cert, key) = node_files(&certs, "forger");
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    let channel = edgefn_node::channel(&control.stream, &read(&certs.join("ca.pem")), &read(&cert), &read(&key)).unwrap();
+    let mut client = v1::node_stream_client::NodeStreamClient::new(channel);
+    let (outbox, queued) = tokio::sync::mpsc::channel(128);
+    let hello = v1::Hello {
+        protocol: edgefn_proto::PROTOCOL,
+        revision: u64::MAX,
+        agent_version: "forger".into(),
+        report_every_ms: 1000,
+        ..Default::default()
+    };
+    outbox.send(v1::NodeMessage { kind: Some(v1::node_message::Kind::Hello(hello)) }).await.unwrap();
+    let mut inbound = client.stream(tokio_stream::wrappers::ReceiverStream::new(queued)).await.unwrap().into_inner();
+    assert!(inbound.message().await.unwrap().is_some(), "the control plane answers with a delta");
+    for _ in 0..50 {
+        let mut traffic: Vec<v1::Traffic> = (0..999)
+            .map(|i| v1::Traffic { function_id: format!("made-up-{i}"), version: "1".into(), requests: 1, ..Default::default() })
+            .collect();
+        traffic.push(v1::Traffic {
+            function_id: id.clone(),
+            version: "1.0.0".into(),
+            requests: 300_000_000_000_000_000,
+            p50_ms: 1.0,
+            p99_ms: 1e12,
+            ..Default::default()
+        });
+        let report = v1::Report { revision: u64::MAX, window_ms: 1000, traffic, ..Default::default() };
+        outbox.send(v1::NodeMessage { kind: Some(v1::node_message::Kind::Report(report)) }).await.unwrap();
+    }
+
+    // The registry counts what it refused; the revision reads as nothing known, not -1.
+    let entry = registry_until(&api, "forger", Duration::from_secs(30), |e| e["refused"]["reports"].as_u64() >= Some(49)).await;
+    assert_eq!(entry["refused"]["reports"], 49, "{entry}");
+    assert_eq!((entry["refused"]["rows"].as_u64(), entry["refused"]["clamped"].as_u64()), (Some(999), Some(1)), "{entry}");
+    assert_eq!(entry["revision"], 0, "{entry}");
+    // The function's figures are what one window could hold.
+    let (_, stats) = api.get("/api/v1/modules/greet/stats").await;
+    let requests = stats["http"]["requests"].as_i64().unwrap();
+    assert!((1..=1_000_000).contains(&requests), "{stats}");
+    assert!(stats["http"]["p99Ms"].as_f64().unwrap() <= 600_000.0, "{stats}");
+    let log = std::fs::read_to_string(control.dir.with_extension("log")).unwrap();
+    assert!(log.contains("a node reported traffic that cannot be true"), "{log}");
+    drop(outbox);
+}

@@ -52,6 +52,8 @@ pub struct NodeView {
     pub current_revision: u64,
     /// How many revisions it is behind.
     pub behind: u64,
+    /// What of its reports was refused or clamped since it connected (as not true).
+    pub refused: super::report::Refused,
 }
 
 /// `GET /api/v1/nodes` answer.
@@ -93,8 +95,9 @@ pub async fn views(state: &AppState, caller: &Caller) -> Result<Vec<NodeView>, A
         .await?
         .into_iter()
         .map(|mut node| {
+            let refused = live.get(&node.name).map(|l| l.refused).unwrap_or_default();
             if let Some(l) = live.get(&node.name) {
-                node.revision = node.revision.max(l.revision as i64);
+                node.revision = node.revision.max(i64::try_from(l.revision).unwrap_or(0));
             }
             if !admin {
                 node.address = None;
@@ -102,7 +105,7 @@ pub async fn views(state: &AppState, caller: &Caller) -> Result<Vec<NodeView>, A
             }
             let status = status_of(&node, now);
             let behind = current.saturating_sub(node.revision.max(0) as u64);
-            NodeView { node, status, current_revision: current, behind }
+            NodeView { node, status, current_revision: current, behind, refused }
         })
         .collect())
 }

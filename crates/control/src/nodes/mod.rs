@@ -3,6 +3,7 @@
 //! ([`tls`]), and the node registry's API ([`api`]).
 
 pub mod api;
+pub mod report;
 pub mod serve;
 pub mod stream;
 pub mod tls;

@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use edgefn_proto::v1;
 use edgefn_proto::v1::node_stream_server::NodeStream;
-use edgefn_store::{Artifacts, Database, NodeSeen, StoreError, TrafficRow, now_ms};
+use edgefn_store::{Artifacts, Database, NodeSeen, StoreError, now_ms};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -24,6 +25,10 @@ use super::world::{View, World};
 
 /// Messages queued to one node before it counts as lagging and is disconnected.
 const SEND_QUEUE: usize = 64;
+/// The longest report interval a node may say it keeps (an hour): its status is judged by it.
+const MAX_REPORT_EVERY_MS: u64 = 3_600_000;
+/// More CPU than any machine has, in percent of one core.
+const MAX_CPU_PERCENT: f64 = 100_000.0;
 
 /// How the server knows which node is on the other end.
 #[derive(Debug, Clone)]
@@ -49,6 +54,8 @@ pub struct Live {
     pub revision: u64,
     /// Resources of its last delivery it could not apply.
     pub rejected: Vec<(String, String)>,
+    /// What of its reports was refused or clamped since it connected.
+    pub refused: super::report::Refused,
 }
 
 /// What every session shares.
@@ -165,8 +172,8 @@ impl NodeStream for NodeService {
             pop: peer.pop.clone(),
             agent_version: hello.agent_version.clone(),
             address: peer.address.map(|a| a.to_string()),
-            revision: hello.revision as i64,
-            report_every_ms: hello.report_every_ms.max(1) as i64,
+            revision: super::report::plausible_revision(hello.revision, self.hub.world.borrow().revision),
+            report_every_ms: hello.report_every_ms.clamp(1, MAX_REPORT_EVERY_MS) as i64,
             ..Default::default()
         };
         // Registers the connection, or refuses a node an admin removed.
@@ -180,7 +187,8 @@ impl NodeStream for NodeService {
         });
         tracing::info!(node = %peer.name, pop = peer.pop.as_deref().unwrap_or(""), revision = hello.revision, "node connected");
         let (outbox, queued) = mpsc::channel(SEND_QUEUE);
-        let session = Session { hub: self.hub.clone(), peer, seen, outbox, sent: HashMap::new() };
+        let every = Duration::from_millis(seen.report_every_ms as u64);
+        let session = Session { hub: self.hub.clone(), peer, seen, outbox, sent: HashMap::new(), every, last_report: None };
         tokio::spawn(session.run(hello, inbound));
         Ok(Response::new(ReceiverStream::new(queued)))
     }
@@ -219,6 +227,10 @@ struct Session {
     outbox: Outbox,
     /// What the node holds (as far as this session knows): name → version.
     sent: HashMap<String, String>,
+    /// How often the node said it reports.
+    every: Duration,
+    /// When its last report came.
+    last_report: Option<tokio::time::Instant>,
 }
 
 impl Session {
@@ -285,8 +297,9 @@ impl Session {
         let name = self.peer.name.clone();
         match message.kind {
             Some(v1::node_message::Kind::Ack(ack)) => {
+                let current = self.hub.world.borrow().revision;
                 let had_rejections = self.hub.update(&name, |live| {
-                    live.revision = ack.revision;
+                    live.revision = ack.revision.min(current);
                     !std::mem::take(&mut live.rejected).is_empty()
                 });
                 if had_rejections && let Err(e) = self.hub.db.node_rejected(&name, &serde_json::json!([])).await {
@@ -302,8 +315,9 @@ impl Session {
                 let rejected: Vec<(String, String)> = nack.rejected.iter().map(|r| (r.resource.clone(), r.reason.clone())).collect();
                 let json: Vec<_> =
                     rejected.iter().map(|(resource, reason)| serde_json::json!({"resource": resource, "reason": reason})).collect();
+                let current = self.hub.world.borrow().revision;
                 self.hub.update(&name, |live| {
-                    live.revision = nack.revision;
+                    live.revision = nack.revision.min(current);
                     live.rejected = rejected;
                 });
                 if let Err(e) = self.hub.db.node_rejected(&name, &serde_json::Value::Array(json)).await {
@@ -311,30 +325,37 @@ impl Session {
                 }
             }
             Some(v1::node_message::Kind::Report(report)) => {
-                self.seen.revision = report.revision as i64;
-                self.seen.agent_version = report.agent_version.clone();
-                self.seen.cpu_percent = report.cpu_percent;
-                self.seen.memory_bytes = report.memory_bytes as i64;
-                let rows: Vec<TrafficRow> = report
-                    .traffic
-                    .iter()
-                    .map(|t| TrafficRow {
-                        module_id: t.function_id.clone(),
-                        version: t.version.clone(),
-                        requests: t.requests as i64,
-                        trap: t.trap as i64,
-                        timeout: t.timeout as i64,
-                        server_error: t.server_error as i64,
-                        overload: t.overload as i64,
-                        p50_ms: t.p50_ms,
-                        p99_ms: t.p99_ms,
-                    })
-                    .collect();
+                let now = tokio::time::Instant::now();
+                if self.last_report.is_some_and(|last| now - last < self.every / 2) {
+                    let refused = self.hub.update(&name, |live| {
+                        live.refused.reports += 1;
+                        live.refused.reports
+                    });
+                    tracing::warn!(node = %name, refused, "refused a report sent sooner than half the node's interval after the last");
+                    return;
+                }
+                self.last_report = Some(now);
+                let world = self.hub.world.borrow().clone();
+                self.seen.revision = super::report::plausible_revision(report.revision, world.revision);
+                self.seen.agent_version = report.agent_version.chars().take(64).collect();
+                self.seen.cpu_percent = if report.cpu_percent.is_finite() { report.cpu_percent.clamp(0.0, MAX_CPU_PERCENT) } else { 0.0 };
+                self.seen.memory_bytes = i64::try_from(report.memory_bytes).unwrap_or(i64::MAX);
+                let view = world.view(self.peer.pop.as_deref());
+                let checked = super::report::check(&report, self.every, |id| view.contains_key(&format!("function/{id}")));
+                if checked.refused != super::report::Refused::default() {
+                    let total = self.hub.update(&name, |live| {
+                        live.refused.rows += checked.refused.rows;
+                        live.refused.clamped += checked.refused.clamped;
+                        live.refused
+                    });
+                    tracing::warn!(node = %name, dropped_rows = checked.refused.rows, clamped_rows = checked.refused.clamped, ?total, "a node reported traffic that cannot be true");
+                }
+                let rows = checked.rows;
                 let db = &self.hub.db;
                 let stored = async {
                     db.node_seen(&name, &self.seen, true).await?;
                     if !rows.is_empty() {
-                        db.record_traffic(&name, now_ms(), report.window_ms as i64, &rows).await?;
+                        db.record_traffic(&name, now_ms(), checked.window_ms as i64, &rows).await?;
                     }
                     Ok::<_, StoreError>(())
                 };
