@@ -78,19 +78,22 @@ pub struct Dns(TokioResolver);
 
 impl Dns {
     /// Through the name server at `server` (UDP), or the system's (`/etc/resolv.conf`).
-    pub fn new(server: Option<std::net::SocketAddr>) -> anyhow::Result<Self> {
+    pub fn new(server: Option<std::net::SocketAddr>) -> Self {
         let resolver = match server {
             Some(addr) => {
                 let mut config = ResolverConfig::new();
                 config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
                 TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
             }
-            None => TokioResolver::builder_tokio()?,
+            None => TokioResolver::builder_tokio().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no system DNS configuration: host challenges cannot be verified until --dns-resolver is given");
+                TokioResolver::builder_with_config(ResolverConfig::new(), TokioConnectionProvider::default())
+            }),
         };
         let mut resolver = resolver;
         // A record just published must be seen: answers are not kept.
         resolver.options_mut().cache_size = 0;
-        Ok(Self(resolver.build()))
+        Self(resolver.build())
     }
 
     /// The strings of the TXT records at `name`, each record's parts joined.

@@ -89,7 +89,7 @@ pub async fn open(config: &ControlConfig) -> anyhow::Result<Opened> {
     } = config;
     let jwt = jwt.clone().map(jwt::Jwt::new).transpose()?.map(Arc::new);
     let hosts = hosts::HostRules::new(user_host_suffixes, reserved_hosts.clone())?;
-    let dns = challenges::Dns::new(*dns_resolver)?;
+    let dns = challenges::Dns::new(*dns_resolver);
     let runtime = RuntimeConfig {
         max_module_bytes: *max_module_bytes,
         max_concurrent_instances: *instance_slots,
