@@ -160,7 +160,7 @@ pub async fn verify(
         ));
     }
     let space = RouteSpace::new(Some(&challenge.host), "");
-    let claim = match state.db.create_claim(&Actor::from(&caller.user), &space, Some(&challenge.project_id)).await {
+    let claim = match state.db.create_claim(&Actor::from(&caller.user), &space, Some(&challenge.project_id), true).await {
         Ok(claim) => claim,
         Err(e) => return Err(crate::claims::explain(&state, &caller, &space, e).await),
     };

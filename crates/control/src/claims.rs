@@ -5,7 +5,7 @@
 //! owner's, so a route can never answer another project's traffic (docs/permissions.md).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use edgefn_model::{PathMatch, route_scope};
 use edgefn_store::{Actor, Module, Route, RouteClaim, RouteSpace, StoreError};
@@ -94,17 +94,85 @@ pub struct ClaimList {
     claims: Vec<RouteClaim>,
 }
 
+/// Query of `GET /api/v1/claims`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only the claims held from serving because the host and path rules refuse them.
+    invalid: Option<bool>,
+}
+
 /// `GET /api/v1/claims`: admins see every claim; others those of their projects.
-#[utoipa::path(get, path = "/api/v1/claims", tag = "routes", responses((status = 200, description = "Claims of the caller's projects (all, for admins)", body = ClaimList), Failure))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ClaimList>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/claims", tag = "routes", params(ListQuery),
+    responses((status = 200, description = "Claims of the caller's projects (all, for admins)", body = ClaimList), Failure))]
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(query): Query<ListQuery>) -> Result<Json<ClaimList>, ApiError> {
+    let invalid = query.invalid.unwrap_or(false);
     let claims: Vec<RouteClaim> = state
         .db
         .claims()
         .await?
         .into_iter()
         .filter(|c| caller.user.is_admin() || c.project_id.as_ref().is_some_and(|p| caller.roles.contains_key(p)))
+        .filter(|c| !invalid || c.held.is_some())
         .collect();
     Ok(Json(ClaimList { claims }))
+}
+
+/// `POST /api/v1/claims/{id}/keep` (admins): keeps a held claim as it is; it serves again.
+#[utoipa::path(post, path = "/api/v1/claims/{id}/keep", tag = "routes", params(("id" = String, Path, description = "Claim id")),
+    responses((status = 200, description = "The claim, serving", body = RouteClaim), Failure))]
+pub async fn keep(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RouteClaim>, ApiError> {
+    caller.require_admin("keep claims")?;
+    let claim = state.db.keep_claim(&Actor::from(&caller.user), &id).await?;
+    tracing::info!(claim = %claim.id, host = %claim.host, prefix = %claim.path_prefix, "an admin kept a claim the rules refuse; it serves");
+    Ok(Json(claim))
+}
+
+/// Why the host and path rules would refuse `claim` now, if they would: a host or path
+/// not in its one spelling, or a named host no user may claim ([`crate::hosts`]). Admins'
+/// own claims, claims an admin made or kept, and wildcards (which only admins give) pass.
+async fn problem(state: &AppState, claim: &RouteClaim) -> Result<Option<String>, ApiError> {
+    if claim.project_id.is_none() || claim.kept_at.is_some() {
+        return Ok(None);
+    }
+    if !claim.host.is_empty() {
+        match edgefn_model::canonical_host_pattern(&claim.host) {
+            Ok(canonical) if canonical != claim.host => return Ok(Some(format!("its host is not in canonical form: `{canonical}`"))),
+            Err(e) => return Ok(Some(format!("its host {e}"))),
+            Ok(_) if claim.host.starts_with("*.") => return Ok(None),
+            Ok(_) => {}
+        }
+        return Ok(crate::hosts::check_user_host(state, &claim.host, false).await.err().map(|e| e.message().to_string()));
+    }
+    if claim.path_prefix.is_empty() {
+        return Ok(None);
+    }
+    Ok(edgefn_model::route_path_problem(&claim.path_prefix))
+}
+
+/// Holds every claim the rules now refuse (and releases those they no longer do), logging
+/// each: what an older install let users claim stops serving until an admin keeps or
+/// removes it. Answers how many are held.
+pub async fn review(state: &AppState) -> Result<usize, ApiError> {
+    let mut held = 0;
+    for claim in state.db.claims().await? {
+        let why = problem(state, &claim).await?;
+        if why != claim.held {
+            state.db.hold_claim(&Actor::system(), &claim.id, why.as_deref()).await?;
+        }
+        if let Some(why) = &why {
+            held += 1;
+            tracing::warn!(claim = %claim.id, host = %claim.host, prefix = %claim.path_prefix, why = %why, "a claim the host and path rules refuse does not serve until an admin keeps or removes it");
+        }
+    }
+    if held > 0 {
+        tracing::warn!(
+            held,
+            "claims held from serving: GET /api/v1/claims?invalid=true lists them; POST /api/v1/claims/{{id}}/keep keeps one, DELETE removes it"
+        );
+    }
+    Ok(held)
 }
 
 /// `POST /api/v1/claims` (admins): reserves a host or default-host prefix for a project,
@@ -130,7 +198,7 @@ pub async fn create(
         Some(key) => Some(state.db.project(key).await?.id),
         None => None,
     };
-    match state.db.create_claim(&Actor::from(&caller.user), &space, project.as_deref()).await {
+    match state.db.create_claim(&Actor::from(&caller.user), &space, project.as_deref(), true).await {
         Ok(claim) => Ok((StatusCode::CREATED, Json(claim))),
         Err(e) => Err(explain(&state, &caller, &space, e).await),
     }
@@ -178,7 +246,7 @@ pub async fn backfill(state: &AppState) -> Result<(), ApiError> {
             continue;
         }
         let module = state.db.module(&route.module_id).await?;
-        match state.db.create_claim(&Actor::system(), &space.claimed(), claim_owner(&module)).await {
+        match state.db.create_claim(&Actor::system(), &space.claimed(), claim_owner(&module), false).await {
             Ok(_) => {}
             Err(StoreError::Claimed(other)) => {
                 tracing::warn!(route = %route.id, claim = %other.id, "an older route overlaps another project's claim; it keeps working until deleted")

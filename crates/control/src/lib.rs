@@ -181,6 +181,12 @@ fn write_secret(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Holds the claims the host and path rules refuse, now that the state knows how the
+/// edge is reached (its URL is set after [`open`]); answers how many.
+pub async fn review_claims(state: &AppState) -> anyhow::Result<usize> {
+    claims::review(state).await.map_err(|e| anyhow::anyhow!("reviewing claims: {}", e.message()))
+}
+
 /// The REST API and the web UI.
 pub fn app(state: AppState) -> Router {
     let (api, _) = openapi::api_routes().split_for_parts();

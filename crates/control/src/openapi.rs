@@ -90,6 +90,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(route_handlers::show, route_handlers::delete))
         .routes(routes!(claims::create, claims::list))
         .routes(routes!(claims::delete))
+        .routes(routes!(claims::keep))
         .routes(routes!(challenges::create))
         .routes(routes!(challenges::verify))
         .routes(routes!(invoke::executor))

@@ -105,7 +105,7 @@ pub async fn add_route(state: &AppState, caller: &Caller, body: RouteBody) -> Re
     let space = crate::claims::route_space(&probe);
     let owner = crate::claims::claim_owner(module);
     crate::claims::check_may_claim(state, caller, &space, owner).await?;
-    let route = match state.db.create_route(&Actor::from(&caller.user), &new, &space, owner).await {
+    let route = match state.db.create_route(&Actor::from(&caller.user), &new, &space, owner, caller.user.is_admin()).await {
         Ok(route) => route,
         Err(e) => return Err(crate::claims::explain(state, caller, &space, e).await),
     };

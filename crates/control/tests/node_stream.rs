@@ -97,14 +97,14 @@ async fn changes_arrive_as_deltas_and_pops_get_only_their_routes() {
     };
     let actor = edgefn_store::Actor::system();
     let space = |p: &str| edgefn_store::RouteSpace::new(None, p);
-    state.db.create_route(&actor, &new("/us", "us-*"), &space("/us"), module.project_id.as_deref()).await.unwrap();
+    state.db.create_route(&actor, &new("/us", "us-*"), &space("/us"), module.project_id.as_deref(), false).await.unwrap();
     let message = inbound.message().await.unwrap().unwrap();
     let Some(v1::control_message::Kind::Delta(delta)) = message.kind else { panic!() };
     assert!(delta.upserts.is_empty() && delta.removals.is_empty(), "{delta:?}");
     out.send(v1::NodeMessage { kind: Some(v1::node_message::Kind::Ack(v1::Ack { nonce: delta.nonce, revision: delta.revision })) })
         .await
         .unwrap();
-    let route = state.db.create_route(&actor, &new("/eu", "eu-*"), &space("/eu"), module.project_id.as_deref()).await.unwrap();
+    let route = state.db.create_route(&actor, &new("/eu", "eu-*"), &space("/eu"), module.project_id.as_deref(), false).await.unwrap();
     let message = inbound.message().await.unwrap().unwrap();
     let Some(v1::control_message::Kind::Delta(delta)) = message.kind else { panic!() };
     assert_eq!(delta.upserts.iter().map(|r| r.name.clone()).collect::<Vec<_>>(), [format!("route/{}", route.id)]);
@@ -179,7 +179,7 @@ async fn a_node_that_stops_reading_is_disconnected_not_buffered_without_end() {
             version: None,
         };
         let space = edgefn_store::RouteSpace::new(None, &path);
-        state.db.create_route(&actor, &route, &space, module.project_id.as_deref()).await.unwrap();
+        state.db.create_route(&actor, &route, &space, module.project_id.as_deref(), false).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(15)).await;
         i += 1;
     }

@@ -36,7 +36,7 @@ async fn every_documented_operation_is_served_and_documents_its_errors() {
             assert_eq!(status, expected, "{method} {path}");
         }
     }
-    assert_eq!(operations, 46);
+    assert_eq!(operations, 47);
     // Every schema the document refers to is defined in it.
     let text = edgefn_control::openapi_document();
     for reference in text.split("\"#/components/schemas/").skip(1) {

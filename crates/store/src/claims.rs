@@ -78,6 +78,10 @@ pub struct RouteClaim {
     #[serde(serialize_with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Why it does not serve, when the host and path rules refuse it and no admin kept it.
+    pub held: Option<String>,
+    /// When an admin kept it (or made it), milliseconds since the epoch.
+    pub kept_at: Option<i64>,
 }
 
 impl RouteClaim {
@@ -116,6 +120,7 @@ pub(crate) async fn insert(
     actor: &Actor,
     space: &RouteSpace,
     project_id: Option<&str>,
+    kept: bool,
 ) -> Result<RouteClaim, StoreError> {
     if let Some(taken) = overlapping(conn, space).await?.into_iter().find(|c| c.project_id.as_deref() != project_id || c.space() == *space)
     {
@@ -127,13 +132,16 @@ pub(crate) async fn insert(
         path_prefix: space.prefix.clone(),
         project_id: project_id.map(str::to_string),
         created_at: now_ms(),
+        held: None,
+        kept_at: kept.then(now_ms),
     };
-    sqlx::query("INSERT INTO route_claims (id, host, path_prefix, project_id, created_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO route_claims (id, host, path_prefix, project_id, created_at, kept_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(&claim.id)
         .bind(&claim.host)
         .bind(&claim.path_prefix)
         .bind(&claim.project_id)
         .bind(claim.created_at)
+        .bind(claim.kept_at)
         .execute(&mut *conn)
         .await?;
     append(conn, actor, Change::new("route_claim", &claim.id, "create", None, Some(&claim))).await?;
@@ -158,13 +166,53 @@ impl Database {
         row.ok_or_else(|| StoreError::NotFound(format!("claim {id}")))
     }
 
-    /// Claims `space` for `project_id` (or for admins); [`StoreError::Claimed`] names the
-    /// claim it would overlap.
-    pub async fn create_claim(&self, actor: &Actor, space: &RouteSpace, project_id: Option<&str>) -> Result<RouteClaim, StoreError> {
+    /// Claims `space` for `project_id` (or for admins), `kept` when an admin decided on it
+    /// (a grant, a proven host); [`StoreError::Claimed`] names the claim it would overlap.
+    pub async fn create_claim(
+        &self,
+        actor: &Actor,
+        space: &RouteSpace,
+        project_id: Option<&str>,
+        kept: bool,
+    ) -> Result<RouteClaim, StoreError> {
         let (_lock, mut tx) = self.begin_audited().await?;
-        let claim = insert(&mut tx, actor, space, project_id).await?;
+        let claim = insert(&mut tx, actor, space, project_id, kept).await?;
         self.commit_audited(tx).await?;
         Ok(claim)
+    }
+
+    /// Holds a claim from serving with `why`, or lets it serve again (`None`); a change
+    /// only when it changes anything.
+    pub async fn hold_claim(&self, actor: &Actor, id: &str, why: Option<&str>) -> Result<RouteClaim, StoreError> {
+        let (_lock, mut tx) = self.begin_audited().await?;
+        let old: Option<RouteClaim> = sqlx::query_as("SELECT * FROM route_claims WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let old = old.ok_or_else(|| StoreError::NotFound(format!("claim {id}")))?;
+        if old.held.as_deref() == why {
+            return Ok(old);
+        }
+        sqlx::query("UPDATE route_claims SET held = ? WHERE id = ?").bind(why).bind(id).execute(&mut *tx).await?;
+        let new = RouteClaim { held: why.map(str::to_string), ..old.clone() };
+        append(&mut tx, actor, Change::new("route_claim", id, if why.is_some() { "hold" } else { "release" }, Some(&old), Some(&new)))
+            .await?;
+        // What nodes serve changes with it: the routes inside stop or start.
+        crate::nodes::record_change(&mut tx, "route_claim", id).await?;
+        self.commit_audited(tx).await?;
+        Ok(new)
+    }
+
+    /// An admin keeps a claim as it is: it serves, whatever the rules say of it.
+    pub async fn keep_claim(&self, actor: &Actor, id: &str) -> Result<RouteClaim, StoreError> {
+        let (_lock, mut tx) = self.begin_audited().await?;
+        let old: Option<RouteClaim> = sqlx::query_as("SELECT * FROM route_claims WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let old = old.ok_or_else(|| StoreError::NotFound(format!("claim {id}")))?;
+        let new = RouteClaim { held: None, kept_at: Some(now_ms()), ..old.clone() };
+        sqlx::query("UPDATE route_claims SET held = NULL, kept_at = ? WHERE id = ?").bind(new.kept_at).bind(id).execute(&mut *tx).await?;
+        append(&mut tx, actor, Change::new("route_claim", id, "keep", Some(&old), Some(&new))).await?;
+        if old.held.is_some() {
+            crate::nodes::record_change(&mut tx, "route_claim", id).await?;
+        }
+        self.commit_audited(tx).await?;
+        Ok(new)
     }
 
     /// Deletes a claim whose space no longer holds a route.

@@ -504,8 +504,16 @@ impl Database {
     /// Adds a route in `space`, numbered after every earlier one, for the project that
     /// owns its module (`None`: reserved for admins). The space must not overlap a claim of
     /// another owner ([`StoreError::Claimed`]); when no claim of the owner covers it yet,
-    /// the route claims it (a named host whole) in the same transaction.
-    pub async fn create_route(&self, actor: &Actor, r: &NewRoute, space: &RouteSpace, owner: Option<&str>) -> Result<Route, StoreError> {
+    /// the route claims it (a named host whole) in the same transaction, `kept` when an
+    /// admin made the route.
+    pub async fn create_route(
+        &self,
+        actor: &Actor,
+        r: &NewRoute,
+        space: &RouteSpace,
+        owner: Option<&str>,
+        kept: bool,
+    ) -> Result<Route, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let (_lock, mut tx) = self.begin_audited().await?;
         let claims = crate::claims::overlapping(&mut tx, space).await?;
@@ -513,7 +521,7 @@ impl Database {
             return Err(StoreError::Claimed(Box::new(taken.clone())));
         }
         if !claims.iter().any(|c| c.space().covers(space)) {
-            crate::claims::insert(&mut tx, actor, &space.claimed(), owner).await?;
+            crate::claims::insert(&mut tx, actor, &space.claimed(), owner, kept).await?;
         }
         sqlx::query(
             "INSERT INTO routes (id, seq, host, path, match_kind, methods, priority, pop_selector, module_id, version, created_at) \

@@ -60,7 +60,7 @@ async fn each_change_nodes_run_is_one_revision() {
         module_id: module.id.clone(),
         version: None,
     };
-    let route = db.create_route(&actor, &route, &RouteSpace::new(None, "/m"), Some(&project)).await.unwrap();
+    let route = db.create_route(&actor, &route, &RouteSpace::new(None, "/m"), Some(&project), false).await.unwrap();
     let after_route = db.revision().await.unwrap();
     assert_eq!(after_route, after_patch + 1);
     db.delete_route(&actor, &route.id).await.unwrap();

@@ -43,6 +43,7 @@ impl ControlCommand {
         if let Some(url) = &self.control.edge_url {
             let _ = opened.state.edge_url.set(url.trim_end_matches('/').to_string());
         }
+        edgefn_control::review_claims(&opened.state).await?;
         let listener = super::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let stream_addr = file.node_stream_listen(self.node_stream_listen);

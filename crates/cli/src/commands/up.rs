@@ -250,6 +250,7 @@ impl UpCommand {
                 .await?;
         let node_addr = node_listener.local_addr()?;
         let _ = state.edge_url.set(self.control.edge_url.clone().unwrap_or_else(|| format!("http://{node_addr}")));
+        edgefn_control::review_claims(&state).await?;
         let metrics_listener = super::bind(
             self.metrics_listen
                 .or(file.metrics_listen)

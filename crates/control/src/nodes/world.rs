@@ -80,9 +80,14 @@ impl World {
     /// transaction, whatever the number of routes.
     pub async fn read(db: &Database) -> Result<Self, StoreError> {
         let routed = db.routed().await?;
+        // Routes inside a claim held for review do not serve until an admin decides.
+        let held: Vec<edgefn_store::RouteSpace> = db.claims().await?.into_iter().filter(|c| c.held.is_some()).map(|c| c.space()).collect();
         let mut snapshot = Snapshot { revision: routed.revision, ..Default::default() };
         let mut pins: BTreeMap<&str, Vec<Option<&str>>> = BTreeMap::new();
         for r in &routed.routes {
+            if !held.is_empty() && held.iter().any(|h| h.covers(&crate::claims::route_space(r))) {
+                continue;
+            }
             pins.entry(&r.module_id).or_default().push(r.version.as_deref());
             snapshot.routes.insert(r.id.clone(), route_of(r));
         }

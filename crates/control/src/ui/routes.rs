@@ -137,7 +137,23 @@ async fn page(state: &AppState, session: &Session, form: &RouteForm, error: Opti
         let may_change = decide(&session.caller, &module, Op::Route).is_ok();
         rows.push((route, module.name, may_change));
     }
+    // Claims held for review, shown to admins: their routes do not serve until one decides.
+    let held: Vec<_> = match session.caller.user.is_admin() {
+        true => state.db.claims().await?.into_iter().filter(|c| c.held.is_some()).collect(),
+        false => Vec::new(),
+    };
     Ok(html! {
+        @if !held.is_empty() {
+            section.outcome.failed #held aria-labelledby="held-title" {
+                h2 #held-title { (held.len()) " claims do not serve until an admin keeps or removes them" }
+                p { "The host and path rules refuse them (an older install allowed them). Keep one with "
+                    code { "POST /api/v1/claims/{id}/keep" } ", or delete its routes and the claim." }
+                ul { @for c in &held {
+                    li { code { @if c.host.is_empty() { (c.path_prefix) " on the default host" } @else { (c.host) } }
+                        " (claim " (c.id) "): " (c.held.as_deref().unwrap_or("")) }
+                } }
+            }
+        }
         p { "Requests to the edge node go to the route with the highest priority that matches; among equals, the most specific, then the oldest. "
             "Changes reach the nodes within milliseconds." }
         @if rows.is_empty() {

@@ -364,3 +364,66 @@ async fn a_host_is_claimed_by_proving_control_of_its_dns_and_only_with_the_right
     // The challenge is spent.
     assert_eq!(olive.post(&verify, json!(null)).await.0, 404);
 }
+
+#[tokio::test]
+async fn claims_an_older_install_allowed_are_listed_and_held_until_an_admin_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // An install that delegated `test` to users: olive claims `shop.test` and a path.
+    let server = Server::start(&data, &["--user-host-suffix", "test"]);
+    let admin = server.client();
+    let olive = admin.new_user("olive").await;
+    upload_answering(&olive, "shop", "olive's shop").await;
+    assert_eq!(route(&olive, json!({"host": "shop.test", "path": "/", "match": "prefix", "moduleId": "shop"})).await.0, 201);
+    assert_eq!(route(&olive, json!({"path": "/olive", "match": "prefix", "moduleId": "shop"})).await.0, 201);
+    get_routed(&server.node, "/olive").await;
+    server.stop();
+
+    // The same data without that delegation: the host is held, listed, and stops serving;
+    // the path keeps serving; nothing was deleted.
+    let log = dir.path().join("log");
+    let server = Server::start_with(&data, &[], &crate::Launch { log_file: Some(log.clone()), ..crate::Launch::default() });
+    let admin = server.client();
+    let olive = admin.with_token(&olive.token);
+    let (status, invalid) = admin.get("/api/v1/claims?invalid=true").await;
+    assert_eq!(status, 200, "{invalid}");
+    let held = invalid["claims"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "{invalid}");
+    assert_eq!(held[0]["host"], "shop.test");
+    assert!(held[0]["held"].as_str().unwrap().contains("not under a suffix delegated to users"), "{invalid}");
+    let id = held[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(olive.get("/api/v1/claims").await.1["claims"].as_array().unwrap().len(), 2, "olive still has both claims");
+    assert_eq!(get_routed(&server.node, "/olive").await.status(), 200);
+    // The node may serve its saved state for a moment before the change reaches it.
+    for _ in 0..250 {
+        if get_host(&server.node, "shop.test", "/").await.0 == 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(get_host(&server.node, "shop.test", "/").await.0, 404, "a held host does not serve");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("does not serve until an admin keeps or removes it"), "{text}");
+    // The console lists it for admins.
+    let page =
+        admin.http.get(format!("{}/routes", server.url)).header("cookie", format!("edgefn_session={}", admin.token)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("claims do not serve until an admin keeps or removes them") && page.contains("shop.test"), "{page}");
+
+    // Only an admin keeps it; then it serves, and still after another start.
+    assert_eq!(olive.post(&format!("/api/v1/claims/{id}/keep"), json!(null)).await.0, 403);
+    let (status, kept) = admin.post(&format!("/api/v1/claims/{id}/keep"), json!(null)).await;
+    assert_eq!((status, kept["held"].is_null(), kept["keptAt"].is_i64()), (200, true, true), "{kept}");
+    for _ in 0..100 {
+        if get_host(&server.node, "shop.test", "/").await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(get_host(&server.node, "shop.test", "/").await, (200, "olive's shop".into()));
+    server.stop();
+    let server = Server::start(&data, &[]);
+    assert_eq!(server.client().get("/api/v1/claims?invalid=true").await.1["claims"], json!([]));
+    get_routed(&server.node, "/olive").await;
+    assert_eq!(get_host(&server.node, "shop.test", "/").await, (200, "olive's shop".into()));
+}
