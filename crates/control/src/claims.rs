@@ -5,7 +5,7 @@
 //! owner's, so a route can never answer another project's traffic (docs/permissions.md).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use edgefn_model::{PathMatch, route_scope};
 use edgefn_store::{Actor, Module, Route, RouteClaim, RouteSpace, StoreError};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::access::Caller;
-use crate::body::JsonBody;
+use crate::body::{JsonBody, QueryParams};
 use crate::error::ApiError;
 use crate::openapi::Failure;
 use crate::state::AppState;
@@ -106,7 +106,11 @@ pub struct ListQuery {
 /// `GET /api/v1/claims`: admins see every claim; others those of their projects.
 #[utoipa::path(get, path = "/api/v1/claims", tag = "routes", params(ListQuery),
     responses((status = 200, description = "Claims of the caller's projects (all, for admins)", body = ClaimList), Failure))]
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(query): Query<ListQuery>) -> Result<Json<ClaimList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<ClaimList>, ApiError> {
     let invalid = query.invalid.unwrap_or(false);
     let claims: Vec<RouteClaim> = state
         .db
