@@ -148,9 +148,24 @@ impl Host {
             .any(|toolchain| toolchain.path().join("lib/rustlib").join(target).is_dir())
     }
 
-    /// Runs `step` in the build directory `dir` — its `project` at `/build`, its `home` at
-    /// `/home/build`, made if missing — killed at `deadline` or past `limits`; each line of
-    /// its output goes to `output`.
+    /// Makes the build directory `dir` ready for its steps, once: its `home`, the sandbox's
+    /// passwd and group, and all of it (the unpacked project too) given to the build user.
+    /// What the steps then write is the build user's already.
+    pub fn prepare(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir.join("home")).context("making the build's home")?;
+        // Tools look their user up (wizer finds its configuration by the home in passwd).
+        std::fs::write(dir.join("passwd"), format!("build:x:1000:1000:build:{HOME_DIR}:/bin/sh\n"))
+            .context("writing the sandbox's passwd")?;
+        std::fs::write(dir.join("group"), "build:x:1000:\n").context("writing the sandbox's group")?;
+        if let Some(user) = &self.user {
+            user.own(dir).context("giving the build directory to the build user")?;
+        }
+        Ok(())
+    }
+
+    /// Runs `step` in the build directory `dir` ([`Host::prepare`]d) — its `project` at
+    /// `/build`, its `home` at `/home/build` — killed at `deadline` or past `limits`; each
+    /// line of its output goes to `output`.
     pub async fn run(
         &self,
         dir: &Path,
@@ -160,17 +175,9 @@ impl Host {
         output: mpsc::UnboundedSender<String>,
     ) -> anyhow::Result<Ended> {
         let project = dir.join("project");
-        std::fs::create_dir_all(dir.join("home")).context("making the build's home")?;
-        // Tools look their user up (wizer finds its configuration by the home in passwd).
-        std::fs::write(dir.join("passwd"), format!("build:x:1000:1000:build:{HOME_DIR}:/bin/sh\n"))
-            .context("writing the sandbox's passwd")?;
-        std::fs::write(dir.join("group"), "build:x:1000:\n").context("writing the sandbox's group")?;
         let user = self.user.as_ref();
         let mut bwrap = tokio::process::Command::new("bwrap");
         let mut staged: Vec<(&Path, &str)> = vec![(dir, "build")];
-        if let Some(user) = user {
-            user.own(dir).context("giving the build directory to the build user")?;
-        }
         let build = seen_at(user, dir, "build");
         bwrap.args(["--die-with-parent", "--new-session", "--unshare-all", "--unshare-user", "--disable-userns"]);
         bwrap.args(["--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"]);

@@ -139,6 +139,7 @@ async fn do_build(client: &Client, host: &Host, settings: &Settings, build: &Cla
     ));
     let recipe = Recipe::of(build.toolchain, &project)?;
     recipe.check(host)?;
+    host.prepare(dir.path()).map_err(|e| format!("{e:#}"))?;
 
     let steps = [(recipe.fetch.as_str(), true, "downloading dependencies"), (recipe.build.as_str(), false, "building (no network)")];
     let started = SystemTime::now();

@@ -79,7 +79,7 @@ pub struct Dns(TokioResolver);
 impl Dns {
     /// Through the name server at `server` (UDP), or the system's (`/etc/resolv.conf`).
     pub fn new(server: Option<std::net::SocketAddr>) -> Self {
-        let resolver = match server {
+        let mut resolver = match server {
             Some(addr) => {
                 let mut config = ResolverConfig::new();
                 config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
@@ -90,7 +90,6 @@ impl Dns {
                 TokioResolver::builder_with_config(ResolverConfig::new(), TokioConnectionProvider::default())
             }),
         };
-        let mut resolver = resolver;
         // A record just published must be seen: answers are not kept.
         resolver.options_mut().cache_size = 0;
         Self(resolver.build())

@@ -136,23 +136,23 @@ pub async fn keep(State(state): State<AppState>, caller: Caller, Path(id): Path<
 /// Why the host and path rules would refuse `claim` now, if they would: a host or path
 /// not in its one spelling, or a named host no user may claim ([`crate::hosts`]). Admins'
 /// own claims, claims an admin made or kept, and wildcards (which only admins give) pass.
-async fn problem(state: &AppState, claim: &RouteClaim) -> Result<Option<String>, ApiError> {
+fn problem(state: &AppState, platform: &[(String, String)], claim: &RouteClaim) -> Option<String> {
     if claim.project_id.is_none() || claim.kept_at.is_some() {
-        return Ok(None);
+        return None;
     }
     if !claim.host.is_empty() {
         match edgefn_model::canonical_host_pattern(&claim.host) {
-            Ok(canonical) if canonical != claim.host => return Ok(Some(format!("its host is not in canonical form: `{canonical}`"))),
-            Err(e) => return Ok(Some(format!("its host {e}"))),
-            Ok(_) if claim.host.starts_with("*.") => return Ok(None),
+            Ok(canonical) if canonical != claim.host => return Some(format!("its host is not in canonical form: `{canonical}`")),
+            Err(e) => return Some(format!("its host {e}")),
+            Ok(_) if claim.host.starts_with("*.") => return None,
             Ok(_) => {}
         }
-        return Ok(crate::hosts::check_user_host(state, &claim.host, false).await.err().map(|e| e.message().to_string()));
+        return crate::hosts::check_user_host_in(state, platform, &claim.host, false).err().map(|e| e.message().to_string());
     }
     if claim.path_prefix.is_empty() {
-        return Ok(None);
+        return None;
     }
-    Ok(edgefn_model::route_path_problem(&claim.path_prefix))
+    edgefn_model::route_path_problem(&claim.path_prefix)
 }
 
 /// Holds every claim the rules now refuse (and releases those they no longer do), logging
@@ -160,8 +160,9 @@ async fn problem(state: &AppState, claim: &RouteClaim) -> Result<Option<String>,
 /// removes it. Answers how many are held.
 pub async fn review(state: &AppState) -> Result<usize, ApiError> {
     let mut held = 0;
+    let platform = crate::hosts::platform_names(state).await?;
     for claim in state.db.claims().await? {
-        let why = problem(state, &claim).await?;
+        let why = problem(state, &platform, &claim);
         if why != claim.held {
             state.db.hold_claim(&Actor::system(), &claim.id, why.as_deref()).await?;
         }

@@ -53,6 +53,12 @@ impl HostRules {
 /// without an admin: `proven` says the caller proved control of its DNS, which stands in
 /// for a delegated suffix but not for the platform's own names.
 pub async fn check_user_host(state: &AppState, host: &str, proven: bool) -> Result<(), ApiError> {
+    check_user_host_in(state, &platform_names(state).await?, host, proven)
+}
+
+/// [`check_user_host`] against the platform's names read once ([`platform_names`]), for a
+/// caller that checks many hosts.
+pub fn check_user_host_in(state: &AppState, platform: &[(String, String)], host: &str, proven: bool) -> Result<(), ApiError> {
     let how = "an admin can give it to your project (POST /api/v1/claims)";
     if is_ip_literal(host) {
         return Err(ApiError::forbidden(format!(
@@ -62,7 +68,7 @@ pub async fn check_user_host(state: &AppState, host: &str, proven: bool) -> Resu
     if host == "localhost" || host.ends_with(".localhost") {
         return Err(ApiError::forbidden(format!("host `{host}` names the machine itself (localhost): {how}")));
     }
-    if let Some(what) = reserved(state, host).await? {
+    if let Some((_, what)) = platform.iter().find(|(name, _)| name == host) {
         return Err(ApiError::forbidden(format!("host `{host}` is {what}: it is the platform's; {how}")));
     }
     let rules = &state.settings.hosts;
@@ -79,19 +85,20 @@ pub async fn check_user_host(state: &AppState, host: &str, proven: bool) -> Resu
     )))
 }
 
-/// What of the platform `host` names, if it does.
-async fn reserved(state: &AppState, host: &str) -> Result<Option<String>, ApiError> {
-    if state.edge_url.get().and_then(|url| url_host(url)).is_some_and(|edge| edge == host) {
-        return Ok(Some("the edge's own host (its configured URL)".into()));
+/// The names the platform is reached by, canonical, each with what it is: the edge URL's
+/// host, the configured reserved names (the control plane's certificate) and the nodes'.
+pub async fn platform_names(state: &AppState) -> Result<Vec<(String, String)>, ApiError> {
+    let mut names = Vec::new();
+    if let Some(edge) = state.edge_url.get().and_then(|url| url_host(url)) {
+        names.push((edge, "the edge's own host (its configured URL)".to_string()));
     }
-    if let Some((_, what)) = state.settings.hosts.reserved.iter().find(|(name, _)| name == host) {
-        return Ok(Some(what.clone()));
+    names.extend(state.settings.hosts.reserved.iter().cloned());
+    for node in state.db.nodes().await? {
+        if let Ok(name) = canonical_host(&node.name) {
+            names.push((name, "the name of an edge node".to_string()));
+        }
     }
-    let nodes = state.db.nodes().await?;
-    if nodes.iter().any(|n| canonical_host(&n.name).is_ok_and(|name| name == host)) {
-        return Ok(Some("the name of an edge node".into()));
-    }
-    Ok(None)
+    Ok(names)
 }
 
 /// The canonical host of a URL (`http://Edge.example.com:8000/` → `edge.example.com`).

@@ -4,14 +4,14 @@
 //! `aud` when configured (a token without them is refused like one with the wrong value).
 //! A JWKS token must be signed with its key's own algorithm (`alg` of the key), or, for a
 //! key that names none, one of the configured `jwks_algorithms` — never another of the
-//! same key type (an RSA key published for RS256 verifies no PS256 token). The `sub` claim names the user: the first valid token of a new
-//! subject creates it, and the role claim decides `admin` or `user` on every sign-in.
+//! same key type (an RSA key published for RS256 verifies no PS256 token). The `sub` claim
+//! names the user: the first valid token of a new subject creates it, and the role claim
+//! decides `admin` or `user` on every sign-in.
 
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use edgefn_store::{Actor, Database, User};
-use std::str::FromStr;
-
 use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;

@@ -34,6 +34,10 @@ pub fn canonical_host(raw: &str) -> Result<String, BadHost> {
     if is_plain_name(name) {
         return Ok(name.trim_end_matches('.').to_string());
     }
+    // So is a dotted IPv4 address (std takes only four decimal octets, no leading zeros).
+    if let Ok(v4) = name.parse::<Ipv4Addr>() {
+        return Ok(v4.to_string());
+    }
     let bad = |why: String| BadHost { host: raw.to_string(), why };
     match url::Host::parse(name) {
         Ok(url::Host::Domain(domain)) => {

@@ -257,14 +257,12 @@ impl Node {
     async fn answer(&self, mut req: Request<TimedBody>, peer: SocketAddr) -> Reply {
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().as_str().to_string();
-        let located = locate(&mut req);
-        let (host, path) = match &located {
-            Ok(at) => at.clone(),
-            Err(_) => (String::new(), req.uri().path().to_string()),
-        };
-        let result = match located {
-            Ok(_) => self.run(req, &host, &method, &path, &request_id).await,
-            Err(refused) => Err(refused),
+        let (host, path, result) = match locate(&mut req) {
+            Ok((host, path)) => {
+                let result = self.run(req, &host, &method, &path, &request_id).await;
+                (host, path, result)
+            }
+            Err(refused) => (String::new(), req.uri().path().to_string(), Err(refused)),
         };
         let mut reply = match result {
             Ok(reply) => reply,

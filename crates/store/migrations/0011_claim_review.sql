@@ -6,3 +6,5 @@ ALTER TABLE route_claims ADD COLUMN held TEXT;
 -- When an admin kept it as it is (or made it: a grant, a proven host), in ms; NULL when no
 -- admin decided on it, so the rules apply.
 ALTER TABLE route_claims ADD COLUMN kept_at BIGINT;
+-- The claims nodes must not serve, read at every revision: few, found without a scan.
+CREATE INDEX route_claims_held ON route_claims (id) WHERE held IS NOT NULL;

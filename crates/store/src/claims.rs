@@ -154,6 +154,11 @@ impl Database {
         Ok(sqlx::query_as("SELECT * FROM route_claims ORDER BY created_at, id").fetch_all(&self.pool).await?)
     }
 
+    /// The claims held from serving, oldest first.
+    pub async fn held_claims(&self) -> Result<Vec<RouteClaim>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM route_claims WHERE held IS NOT NULL ORDER BY created_at, id").fetch_all(&self.pool).await?)
+    }
+
     /// Claims overlapping `space`, oldest first.
     pub async fn overlapping_claims(&self, space: &RouteSpace) -> Result<Vec<RouteClaim>, StoreError> {
         let mut conn = self.pool.acquire().await?;

@@ -81,7 +81,7 @@ impl World {
     pub async fn read(db: &Database) -> Result<Self, StoreError> {
         let routed = db.routed().await?;
         // Routes inside a claim held for review do not serve until an admin decides.
-        let held: Vec<edgefn_store::RouteSpace> = db.claims().await?.into_iter().filter(|c| c.held.is_some()).map(|c| c.space()).collect();
+        let held: Vec<edgefn_store::RouteSpace> = db.held_claims().await?.iter().map(|c| c.space()).collect();
         let mut snapshot = Snapshot { revision: routed.revision, ..Default::default() };
         let mut pins: BTreeMap<&str, Vec<Option<&str>>> = BTreeMap::new();
         for r in &routed.routes {

@@ -139,7 +139,7 @@ async fn page(state: &AppState, session: &Session, form: &RouteForm, error: Opti
     }
     // Claims held for review, shown to admins: their routes do not serve until one decides.
     let held: Vec<_> = match session.caller.user.is_admin() {
-        true => state.db.claims().await?.into_iter().filter(|c| c.held.is_some()).collect(),
+        true => state.db.held_claims().await?,
         false => Vec::new(),
     };
     Ok(html! {
