@@ -12,6 +12,7 @@ pub mod module;
 pub mod node;
 pub mod project;
 pub mod route;
+pub mod sandbox_relay;
 pub mod up;
 
 /// Connection limits of every listener a command serves (`edgefn_serve::Limits`).

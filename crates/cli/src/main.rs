@@ -74,6 +74,10 @@ enum Command {
     /// compile timeout).
     #[command(hide = true)]
     CompileWorker(commands::compile_worker::CompileWorkerCommand),
+    /// Relay a dependency step's proxy connections out of its sandbox while its command
+    /// runs (run by the build worker inside the sandbox).
+    #[command(hide = true)]
+    SandboxRelay(commands::sandbox_relay::SandboxRelayCommand),
 }
 
 #[tokio::main]
@@ -99,6 +103,7 @@ async fn main() -> std::process::ExitCode {
         Command::BuildWorker(c) => c.execute().await,
         Command::Deploy(c) => c.execute().await,
         Command::CompileWorker(c) => return c.execute(),
+        Command::SandboxRelay(c) => return c.execute().await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,8 +5,9 @@
 //! roots and a passwd naming only its own user, a private `/tmp`, a `/proc` whose kernel
 //! settings (`/proc/sys`) are read-only, no `/sys`, and nothing else of the machine: no
 //! data directory, no secrets, no other build. It runs as uid 1000 in its own user, PID,
-//! IPC, UTS, cgroup and network namespaces — with no network unless the step asks for it
-//! (the dependency download, which runs no project code) — with no capabilities, no way to
+//! IPC, UTS, cgroup and network namespaces — with no network but its own loopback, where the
+//! dependency download (which runs no project code) finds the [`relay`] to the worker's
+//! [`proxy`], which reaches public addresses only — with no capabilities, no way to
 //! make further user namespaces, and a system-call filter ([`seccomp`]). Bubblewrap itself
 //! runs as an unprivileged host user ([`user`]): a worker running as root names one, so the
 //! build's uid is never the host's root. Killing the outer `bwrap` ends the namespace's
@@ -18,6 +19,8 @@
 //! directory's blocks (every [`DISK_EVERY`]); each file is capped by the shell's
 //! `ulimit -f`; output by the log's own cap.
 
+mod proxy;
+pub mod relay;
 mod seccomp;
 mod user;
 
@@ -67,7 +70,7 @@ pub struct Limits {
 pub struct Step<'a> {
     /// Shell command, run in the project.
     pub command: &'a str,
-    /// Whether it may use the network.
+    /// Whether it may download, through the build proxy (public addresses only).
     pub network: bool,
     /// Variables beside `PATH`, `HOME`, `CARGO_HOME` and `RUSTUP_HOME`.
     pub env: &'a [(&'a str, &'a str)],
@@ -101,6 +104,8 @@ pub struct Host {
     user: Option<BuildUser>,
     /// The system-call filter, compiled.
     seccomp: Vec<u8>,
+    /// This program, which runs the dependency step's [`relay`].
+    relay: PathBuf,
 }
 
 impl Host {
@@ -130,6 +135,7 @@ impl Host {
             cargo_bin: dir("CARGO_HOME", ".cargo").map(|c| c.join("bin")).filter(|p| p.is_dir()),
             user,
             seccomp: seccomp::program()?,
+            relay: std::env::current_exe().context("finding the edgefn binary (it relays the dependency step's downloads)")?,
         })
     }
 
@@ -181,9 +187,6 @@ impl Host {
         let build = seen_at(user, dir, "build");
         bwrap.args(["--die-with-parent", "--new-session", "--unshare-all", "--unshare-user", "--disable-userns"]);
         bwrap.args(["--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"]);
-        if step.network {
-            bwrap.arg("--share-net");
-        }
         bwrap.args(["--ro-bind", "/usr", "/usr"]);
         for dir in ["bin", "lib", "lib64", "sbin"] {
             let host = Path::new("/").join(dir);
@@ -211,6 +214,20 @@ impl Host {
                 Err(_) => continue,
             };
         }
+        // The dependency step's network is its own loopback; the relay carries its package
+        // managers' proxy connections to the worker's proxy, which reaches public addresses only.
+        let mut proxy = None;
+        if step.network {
+            proxy = Some(proxy::Proxy::start(&dir.join("proxy.sock"), output.clone())?);
+            bwrap.arg("--bind").arg(build.join("proxy.sock")).arg(relay::SOCKET);
+            // Staged by its directory: a stage is a directory.
+            let (relay_dir, relay_name) = (
+                self.relay.parent().context("the edgefn binary's directory")?,
+                self.relay.file_name().context("the edgefn binary's name")?,
+            );
+            bwrap.arg("--ro-bind").arg(seen_at(user, relay_dir, "relay").join(relay_name)).arg(relay::BINARY);
+            staged.push((relay_dir, "relay"));
+        }
         let mut path = String::from("/usr/local/bin:/usr/bin:/bin");
         if let (Some(rustup), Some(cargo_bin)) = (&self.rustup_home, &self.cargo_bin) {
             bwrap.arg("--ro-bind").arg(seen_at(user, rustup, "rustup")).arg(RUSTUP_DIR);
@@ -227,11 +244,27 @@ impl Host {
             ("RUSTUP_HOME", RUSTUP_DIR),
             ("TMPDIR", "/tmp"),
         ];
-        for (key, value) in home_env.iter().chain(step.env) {
+        let proxy_url = format!("http://{}", relay::LISTEN);
+        let proxy_env: &[(&str, &str)] = match step.network {
+            true => &[
+                ("HTTPS_PROXY", &proxy_url),
+                ("https_proxy", &proxy_url),
+                ("HTTP_PROXY", &proxy_url),
+                ("http_proxy", &proxy_url),
+                ("CARGO_HTTP_PROXY", &proxy_url),
+                ("npm_config_proxy", &proxy_url),
+                ("npm_config_https_proxy", &proxy_url),
+            ],
+            false => &[],
+        };
+        for (key, value) in home_env.iter().chain(proxy_env).chain(step.env) {
             bwrap.args(["--setenv", key, value]);
         }
         // `ulimit -f` counts 512-byte blocks.
         let script = format!("ulimit -f {} && exec /bin/sh -c \"$0\"", limits.file_bytes / 512);
+        if step.network {
+            bwrap.args([relay::BINARY, "sandbox-relay", "--listen", relay::LISTEN, "--socket", relay::SOCKET, "--"]);
+        }
         bwrap.args(["/bin/sh", "-c", &script, step.command]);
         // Dropping to the build user comes first: the filter's descriptor is put in place after.
         if let Some(user) = user {
@@ -275,6 +308,7 @@ impl Host {
         }
         // The pipes close when the namespace's last process has gone.
         let _ = tokio::join!(stdout, stderr);
+        drop(proxy);
         Ok(ended)
     }
 }

@@ -229,6 +229,29 @@ async fn the_sandbox_hides_the_data_directory_and_the_network_and_stops_builds_p
     assert!(log.contains("\n1000\n"), "the build runs as uid 1000: {log}");
     assert!(!log.contains(&server.token), "the token never reaches the log");
 
+    // The dependency step reaches only public addresses, through the worker's proxy:
+    // dependencies on this machine's loopback or its own address never connect, and the
+    // log says why.
+    let (port, connections) = counting_listener().await;
+    let own = String::from_utf8(Command::new("hostname").arg("-I").output().unwrap().stdout).unwrap();
+    let mut hosts = vec!["127.0.0.1".to_string(), "[::1]".to_string(), "localhost".to_string()];
+    hosts.extend(own.split_whitespace().next().map(str::to_string));
+    let dependencies: serde_json::Map<String, Value> =
+        hosts.iter().enumerate().map(|(i, host)| (format!("dep{i}"), json!(format!("https://{host}:{port}/dep.tgz")))).collect();
+    let package = json!({"name": "leak", "version": "1.0.0", "private": true, "dependencies": dependencies, "scripts": {"build": "true"}});
+    let (status, queued) = submit(&api, "name=leak", archive(&[("package.json", EntryType::Regular, &package.to_string())])).await;
+    assert_eq!(status, 202, "{queued}");
+    let (build_row, log) = ended(&api, queued["id"].as_str().unwrap(), Duration::from_secs(120)).await;
+    assert_eq!(build_row["status"], "failed", "{log}");
+    assert!(build_row["error"].as_str().unwrap().contains("`npm install"), "{build_row}");
+    // (npm asks for an IPv6 host without its brackets.)
+    for host in &hosts {
+        let bare = host.trim_matches(['[', ']']);
+        assert!(log.contains(&format!("build proxy: refused {bare}:{port}: ")), "{host}: {log}");
+    }
+    assert!(log.contains(&format!("{port}: a loopback address (::1); the dependency step reaches only public addresses")), "{log}");
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "a dependency step reached this machine: {log}");
+
     // The host's kernel is out of reach: its settings read-only (each written back with the
     // value read, so nothing changes should a write ever pass), no `/sys`, no capabilities,
     // no new user namespace, and the system calls of the filter refused.
@@ -365,6 +388,19 @@ async fn rust_and_js_projects_sent_through_the_api_become_versions_that_answer()
         assert!(log.contains("error[E0308]: mismatched types"), "{log}");
         assert!(log.contains("wrapper ran, offline=true") && !log.contains("offline=no"), "{log}");
         assert_eq!(api.get("/api/v1/modules/broken").await.0, 404);
+
+        // A git dependency on this machine: `cargo fetch` is refused by the build proxy.
+        let (port, connections) = counting_listener().await;
+        let cargo_toml = format!(
+            "[package]\nname = \"leak\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[dependencies]\nleak = {{ git = \"https://127.0.0.1:{port}/leak.git\" }}\n"
+        );
+        let leak = archive(&[("Cargo.toml", EntryType::Regular, &cargo_toml), ("src/main.rs", EntryType::Regular, "fn main() {}\n")]);
+        let (status, queued) = submit(&api, "name=leak", leak).await;
+        assert_eq!(status, 202, "{queued}");
+        let (build, log) = ended(&api, queued["id"].as_str().unwrap(), Duration::from_secs(300)).await;
+        assert_eq!(build["status"], "failed", "{build}");
+        assert!(log.contains(&format!("build proxy: refused 127.0.0.1:{port}: a loopback address")), "{log}");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "cargo fetch reached this machine: {log}");
     } else {
         eprintln!("the wasm32-wasip2 target is not installed (./scripts/test installs it): not building Rust");
     }
@@ -422,6 +458,20 @@ async fn rust_and_js_projects_sent_through_the_api_become_versions_that_answer()
             .find(|e| e["newValue"].as_str().unwrap_or("").contains(module["id"].as_str().unwrap()));
         assert_eq!(made.map(|e| e["actorName"].clone()), Some(json!("olive")), "{audit}");
     }
+}
+
+/// A listener on every address of this machine, and how many connections it has taken.
+async fn counting_listener() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("[::]:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (port, count)
 }
 
 /// Adds a line to the project's source, as an edit would.
