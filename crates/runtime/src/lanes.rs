@@ -4,10 +4,13 @@
 //! Every call starts on the task that made it: almost all finish well within an epoch tick,
 //! and a hop to another thread would cost them latency. A call that keeps running past
 //! [`FAST_TICKS`] ticks of its own execution is moved to the slow lanes — a runtime of its
-//! own whose threads run at `SCHED_IDLE` — and goes on there. The kernel then preempts it
-//! the moment a request-serving thread has work, instead of that work waiting behind it
-//! for the rest of a tick; long calls still get every core nobody else uses, and still end
-//! at their deadline, which is kept on the caller's side.
+//! own, with one thread per core but one (at least one) — and goes on there. Short requests
+//! then never wait in a request thread's queue behind a long call's ticks: the kernel
+//! shares the cores between the request threads and the lanes, and a request thread woken
+//! by a new request, having slept, is run ahead of a lane that has been running. Long calls
+//! keep a fair share of the CPU however busy the node is (at the lowest priority they would
+//! starve under load and time out), use at most the lanes' cores, and still end at their
+//! deadline, which is kept on the caller's side.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,25 +18,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 /// Epoch ticks (≈ ms) a call may run on its caller's thread before it moves to the slow
-/// lanes: above a typical request (microseconds) by a wide margin, two so that a short
-/// call that merely crossed one tick boundary is never taken for a long one.
-pub(crate) const FAST_TICKS: u32 = 2;
+/// lanes: far above a typical request (microseconds), so that a short call slowed by a
+/// loaded machine (a tick is counted when the guest resumes after being preempted) stays
+/// where it is, and far below a timeout.
+pub(crate) const FAST_TICKS: u32 = 5;
 
-/// The slow lanes: a multi-threaded runtime at the lowest CPU priority.
+/// The slow lanes: a multi-threaded runtime of their own.
 pub(crate) struct Lanes {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Lanes {
-    /// Starts one slow-lane thread per core.
+    /// Starts one slow-lane thread per core but one (at least one).
     pub(crate) fn start() -> anyhow::Result<Self> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("edgefn-slow-lane")
-            .on_thread_start(lowest_cpu_priority)
-            .enable_all()
-            .build()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1);
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(threads).thread_name("edgefn-slow-lane").enable_all().build()?;
         Ok(Self { runtime: Some(runtime) })
     }
 
@@ -97,15 +97,5 @@ impl Lane {
 
     fn is_slow(&self) -> bool {
         self.0.load(Ordering::Acquire)
-    }
-}
-
-/// Moves the calling thread to `SCHED_IDLE`: it runs only when a core has nothing else.
-#[expect(unsafe_code, reason = "sched_setscheduler on the calling thread (pid 0) with a valid, initialised parameter")]
-pub(crate) fn lowest_cpu_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is this thread.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower a thread's CPU priority");
     }
 }

@@ -172,7 +172,7 @@ struct Shared {
 fn start_filler() -> std::sync::mpsc::Sender<Arc<Pool>> {
     let (tx, rx) = std::sync::mpsc::channel::<Arc<Pool>>();
     let thread = std::thread::Builder::new().name("edgefn-pool-fill".into()).spawn(move || {
-        crate::lanes::lowest_cpu_priority();
+        lowest_cpu_priority();
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime builds");
         while let Ok(pool) = rx.recv() {
             // A bug while filling one pool must not end the filling of every pool.
@@ -185,6 +185,16 @@ fn start_filler() -> std::sync::mpsc::Sender<Arc<Pool>> {
     });
     thread.expect("spawning the pool-fill thread");
     tx
+}
+
+/// Moves the calling thread to `SCHED_IDLE`: it runs only when a core has nothing else.
+#[expect(unsafe_code, reason = "sched_setscheduler on the calling thread (pid 0) with a valid, initialised parameter")]
+fn lowest_cpu_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is this thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the pool-fill thread's priority");
+    }
 }
 
 impl Shared {

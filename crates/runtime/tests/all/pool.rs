@@ -38,9 +38,10 @@ async fn body(pool: &Arc<Pool>) -> String {
     String::from_utf8(lease.handle_http(get(), limits(500), CallContext::default()).await.unwrap().body).unwrap()
 }
 
-/// Waits (at most 5 s, however loaded the machine) until `holds` says yes.
+/// Waits (at most 30 s: ready instances are made at the lowest CPU priority, which a
+/// loaded machine starves) until `holds` says yes.
 async fn until(what: &str, holds: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !holds() {
         assert!(Instant::now() < deadline, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
