@@ -34,7 +34,6 @@ mod host;
 mod http_abi;
 mod inspect;
 mod invoke;
-mod lanes;
 mod limits;
 mod pool;
 mod runtime;
