@@ -1,9 +1,9 @@
 //! The build worker: takes queued builds from the control plane, builds each in the
 //! sandbox ([`crate::sandbox`]) and sends back the module or why it failed.
 //!
-//! A build is two steps in a fresh directory: the dependency download (public
-//! addresses only, through the build proxy; package managers only, with their scripts off: `cargo fetch`, `npm install
-//! --ignore-scripts`) and the build (network off): the `[build] command` of the project's
+//! A build is two steps in a fresh directory: the dependency download (public addresses
+//! only, through the build proxy; package managers only, with their scripts off: `cargo
+//! fetch`, `npm install --ignore-scripts`) and the build (network off): the `[build] command` of the project's
 //! `edgefn.toml`, else the toolchain's own (`cargo build --release --target
 //! wasm32-wasip2`, `npm run build`, `npm run asbuild`). The artifact is the manifest's
 //! `[build] artifact`, else the one `.wasm` the build made. Every line of output goes to

@@ -156,7 +156,7 @@ fn refusal(ip: IpAddr, own: &[IpAddr]) -> Option<&'static str> {
                 Some("a link-local address")
             } else if a == 100 && (64..128).contains(&b) {
                 Some("a shared (carrier-grade NAT) address")
-            } else if v4.is_unspecified() || a == 0 || v4.is_broadcast() || v4.is_multicast() || a >= 240 {
+            } else if a == 0 || v4.is_multicast() || a >= 240 {
                 Some("not a unicast address")
             } else {
                 None
