@@ -6,9 +6,13 @@ One `edgefn up`, pinned to CPU 0 like every server in http_bench.py, its load ge
 (oha) on CPU 1. The quiet function is the bundled `/welcome` (the `handle` ABI hello);
 the noisy one, `/spin`, loops until the node's 500 ms limit ends it (504). Each round
 measures the quiet function's latency at a fixed 1000 req/s (oha -q 1000
---latency-correction, BENCH_FIXED_DURATION, 30 s by default) twice, interleaved: alone
-(the baseline), and while a second oha sends `/spin` 50 req/s. BENCH_ROUNDS (5) rounds;
-the median round of each is reported, with the ratio of the two p99s.
+--latency-correction, BENCH_FIXED_DURATION, 30 s by default) three times, interleaved:
+alone (the baseline); while a second oha sends `/spin` 50 req/s; and beside a native
+busy loop on the server's core at the lowest CPU priority (`chrt --idle`), which shows
+what any work sharing that core costs the quiet function on this machine, however
+little the kernel lets it run — the floor below which no scheduling inside the node can
+go. BENCH_ROUNDS (5) rounds; the median round of each is reported, with the ratios of
+the p99s.
 
 Needs what http_bench.py needs. Run from the repository root:
   python3 bench/noisy_bench.py
@@ -67,18 +71,23 @@ def thread_cpu(pid):
     return used
 
 
-def quiet_run(pid, url, noisy_url=None):
-    """The quiet function at 1000 req/s; with `noisy_url` sent 50 req/s for as long. Also
-    the CPU seconds each of the server's threads used."""
+def quiet_run(pid, url, noisy_url=None, native_loop=False):
+    """The quiet function at 1000 req/s; with `noisy_url` sent 50 req/s for as long, or
+    beside a native loop at SCHED_IDLE on CPU 0. Also the CPU seconds each of the
+    server's threads used."""
     before = thread_cpu(pid)
     noisy = {}
     thread = None
+    hog = subprocess.Popen(["chrt", "--idle", "0"] + pinned(0, ["sh", "-c", "while :; do :; done"])) if native_loop else None
     if noisy_url:
         def spin():
             noisy.update(oha(noisy_url, "-c", "50", "-q", "50", duration=FIXED_DURATION))
         thread = threading.Thread(target=spin)
         thread.start()
     fixed = oha(url, "-c", "50", "-q", "1000", "--latency-correction", duration=FIXED_DURATION)
+    if hog:
+        hog.kill()
+        hog.wait()
     if thread:
         thread.join()
         fixed["noisy"] = noisy
@@ -119,22 +128,25 @@ def main():
         api(base, token, "POST", "/api/v1/routes", {"path": "/spin", "moduleId": "spin"})
         wait_status(node + "/spin", 504)
         quiet = node + "/welcome"
-        alone, beside = [], []
+        alone, beside, floor = [], [], []
         for round_ in range(ROUNDS):
             alone.append(quiet_run(proc.pid, quiet))
             beside.append(quiet_run(proc.pid, quiet, node + "/spin"))
-            a, b = alone[-1], beside[-1]
+            floor.append(quiet_run(proc.pid, quiet, native_loop=True))
+            a, b, f = alone[-1], beside[-1], floor[-1]
             print(f"round {round_ + 1}: alone p50 {a['p50']:.2f} p99 {a['p99']:.2f} ms; beside /spin p50 {b['p50']:.2f} p99 {b['p99']:.2f} ms "
-                  f"(spin: {b['noisy']['ok']} ok, {b['noisy']['errors']} not 2xx); CPU s alone {cpu(a)}, beside {cpu(b)}", file=sys.stderr)
+                  f"(spin: {b['noisy']['ok']} ok, {b['noisy']['errors']} not 2xx); beside a native idle loop p50 {f['p50']:.2f} p99 {f['p99']:.2f} ms; "
+                  f"CPU s alone {cpu(a)}, beside {cpu(b)}", file=sys.stderr)
     finally:
         proc.terminate()
         proc.wait()
 
-    a, b = median(alone, "p99"), median(beside, "p99")
-    print("| quiet function at 1000 req/s | p50 ms | p99 ms | p99 vs alone | errors |")
-    print("|---|---|---|---|---|")
-    print(f"| alone | {a['p50']:.2f} | {a['p99']:.2f} | 1.00× | {a['errors']} |")
-    print(f"| beside a function looping to its 500 ms limit at 50 req/s | {b['p50']:.2f} | {b['p99']:.2f} | {b['p99'] / a['p99']:.2f}× | {b['errors']} |")
+    a, b, f = median(alone, "p99"), median(beside, "p99"), median(floor, "p99")
+    print("| quiet function at 1000 req/s | p50 ms | p99 ms | p99 vs alone | p99 vs the floor | errors |")
+    print("|---|---|---|---|---|---|")
+    print(f"| alone | {a['p50']:.2f} | {a['p99']:.2f} | 1.00× | | {a['errors']} |")
+    print(f"| beside a native loop at `SCHED_IDLE` on its core (the floor) | {f['p50']:.2f} | {f['p99']:.2f} | {f['p99'] / a['p99']:.2f}× | 1.00× | {f['errors']} |")
+    print(f"| beside a function looping to its 500 ms limit at 50 req/s | {b['p50']:.2f} | {b['p99']:.2f} | {b['p99'] / a['p99']:.2f}× | {b['p99'] / f['p99']:.2f}× | {b['errors']} |")
     print()
     print(f"CPU seconds of the median rounds ({FIXED_DURATION} each): alone {cpu(a)}; beside {cpu(b)}")
 

@@ -3,10 +3,8 @@
 //! classification (timeout, memory, trap).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -23,14 +21,15 @@ use crate::error::InvokeError;
 use crate::guest_output::GuestOutput;
 use crate::host::CallContext;
 use crate::inspect::{component_exports, component_function, core_function};
+use crate::lanes::Lane;
 use crate::limits::{MemoryLimitExceeded, MemoryLimiter};
 use crate::runtime::{Compiled, Inner};
 
 /// Timeout of a call when the caller gives none: the seeds' limit for user modules.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Epoch ticks (≈ ms) a call may run before it needs a slow-lane permit: far above a
-/// typical request (microseconds), far below a timeout.
-pub const FAST_TICKS: u32 = 5;
+/// How long past its deadline a call on the slow lanes may take to notice it, when every
+/// core is busy and the lanes get no time, before its caller stops waiting.
+pub(crate) const STARVED_GRACE: Duration = Duration::from_millis(100);
 /// Memory cap of a call when the caller gives none: the seeds' 50 MB for user modules.
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 50 * 1024 * 1024;
 
@@ -173,7 +172,7 @@ pub(crate) fn component_store(
     limiter: MemoryLimiter,
     env: &BTreeMap<String, String>,
     deadline: Instant,
-    lanes: &Arc<Semaphore>,
+    lane: &Lane,
 ) -> Store<ComponentHost> {
     let output = GuestOutput::default();
     let host = ComponentHost {
@@ -186,7 +185,7 @@ pub(crate) fn component_store(
     };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
-    arm_deadline(&mut store, deadline, lanes);
+    arm_deadline(&mut store, deadline, lane);
     store
 }
 
@@ -209,46 +208,29 @@ pub(crate) fn core_store(
     limiter: MemoryLimiter,
     env: &BTreeMap<String, String>,
     deadline: Instant,
-    lanes: &Arc<Semaphore>,
+    lane: &Lane,
 ) -> Store<CoreHost> {
     let output = GuestOutput::default();
     let wasi = sandbox(env, &output).build_p1();
     let mut store = Store::new(engine, CoreHost { limiter, wasi, ctx: CallContext::default(), output });
     store.limiter(|h| &mut h.limiter);
-    arm_deadline(&mut store, deadline, lanes);
+    arm_deadline(&mut store, deadline, lane);
     store
 }
 
-/// Arms the store's deadline and CPU sharing. The guest yields to the executor every
-/// epoch tick. Once it has *run* for [`FAST_TICKS`] ticks it must hold a slow-lane permit
-/// to go on (it waits, using no CPU, until one is free), so long-running guests share at
-/// most the lanes' worth of cores and short requests always find one. Ticks are counted
-/// by the epoch callback, which fires only while the guest executes, so time spent
-/// waiting to be scheduled on a busy machine never pushes a short call into the slow
-/// lane. Past `deadline` the guest is interrupted; a call still waiting for a lane then
-/// is ended by [`with_deadline`].
-pub(crate) fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant, lanes: &Arc<Semaphore>) {
-    let lanes = lanes.clone();
-    let lane: Arc<Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
-    let mut ticks_run = 0u32;
+/// Arms the store's deadline and CPU sharing: the guest yields to the executor every
+/// epoch tick, and `lane` counts the CPU it uses and says when it has run long enough to
+/// move to the slow lanes ([`crate::lanes`]). Past `deadline` the guest is interrupted; a
+/// call that is not running then is ended by [`with_deadline`].
+pub(crate) fn arm_deadline<T>(store: &mut Store<T>, deadline: Instant, lane: &Lane) {
+    let lane = lane.clone();
+    lane.resume();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
             return Ok(UpdateDeadline::Interrupt);
         }
-        ticks_run += 1;
-        if ticks_run < FAST_TICKS || lane.lock().expect("lane lock").is_some() {
-            return Ok(UpdateDeadline::Yield(1));
-        }
-        let (lanes, lane) = (lanes.clone(), lane.clone());
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                if let Ok(permit) = lanes.acquire_owned().await {
-                    *lane.lock().expect("lane lock") = Some(permit);
-                }
-            }),
-        ))
+        Ok(lane.tick())
     });
 }
 
@@ -285,24 +267,42 @@ pub(crate) fn classify(err: wasmtime::Error, timeout: Duration) -> InvokeError {
     InvokeError::Trap(format!("{:#}", anyhow::Error::from(err)))
 }
 
+/// A call's result and the peak memory of its store.
+type Called = (Result<Json, InvokeError>, usize);
+
 pub(crate) async fn invoke(inner: &Inner, compiled: &Compiled, req: InvokeRequest) -> Result<InvokeOutput, InvokeError> {
     let started = Instant::now();
     let deadline = started + req.timeout;
+    let timeout = req.timeout;
     let limiter = MemoryLimiter::new(req.max_memory_bytes);
     let env = wasi_env(req.context.grants, &req.context.env);
-    let (result, peak) = match compiled {
+    let lane = Lane::new(false);
+    // The call owns its store, so it may move to the slow lanes; its result comes back
+    // with what the store says of it (stderr, peak memory).
+    let call: std::pin::Pin<Box<dyn Future<Output = Called> + Send>> = match compiled {
         Compiled::Core { pre, .. } => {
-            let mut store = core_store(&inner.engine, limiter, &env, deadline, &inner.lanes);
+            let mut store = core_store(&inner.engine, limiter, &env, deadline, &lane);
             store.data_mut().begin(req.context.clone());
-            let result = with_deadline(deadline, req.timeout, call_core(&mut store, pre, &req)).await;
-            (ended(result, store.data()), store.data().limiter.peak_bytes())
+            let pre = pre.clone();
+            Box::pin(async move {
+                let result = with_deadline(deadline, timeout, call_core(&mut store, &pre, &req)).await;
+                (ended(result, store.data()), store.data().limiter.peak_bytes())
+            })
         }
         Compiled::Component { component, pre, .. } => {
-            let mut store = component_store(&inner.engine, limiter, &env, deadline, &inner.lanes);
+            let mut store = component_store(&inner.engine, limiter, &env, deadline, &lane);
             store.data_mut().begin(req.context.clone());
-            let result = with_deadline(deadline, req.timeout, call_component(&inner.engine, &mut store, component, pre, &req)).await;
-            (ended(result, store.data()), store.data().limiter.peak_bytes())
+            let (engine, component, pre) = (inner.engine.clone(), component.clone(), pre.clone());
+            Box::pin(async move {
+                let result = with_deadline(deadline, timeout, call_component(&engine, &mut store, &component, &pre, &req)).await;
+                (ended(result, store.data()), store.data().limiter.peak_bytes())
+            })
         }
+    };
+    // A call starved on the slow lanes (every core busy) still ends soon after its deadline.
+    let (result, peak) = match tokio::time::timeout_at((deadline + STARVED_GRACE).into(), inner.lanes.run(lane, call)).await {
+        Ok(done) => done,
+        Err(_) => (Err(InvokeError::Timeout { timeout_ms: timeout.as_millis() as u64 }), 0),
     };
     Ok(InvokeOutput { result: result?, memory_used_bytes: peak as u64, elapsed: started.elapsed() })
 }

@@ -34,6 +34,7 @@ mod host;
 mod http_abi;
 mod inspect;
 mod invoke;
+mod lanes;
 mod limits;
 mod pool;
 mod runtime;

@@ -37,6 +37,7 @@ use wasmtime::Store;
 use crate::core_abi::GuestAlloc;
 use crate::http_abi::{self, HttpError, HttpLimits, HttpRequest, HttpResponse};
 use crate::invoke::{ComponentHost, CoreHost, Serving, classify, component_store, core_store};
+use crate::lanes::Lane;
 use crate::limits::MemoryLimiter;
 use crate::runtime::{Compiled, HttpEntryPre, NOT_HTTP, Runtime};
 use crate::wasi_http::{self, HttpBody, HttpEntry};
@@ -141,6 +142,8 @@ pub struct Pool {
     slots: Arc<Semaphore>,
     queued: AtomicUsize,
     refilling: AtomicBool,
+    /// Whether its last call ran long: the next one starts on the slow lanes.
+    last_ran_long: AtomicBool,
     /// Milliseconds since `Pools::epoch` of the last request.
     last_used_ms: AtomicU64,
     shared: Arc<Shared>,
@@ -271,10 +274,10 @@ impl Pool {
     }
 
     /// A ready instance, or a new one made now.
-    async fn take(&self, deadline: Instant, timeout: Duration) -> Result<Warm, InvokeError> {
+    async fn take(&self, deadline: Instant, timeout: Duration, lane: &Lane) -> Result<Warm, InvokeError> {
         match self.pop_ready() {
             Some(warm) => Ok(warm),
-            None => self.instantiate_for_request(deadline, timeout).await,
+            None => self.instantiate_for_request(deadline, timeout, lane).await,
         }
     }
 
@@ -308,28 +311,28 @@ impl Pool {
     /// An instance for a request: when every slot is taken, the least recently used pools
     /// give back their ready instances and it tries again, until none has any left
     /// ([`InvokeError::Busy`], a 503, when every slot runs a request).
-    async fn instantiate_for_request(&self, deadline: Instant, timeout: Duration) -> Result<Warm, InvokeError> {
+    async fn instantiate_for_request(&self, deadline: Instant, timeout: Duration, lane: &Lane) -> Result<Warm, InvokeError> {
         loop {
-            match self.instantiate(deadline, timeout).await {
+            match self.instantiate(deadline, timeout, lane).await {
                 Err(InvokeError::Busy(_)) if self.shared.reclaim(self, u64::MAX, None) => {}
                 other => return other,
             }
         }
     }
 
-    async fn instantiate(&self, deadline: Instant, timeout: Duration) -> Result<Warm, InvokeError> {
+    async fn instantiate(&self, deadline: Instant, timeout: Duration, lane: &Lane) -> Result<Warm, InvokeError> {
         let inner = self.runtime.inner();
         let limiter = MemoryLimiter::new(self.settings.max_memory_bytes);
         match &*self.compiled {
             Compiled::Core { pre } => {
-                let mut store = core_store(&inner.engine, limiter, &self.settings.env, deadline, &inner.lanes);
+                let mut store = core_store(&inner.engine, limiter, &self.settings.env, deadline, lane);
                 let instance = pre.instantiate_async(&mut store).await.map_err(|e| classify(e, timeout))?;
                 let guest = GuestAlloc::find(&mut store, &instance).map_err(|e| InvokeError::Trap(e.to_string()))?;
                 let handle = http_abi::handle_func(&mut store, &instance)?;
                 Ok(Warm::Core { store, guest, handle })
             }
             Compiled::Component { http: Some(pre), .. } => {
-                let mut store = component_store(&inner.engine, limiter, &self.settings.env, deadline, &inner.lanes);
+                let mut store = component_store(&inner.engine, limiter, &self.settings.env, deadline, lane);
                 let entry = match pre {
                     HttpEntryPre::P2(pre) => pre.instantiate_async(&mut store).await.map(HttpEntry::P2),
                     HttpEntryPre::P3(pre) => pre.instantiate_async(&mut store).await.map(HttpEntry::P3),
@@ -389,7 +392,8 @@ impl Pool {
                 break;
             }
             let timeout = crate::invoke::DEFAULT_TIMEOUT;
-            match self.instantiate(Instant::now() + timeout, timeout).await {
+            // This thread is at the lowest priority already: a long start needs no other lane.
+            match self.instantiate(Instant::now() + timeout, timeout, &Lane::new(false)).await {
                 Ok(warm) => self.push_ready(warm),
                 // Slots are taken by running requests: ready instances can wait.
                 Err(InvokeError::Busy(_)) => break,
@@ -418,22 +422,28 @@ impl Lease {
             return Err(HttpError::NotHandleAbi(why.clone()));
         }
         let deadline = Instant::now() + limits.timeout;
-        let inner = self.pool.runtime.inner();
-        let call = async {
-            let Warm::Core { mut store, guest, handle } = self.pool.take(deadline, limits.timeout).await? else {
+        let pool = self.pool.clone();
+        let lane = Lane::new(pool.last_ran_long.load(Ordering::Relaxed));
+        let call_lane = lane.clone();
+        // The call holds the lease (its slot) until it has ended, wherever it runs.
+        let call = async move {
+            let pool = &self.pool;
+            let Warm::Core { mut store, guest, handle } = pool.take(deadline, limits.timeout, &call_lane).await? else {
                 return Err(HttpError::NotHandleAbi("components serve HTTP through wasi:http/proxy".into()));
             };
-            crate::invoke::arm_deadline(&mut store, deadline, &inner.lanes);
+            crate::invoke::arm_deadline(&mut store, deadline, &call_lane);
             store.data_mut().begin(ctx);
             let result = http_abi::call_handle(&mut store, &guest, &handle, req, limits).await;
             store.data().output.end();
             let healthy = matches!(result, Ok(_) | Err(HttpError::GuestError(_) | HttpError::Malformed(_)));
-            self.pool.give_back(healthy.then_some(Warm::Core { store, guest, handle }));
+            pool.give_back(healthy.then_some(Warm::Core { store, guest, handle }));
             result
         };
+        let call = pool.runtime.inner().lanes.run(lane.clone(), call);
         let result = crate::invoke::with_deadline(deadline, limits.timeout, call).await;
+        pool.last_ran_long.store(lane.ran_long(), Ordering::Relaxed);
         if result.is_err() {
-            self.pool.refill();
+            pool.refill();
         }
         result
     }
@@ -450,7 +460,9 @@ impl Lease {
             return Err(HttpError::NotHandleAbi(why.clone()));
         }
         let deadline = Instant::now() + limits.timeout;
-        let warm = match crate::invoke::with_deadline(deadline, limits.timeout, self.pool.take(deadline, limits.timeout)).await {
+        let lane = Lane::new(self.pool.last_ran_long.load(Ordering::Relaxed));
+        let take = self.pool.take(deadline, limits.timeout, &lane);
+        let warm = match crate::invoke::with_deadline(deadline, limits.timeout, take).await {
             Ok(warm) => warm,
             Err(e) => {
                 self.pool.refill();
@@ -460,15 +472,19 @@ impl Lease {
         let Warm::Component { mut store, entry } = warm else {
             return Err(HttpError::NotHandleAbi("not a wasi:http component".into()));
         };
-        let inner = self.pool.runtime.inner();
-        crate::invoke::arm_deadline(&mut store, deadline, &inner.lanes);
+        crate::invoke::arm_deadline(&mut store, deadline, &lane);
         store.data_mut().begin(ctx);
         let pool = self.pool.clone();
-        wasi_http::serve(store, entry, req, limits, deadline, move |finished| {
-            pool.give_back(finished.map(|(store, entry)| Warm::Component { store, entry }));
+        let lanes = &pool.runtime.inner().lanes;
+        let finished_pool = pool.clone();
+        let served = wasi_http::serve(store, entry, req, limits, deadline, (lanes, lane.clone()), move |finished| {
+            finished_pool.give_back(finished.map(|(store, entry)| Warm::Component { store, entry }));
             drop(self);
         })
-        .await
+        .await;
+        // The CPU it took to answer with a head (a streamed body goes at the client's pace).
+        pool.last_ran_long.store(lane.ran_long(), Ordering::Relaxed);
+        served
     }
 }
 
@@ -544,6 +560,7 @@ impl Pools {
             slots,
             queued: AtomicUsize::new(0),
             refilling: AtomicBool::new(false),
+            last_ran_long: AtomicBool::new(false),
             last_used_ms: AtomicU64::new(self.shared.now_ms()),
             shared: self.shared.clone(),
         });

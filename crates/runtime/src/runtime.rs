@@ -18,6 +18,7 @@ use crate::guest_log::GuestLog;
 use crate::http_abi;
 use crate::inspect::{self, ModuleInfo, ModuleKind};
 use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
+use crate::lanes::Lanes;
 
 /// Why a component cannot serve HTTP.
 pub(crate) const NOT_HTTP: &str = "the component exports neither wasi:http/incoming-handler (WASI 0.2) nor wasi:http/handler (WASI 0.3)";
@@ -106,8 +107,8 @@ pub(crate) struct Inner {
     disk: Option<DiskCache>,
     compilations: AtomicU64,
     stop_ticker: Arc<AtomicBool>,
-    /// Slow-lane permits: how many long-running calls may use CPU at once.
-    pub(crate) lanes: Arc<tokio::sync::Semaphore>,
+    /// Where calls that run long go on, at a lower CPU priority.
+    pub(crate) lanes: Lanes,
     /// Where every call's guest log lines go, rate-limited per function.
     guest_log: Arc<GuestLog>,
     /// Turns to compile: held until a compilation's thread is done, even past its timeout.
@@ -174,7 +175,7 @@ impl Runtime {
                 disk,
                 compilations: AtomicU64::new(0),
                 stop_ticker,
-                lanes: Arc::new(tokio::sync::Semaphore::new(slow_lanes())),
+                lanes: Lanes::start()?,
                 guest_log: Arc::default(),
                 compiles,
             }),
@@ -377,12 +378,6 @@ fn artifact_ref(a: &Artifact) -> ArtifactRef<'_> {
         Artifact::Core(m) => ArtifactRef::Core(m),
         Artifact::Component(c) => ArtifactRef::Component(c),
     }
-}
-
-/// Long-running calls may use all cores but one (and at least one), so short requests
-/// always find a core free.
-fn slow_lanes() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
 }
 
 /// Bumps the engine epoch every tick until the runtime is dropped.

@@ -21,7 +21,8 @@ use wasmtime_wasi_http::p3::bindings::Service;
 use crate::error::InvokeError;
 use crate::host::{CallContext, host_allowed};
 use crate::http_abi::{HttpError, HttpLimits};
-use crate::invoke::{ComponentHost, classify, with_deadline};
+use crate::invoke::{ComponentHost, STARVED_GRACE, classify, with_deadline};
+use crate::lanes::{Lane, Lanes};
 
 /// Request and response bodies of HTTP functions.
 pub type HttpBody = UnsyncBoxBody<Bytes, anyhow::Error>;
@@ -81,28 +82,35 @@ pub(crate) enum HttpEntry {
 type Finished = Option<(Store<ComponentHost>, HttpEntry)>;
 
 /// Hands `req` to a ready instance. The guest runs right here until it has answered with
-/// a response head; a guest still running then (to stream its body) goes on in a task of
-/// its own, and `deadline` bounds the whole of it. (Most answer and return in one go, and
-/// a hop to another thread would cost latency.) `finished` is called when the guest is done.
+/// a response head — or, once it has run long, on the slow lanes (`lane`, [`Lanes::run`]);
+/// a guest still running then (to stream its body) goes on in a task of its own, and
+/// `deadline` bounds the whole of it. (Most answer and return in one go, and a hop to
+/// another thread would cost latency.) `finished` is called when the guest is done.
 pub(crate) async fn serve(
     store: Store<ComponentHost>,
     entry: HttpEntry,
     req: hyper::Request<HttpBody>,
     limits: HttpLimits,
     deadline: Instant,
+    (lanes, lane): (&Lanes, Lane),
     finished: impl FnOnce(Finished) + Send + 'static,
 ) -> Result<hyper::Response<HttpBody>, HttpError> {
     // A request body that fails to arrive ends the guest's stream as a terminated connection.
     let req = req.map(|b| b.map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated).boxed_unsync());
     let (head, head_rx) = tokio::sync::oneshot::channel();
     let call = Call { req, head, deadline, timeout: limits.timeout };
-    let mut task: std::pin::Pin<Box<dyn Future<Output = Result<(), InvokeError>> + Send>> = match entry {
+    let task: std::pin::Pin<Box<dyn Future<Output = Result<(), InvokeError>> + Send>> = match entry {
         HttpEntry::P2(proxy) => Box::pin(run_p2(store, proxy, call, finished)),
         HttpEntry::P3(service) => Box::pin(run_p3(store, service, call, finished)),
     };
+    let mut task = Box::pin(lanes.run(lane, task));
     let mut head_rx = head_rx;
     tokio::select! {
         biased;
+        // A guest starved on the slow lanes (every core busy) has not seen its deadline.
+        () = tokio::time::sleep_until((deadline + STARVED_GRACE).into()) => {
+            Err(HttpError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 })
+        }
         result = &mut task => match head_rx.try_recv() {
             Ok(head) => head,
             Err(_) => Err(no_response(result)),

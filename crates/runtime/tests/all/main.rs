@@ -6,6 +6,7 @@ mod core;
 mod fuzz;
 mod http;
 mod json;
+mod lanes;
 mod pool;
 
 use edgefn_runtime::{Loaded, Runtime, RuntimeConfig};
