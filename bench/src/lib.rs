@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -172,6 +173,33 @@ impl Api {
         let body = self.send(self.http.get(format!("{}/api/v1/nodes", self.url))).await;
         body["nodes"].as_array().and_then(|n| n.first()).and_then(|n| n["currentRevision"].as_u64()).unwrap_or(0)
     }
+}
+
+/// Polls `url` every millisecond until it answers 200 with `want` (any body if `None`);
+/// the time since `start`. Panics after `patience`, so a run stops rather than hang.
+pub async fn until(http: &reqwest::Client, url: &str, want: Option<&str>, start: Instant, patience: Duration) -> Duration {
+    loop {
+        if let Ok(res) = http.get(url).send().await
+            && res.status() == 200
+        {
+            let text = res.text().await.unwrap_or_default();
+            if want.is_none_or(|w| w == text) {
+                return start.elapsed();
+            }
+        }
+        assert!(start.elapsed() < patience, "{url} never answered {want:?} within {patience:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The time from `start` until every node answers `path` as [`until`] waits for.
+pub async fn everywhere(nodes: &[String], path: &str, want: Option<&str>, start: Instant, patience: Duration) -> Duration {
+    let http = reqwest::Client::new();
+    let waits = nodes.iter().map(|n| {
+        let (http, url) = (http.clone(), format!("{n}{path}"));
+        async move { until(&http, &url, want, start, patience).await }
+    });
+    futures::future::join_all(waits).await.into_iter().max().unwrap_or_default()
 }
 
 /// A handle-ABI module answering 200 with `text`.

@@ -7,33 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use edgefn_bench::{Cluster, quantile, says};
+use edgefn_bench::{Cluster, everywhere, quantile, says};
 
-/// Polls `url` every millisecond until it answers 200 with `want` (any body if `None`).
-async fn until(http: &reqwest::Client, url: &str, want: Option<&str>, start: Instant) -> Duration {
-    loop {
-        if let Ok(res) = http.get(url).send().await
-            && res.status() == 200
-        {
-            let text = res.text().await.unwrap_or_default();
-            if want.is_none_or(|w| w == text) {
-                return start.elapsed();
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{url} never answered {want:?}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// The time until every node answers.
-async fn everywhere(nodes: &[String], path: &str, want: Option<&str>, start: Instant) -> Duration {
-    let http = reqwest::Client::new();
-    let waits = nodes.iter().map(|n| {
-        let (http, url) = (http.clone(), format!("{n}{path}"));
-        async move { until(&http, &url, want, start).await }
-    });
-    futures::future::join_all(waits).await.into_iter().max().unwrap_or_default()
-}
+/// Longest wait for one change to reach every node.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 #[tokio::main]
 async fn main() {
@@ -43,7 +20,7 @@ async fn main() {
     let urls: Vec<String> = nodes.iter().map(|(_, u)| u.clone()).collect();
     cluster.api.upload("prop", "0.0.0", says("v0")).await;
     cluster.api.route("/prop", "prop").await;
-    everywhere(&urls, "/prop", Some("v0"), Instant::now()).await;
+    everywhere(&urls, "/prop", Some("v0"), Instant::now(), PATIENCE).await;
 
     let (mut routes, mut versions) = (Vec::new(), Vec::new());
     for i in 1..=changes {
@@ -51,12 +28,12 @@ async fn main() {
             let path = format!("/r{i}");
             cluster.api.route(&path, "prop").await;
             let start = Instant::now();
-            routes.push(everywhere(&urls, &path, None, start).await.as_secs_f64() * 1000.0);
+            routes.push(everywhere(&urls, &path, None, start, PATIENCE).await.as_secs_f64() * 1000.0);
         } else {
             let text = format!("v{i}");
             cluster.api.upload("prop", &format!("0.0.{i}"), says(&text)).await;
             let start = Instant::now();
-            versions.push(everywhere(&urls, "/prop", Some(&text), start).await.as_secs_f64() * 1000.0);
+            versions.push(everywhere(&urls, "/prop", Some(&text), start, PATIENCE).await.as_secs_f64() * 1000.0);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

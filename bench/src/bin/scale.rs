@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use edgefn_bench::{Api, Cluster, quantile, says, usage};
+use edgefn_bench::{Api, Cluster, everywhere, quantile, says, usage};
 use futures::StreamExt;
 
 /// Clients deploying at once.
@@ -36,25 +36,6 @@ async fn deploy(api: &Api, name: &str) {
     api.route(&format!("/{name}"), name).await;
 }
 
-/// The time from `start` until every node answers `path` with 200.
-async fn everywhere(http: &reqwest::Client, nodes: &[String], path: &str, start: Instant) -> Duration {
-    let waits = nodes.iter().map(|node| {
-        let url = format!("{node}{path}");
-        async move {
-            loop {
-                if let Ok(res) = http.get(&url).send().await
-                    && res.status() == 200
-                {
-                    return start.elapsed();
-                }
-                assert!(start.elapsed() < PATIENCE, "{url} did not answer within {PATIENCE:?}");
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }
-    });
-    futures::future::join_all(waits).await.into_iter().max().unwrap_or_default()
-}
-
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("counts are numbers"));
@@ -63,7 +44,6 @@ async fn main() {
     let cluster = Cluster::start(&["n1", "n2", "n3"], None);
     let nodes: Vec<(edgefn_bench::Process, String)> = ["n1", "n2", "n3"].iter().map(|n| cluster.start_node(n, None)).collect();
     let urls: Vec<String> = nodes.iter().map(|(_, u)| u.clone()).collect();
-    let http = reqwest::Client::new();
 
     let start = Instant::now();
     futures::stream::iter(0..functions)
@@ -73,7 +53,7 @@ async fn main() {
         })
         .await;
     let deployed = start.elapsed();
-    let caught_up = everywhere(&http, &urls, &format!("/f{}", functions - 1), Instant::now()).await;
+    let caught_up = everywhere(&urls, &format!("/f{}", functions - 1), None, Instant::now(), PATIENCE).await;
 
     let control = cluster.control.0.id();
     let (cpu_before, _) = usage(control);
@@ -81,7 +61,7 @@ async fn main() {
     for i in 0..changes {
         let path = format!("/extra{i}");
         cluster.api.route(&path, "f0").await;
-        ms.push(everywhere(&http, &urls, &path, Instant::now()).await.as_secs_f64() * 1000.0);
+        ms.push(everywhere(&urls, &path, None, Instant::now(), PATIENCE).await.as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (cpu_after, rss) = usage(control);

@@ -273,6 +273,16 @@ impl Pool {
         }
     }
 
+    /// Where a request's call starts: on the slow lanes if the last one ran long.
+    fn lane(&self) -> Lane {
+        Lane::new(self.last_ran_long.load(Ordering::Relaxed))
+    }
+
+    /// Notes whether a request's call ran long, for the next one.
+    fn remember(&self, lane: &Lane) {
+        self.last_ran_long.store(lane.ran_long(), Ordering::Relaxed);
+    }
+
     /// A ready instance, or a new one made now.
     async fn take(&self, deadline: Instant, timeout: Duration, lane: &Lane) -> Result<Warm, InvokeError> {
         match self.pop_ready() {
@@ -423,7 +433,7 @@ impl Lease {
         }
         let deadline = Instant::now() + limits.timeout;
         let pool = self.pool.clone();
-        let lane = Lane::new(pool.last_ran_long.load(Ordering::Relaxed));
+        let lane = pool.lane();
         let call_lane = lane.clone();
         // The call holds the lease (its slot) until it has ended, wherever it runs.
         let call = async move {
@@ -441,7 +451,7 @@ impl Lease {
         };
         let call = pool.runtime.inner().lanes.run(lane.clone(), call);
         let result = crate::invoke::with_deadline(deadline, limits.timeout, call).await;
-        pool.last_ran_long.store(lane.ran_long(), Ordering::Relaxed);
+        pool.remember(&lane);
         if result.is_err() {
             pool.refill();
         }
@@ -460,7 +470,7 @@ impl Lease {
             return Err(HttpError::NotHandleAbi(why.clone()));
         }
         let deadline = Instant::now() + limits.timeout;
-        let lane = Lane::new(self.pool.last_ran_long.load(Ordering::Relaxed));
+        let lane = self.pool.lane();
         let take = self.pool.take(deadline, limits.timeout, &lane);
         let warm = match crate::invoke::with_deadline(deadline, limits.timeout, take).await {
             Ok(warm) => warm,
@@ -483,7 +493,7 @@ impl Lease {
         })
         .await;
         // The CPU it took to answer with a head (a streamed body goes at the client's pace).
-        pool.last_ran_long.store(lane.ran_long(), Ordering::Relaxed);
+        pool.remember(&lane);
         served
     }
 }
