@@ -59,6 +59,7 @@ impl Node {
             next.upsert(resource);
         }
         // A route the router cannot take is rejected alone.
+        let mut unroutable = Vec::new();
         let router = match next.router() {
             Ok(router) => router,
             Err(_) => {
@@ -68,13 +69,19 @@ impl Node {
                     let name = ResourceName::Route(id);
                     refused.push(rejected(&name, "the router refused it"));
                     next.remove(&name);
-                    keep_last_good(&current, &mut next, Some(name));
+                    keep_last_good(&current, &mut next, Some(name.clone()));
+                    unroutable.push(name);
                 }
                 next.router()?
             }
         };
         next.revision = delta.revision;
-        self.install(next, router).await?;
+        // What a delta did not name is as it was on disk: only what it names is written.
+        let changed = (!delta.snapshot).then(|| {
+            let removed = delta.removals.iter().filter_map(|n| n.parse::<ResourceName>().ok());
+            removed.chain(delta.upserts.iter().filter_map(|r| r.name.parse().ok())).chain(unroutable).collect()
+        });
+        self.install(next, router, changed).await?;
         Ok(refused)
     }
 
