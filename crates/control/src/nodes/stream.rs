@@ -1,7 +1,8 @@
 //! The node stream server (`edgefn.node.v1.NodeStream`): one session per connected
 //! node. A session sends the node's view of the [`World`](super::world::World) as deltas against what the node
 //! holds — a full snapshot when it resumes from a revision the change log no longer
-//! covers, or from none — then a delta per new revision; it takes Acks, Nacks and
+//! covers, or from none — then a delta per new revision, at most [`IN_FLIGHT`] of them
+//! unanswered (revisions meanwhile go out together); it takes Acks, Nacks and
 //! Reports; and it serves artifacts the node's view runs, in chunks.
 //!
 //! A node is who its certificate names ([`Identity::Certificate`]); `edgefn up`'s own
@@ -25,6 +26,9 @@ use super::world::Current;
 
 /// Messages queued to one node before it counts as lagging and is disconnected.
 const SEND_QUEUE: usize = 64;
+/// Deltas sent to a node and not yet answered (Ack or Nack): changes made meanwhile wait
+/// and go out together in the next, so a node busy applying a burst gets few deliveries.
+const IN_FLIGHT: usize = 2;
 /// The longest report interval a node may say it keeps (an hour): its status is judged by it.
 const MAX_REPORT_EVERY_MS: u64 = 3_600_000;
 /// More CPU than any machine has, in percent of one core.
@@ -195,6 +199,8 @@ impl NodeStream for NodeService {
             sent: HashMap::new(),
             at: 0,
             retry: BTreeSet::new(),
+            unanswered: 0,
+            waiting: false,
             every,
             last_report: None,
         };
@@ -251,6 +257,10 @@ struct Session {
     at: u64,
     /// Resources it rejected, sent again with the next delta.
     retry: BTreeSet<String>,
+    /// Deltas sent and not yet answered.
+    unanswered: usize,
+    /// Whether revisions came while [`IN_FLIGHT`] deltas were unanswered.
+    waiting: bool,
     /// How often the node said it reports.
     every: Duration,
     /// When its last report came.
@@ -280,10 +290,20 @@ impl Session {
                         break;
                     }
                     revisions.borrow_and_update();
-                    open = self.send(Delivery::Changes);
+                    if self.unanswered < IN_FLIGHT {
+                        open = self.send(Delivery::Changes);
+                    } else {
+                        self.waiting = true;
+                    }
                 }
                 message = inbound.message() => match message {
-                    Ok(Some(message)) => self.receive(message).await,
+                    Ok(Some(message)) => {
+                        self.receive(message).await;
+                        if self.waiting && self.unanswered < IN_FLIGHT {
+                            self.waiting = false;
+                            open = self.send(Delivery::Changes);
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::debug!(node = %self.peer.name, error = %e, "node stream failed");
@@ -352,7 +372,10 @@ impl Session {
         let delta = v1::Delta { revision: self.at, nonce, snapshot: matches!(how, Delivery::Snapshot), upserts, removals };
         let message = v1::ControlMessage { kind: Some(v1::control_message::Kind::Delta(delta)) };
         match self.outbox.try_send(Ok(message)) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.unanswered += 1;
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(node = %self.peer.name, queued = SEND_QUEUE, "node is too far behind; disconnecting it so it resumes");
                 false
@@ -365,6 +388,7 @@ impl Session {
         let name = self.peer.name.clone();
         match message.kind {
             Some(v1::node_message::Kind::Ack(ack)) => {
+                self.unanswered = self.unanswered.saturating_sub(1);
                 let current = self.hub.world.revision();
                 let had_rejections = self.hub.update(&name, |live| {
                     live.revision = ack.revision.min(current);
@@ -375,6 +399,7 @@ impl Session {
                 }
             }
             Some(v1::node_message::Kind::Nack(nack)) => {
+                self.unanswered = self.unanswered.saturating_sub(1);
                 for r in &nack.rejected {
                     tracing::warn!(node = %name, resource = %r.resource, reason = %r.reason, "node rejected a resource; it keeps its last good copy");
                     // Sent again with the next revision or connection.

@@ -443,3 +443,25 @@ pub async fn follow(db: Database, current: std::sync::Weak<Current>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_answers_only_for_the_revisions_it_still_holds() {
+        let mut world = World::default();
+        let last = JOURNAL_REVISIONS as u64 + 10;
+        for revision in 1..=last {
+            let from = world.revision;
+            world.revision = revision;
+            world.record(from, vec![format!("route/{revision}")]);
+        }
+        assert_eq!(world.changed_after(last), Some(BTreeSet::new()));
+        let recent: Vec<&str> = world.changed_after(last - 2).unwrap().into_iter().collect();
+        assert_eq!(recent, [format!("route/{}", last - 1), format!("route/{last}")]);
+        // The oldest step kept goes from revision 10 to 11.
+        assert_eq!(world.changed_after(10).map(|names| names.len()), Some(JOURNAL_REVISIONS));
+        assert!(world.changed_after(9).is_none(), "a stream further behind diffs its whole view");
+    }
+}
