@@ -40,6 +40,20 @@ fn hello(revision: u64, held: BTreeMap<String, String>) -> v1::Hello {
     v1::Hello { protocol: edgefn_proto::PROTOCOL, revision, held, agent_version: "test".into(), ..Default::default() }
 }
 
+/// An exact route to `module` at `path`.
+fn exact(path: &str, module: &str, pop_selector: Option<&str>, version: Option<String>) -> edgefn_store::NewRoute {
+    edgefn_store::NewRoute {
+        host: None,
+        path: path.into(),
+        match_kind: "exact".into(),
+        methods: vec![],
+        priority: 0,
+        pop_selector: pop_selector.map(str::to_string),
+        module_id: module.into(),
+        version,
+    }
+}
+
 #[tokio::test]
 async fn a_new_node_gets_a_snapshot_and_a_current_one_nothing() {
     let (_dir, state) = control().await;
@@ -85,16 +99,7 @@ async fn changes_arrive_as_deltas_and_pops_get_only_their_routes() {
     let (_, out, mut inbound) = first_delta(&state, Some("eu-1"), hello(0, BTreeMap::new())).await;
     // A route for another POP changes the revision but sends the eu-1 node nothing new.
     let module = state.db.modules_by_id_or_name("welcome").await.unwrap().remove(0);
-    let new = |path: &str, pop: &str| edgefn_store::NewRoute {
-        host: None,
-        path: path.into(),
-        match_kind: "exact".into(),
-        methods: vec![],
-        priority: 0,
-        pop_selector: Some(pop.into()),
-        module_id: module.id.clone(),
-        version: None,
-    };
+    let new = |path: &str, pop: &str| exact(path, &module.id, Some(pop), None);
     let actor = edgefn_store::Actor::system();
     let space = |p: &str| edgefn_store::RouteSpace::new(None, p);
     state.db.create_route(&actor, &new("/us", "us-*"), &space("/us"), module.project_id.as_deref(), false).await.unwrap();
@@ -169,16 +174,7 @@ async fn a_node_that_stops_answering_is_sent_two_deltas_then_one_with_everything
     let mut ids = Vec::new();
     for i in 0..100 {
         let path = format!("/burst/{i}");
-        let route = edgefn_store::NewRoute {
-            host: None,
-            path: path.clone(),
-            match_kind: "exact".into(),
-            methods: vec![],
-            priority: 0,
-            pop_selector: None,
-            module_id: module.id.clone(),
-            version: None,
-        };
+        let route = exact(&path, &module.id, None, None);
         let space = edgefn_store::RouteSpace::new(None, &path);
         ids.push(state.db.create_route(&actor, &route, &space, module.project_id.as_deref(), false).await.unwrap().id);
         tokio::time::sleep(std::time::Duration::from_millis(15)).await;
@@ -311,17 +307,8 @@ async fn incremental_deltas_add_up_to_a_snapshot_of_the_final_revision() {
                     let m = &modules[rng.random_range(0..modules.len())];
                     let path = format!("/p{step}");
                     let pin = if rng.random_bool(0.3) { m.latest_version.clone() } else { None };
-                    let pop_selector = [None, Some("eu-*"), Some("us-1")][rng.random_range(0..3)].map(str::to_string);
-                    let route = edgefn_store::NewRoute {
-                        host: None,
-                        path: path.clone(),
-                        match_kind: "exact".into(),
-                        methods: vec![],
-                        priority: 0,
-                        pop_selector,
-                        module_id: m.id.clone(),
-                        version: pin,
-                    };
+                    let pop_selector = [None, Some("eu-*"), Some("us-1")][rng.random_range(0..3)];
+                    let route = exact(&path, &m.id, pop_selector, pin);
                     let space = edgefn_store::RouteSpace::new(None, &path);
                     routes.push(db.create_route(&actor, &route, &space, owner(m).as_deref(), false).await.unwrap().id);
                 }
