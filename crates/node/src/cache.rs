@@ -122,7 +122,8 @@ impl ArtifactCache {
     pub fn put(&self, sha256: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let actual = digest(bytes);
         anyhow::ensure!(actual == sha256, "digest mismatch: expected {sha256}, the bytes received hash to {actual}");
-        let partial = self.dir.join(format!("{sha256}{PARTIAL}-{}", std::process::id()));
+        // A name of its own: the same artifact may be written by two functions at once.
+        let partial = self.dir.join(format!("{sha256}{PARTIAL}-{}", uuid::Uuid::new_v4()));
         let mut file = std::fs::File::create(&partial)?;
         file.write_all(bytes)?;
         file.sync_all()?;
