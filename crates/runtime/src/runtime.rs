@@ -25,8 +25,6 @@ pub(crate) const NOT_HTTP: &str = "the component exports neither wasi:http/incom
 
 /// The WebAssembly magic number every binary starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
-/// Compile workers kept started and waiting (at most the concurrent compiles allowed).
-const SPARE_COMPILE_WORKERS: usize = 2;
 
 /// Compiled code before it is linked.
 pub(crate) enum Artifact {
@@ -115,8 +113,6 @@ pub(crate) struct Inner {
     guest_log: Arc<GuestLog>,
     /// Turns to compile: held until a compilation's thread is done, even past its timeout.
     compiles: Arc<tokio::sync::Semaphore>,
-    /// Compile workers started ahead of need.
-    spares: crate::compile_worker::Spares,
 }
 
 impl Drop for Inner {
@@ -182,7 +178,6 @@ impl Runtime {
                 lanes: Lanes::start()?,
                 guest_log: Arc::default(),
                 compiles,
-                spares: Default::default(),
             }),
         })
     }
@@ -306,10 +301,7 @@ impl Runtime {
             .map_err(|e| PrepareError::Internal(e.into()))?;
         let config = &self.inner.config;
         if let Some(worker) = &config.compile_worker {
-            let keep = config.max_concurrent_compiles.min(SPARE_COMPILE_WORKERS);
-            let spares = &self.inner.spares;
-            let artifact =
-                crate::compile_worker::compile(worker, spares, keep, config, &self.inner.engine, bytes, started + limit, limit).await;
+            let artifact = crate::compile_worker::compile(worker, config, &self.inner.engine, bytes, started + limit, limit).await;
             drop(turn);
             self.inner.compilations.fetch_add(1, Ordering::Relaxed);
             return artifact;
