@@ -15,6 +15,11 @@ const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 /// server closes a kept-alive connection that sends no new request head.
 const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Times a request answered 429 is sent in all.
+const MAX_ATTEMPTS: u32 = 5;
+/// The longest `Retry-After` waited for, in seconds.
+const MAX_RETRY_AFTER_S: u64 = 30;
+
 /// Connection flags shared by every client command.
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
@@ -78,10 +83,31 @@ impl Client {
         self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
     }
 
-    /// Sends a request and returns its JSON body, or the API's error as an error.
+    /// Sends a request and returns its JSON body, or the API's error as an error. An answer
+    /// of 429 (this user's compile share is in use, say) is waited out as its `Retry-After`
+    /// says and the request sent again, a few times.
     pub async fn send(&self, req: RequestBuilder) -> anyhow::Result<Value> {
-        let res = req.send().await.with_context(|| format!("could not reach edgefn at {} (is `edgefn up` running?)", self.url))?;
-        Self::json(res).await
+        let mut attempt = 1;
+        let mut req = req;
+        loop {
+            let again = req.try_clone();
+            let res = req.send().await.with_context(|| format!("could not reach edgefn at {} (is `edgefn up` running?)", self.url))?;
+            match again {
+                Some(next) if res.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && attempt < MAX_ATTEMPTS => {
+                    let wait = res
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                        .unwrap_or(1)
+                        .clamp(1, MAX_RETRY_AFTER_S);
+                    eprintln!("edgefn is busy (HTTP 429); trying again in {wait} s");
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                    attempt += 1;
+                    req = next;
+                }
+                _ => return Self::json(res).await,
+            }
+        }
     }
 
     /// The JSON body of an answer, or the API's error as an error.

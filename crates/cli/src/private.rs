@@ -65,17 +65,17 @@ mod tests {
         std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::create_dir_all(data.join("node/compiled")).unwrap();
         std::fs::write(data.join("edgefn.db"), "db").unwrap();
-        std::fs::write(data.join("node/state.json"), "{}").unwrap();
+        std::fs::write(data.join("node/state.redb"), "{}").unwrap();
         std::fs::write(data.join("run"), "#!/bin/sh").unwrap();
         std::os::unix::fs::symlink(&outside, data.join("link")).unwrap();
         for (path, mode) in
-            [("", 0o755), ("node", 0o755), ("node/compiled", 0o775), ("edgefn.db", 0o644), ("node/state.json", 0o666), ("run", 0o755)]
+            [("", 0o755), ("node", 0o755), ("node/compiled", 0o775), ("edgefn.db", 0o644), ("node/state.redb", 0o666), ("run", 0o755)]
         {
             std::fs::set_permissions(data.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
         }
         assert_eq!(tighten(&data).unwrap(), 6);
         for (path, want) in
-            [("", 0o700), ("node", 0o700), ("node/compiled", 0o700), ("edgefn.db", 0o600), ("node/state.json", 0o600), ("run", 0o700)]
+            [("", 0o700), ("node", 0o700), ("node/compiled", 0o700), ("edgefn.db", 0o600), ("node/state.redb", 0o600), ("run", 0o700)]
         {
             assert_eq!(mode(&data.join(path)), want, "{path}");
         }

@@ -3,12 +3,14 @@
 //! swapped in whole, and only then acknowledged. A resource that fails is rejected with
 //! its reason, and its last good copy (if any) keeps serving.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use edgefn_model::{Function, Resource, ResourceName, Router, Snapshot};
 use edgefn_proto::v1;
+use futures::StreamExt;
 
 use crate::ingress::Node;
 
@@ -16,6 +18,8 @@ use crate::ingress::Node;
 const FETCH_ATTEMPTS: u32 = 5;
 /// Wait after the first failed attempt; doubled after each.
 const FETCH_RETRY: Duration = Duration::from_millis(200);
+/// Functions of one delivery made ready at the same time.
+const PREPARE_AT_ONCE: usize = 8;
 
 /// Where a node gets artifacts it does not have.
 pub trait ArtifactSource: Send + Sync {
@@ -39,8 +43,19 @@ impl Node {
                 Err(e) => refused.push(rejected(name, e)),
             }
         }
-        for wire in &delta.upserts {
-            let resource = match Resource::try_from(wire) {
+        let parsed: Vec<(&v1::Resource, Result<Resource, _>)> = delta.upserts.iter().map(|wire| (wire, Resource::try_from(wire))).collect();
+        // The functions' artifacts are fetched, written and compiled several at a time, so
+        // their round trips and fsyncs overlap.
+        let mut jobs = Vec::new();
+        for (_, resource) in &parsed {
+            if let Ok(Resource::Function(function)) = resource {
+                jobs.push(self.prepare_named(function, source));
+            }
+        }
+        let mut prepared: HashMap<String, anyhow::Result<()>> =
+            futures::stream::iter(jobs).buffer_unordered(PREPARE_AT_ONCE).collect().await;
+        for (wire, resource) in parsed {
+            let resource = match resource {
                 Ok(resource) => resource,
                 Err(e) => {
                     refused.push(rejected(&wire.name, e));
@@ -49,7 +64,7 @@ impl Node {
                 }
             };
             if let Resource::Function(function) = &resource
-                && let Err(e) = self.prepare(function, source).await
+                && let Some(Err(e)) = prepared.remove(&function.id)
             {
                 tracing::warn!(function = %function.name, id = %function.id, error = %format!("{e:#}"), "rejected a function; its last good copy keeps serving");
                 refused.push(rejected(resource.name(), format!("{e:#}")));
@@ -59,6 +74,7 @@ impl Node {
             next.upsert(resource);
         }
         // A route the router cannot take is rejected alone.
+        let mut unroutable = Vec::new();
         let router = match next.router() {
             Ok(router) => router,
             Err(_) => {
@@ -68,14 +84,25 @@ impl Node {
                     let name = ResourceName::Route(id);
                     refused.push(rejected(&name, "the router refused it"));
                     next.remove(&name);
-                    keep_last_good(&current, &mut next, Some(name));
+                    keep_last_good(&current, &mut next, Some(name.clone()));
+                    unroutable.push(name);
                 }
                 next.router()?
             }
         };
         next.revision = delta.revision;
-        self.install(next, router).await?;
+        // What a delta did not name is as it was on disk: only what it names is written.
+        let changed = (!delta.snapshot).then(|| {
+            let removed = delta.removals.iter().filter_map(|n| n.parse::<ResourceName>().ok());
+            removed.chain(delta.upserts.iter().filter_map(|r| r.name.parse().ok())).chain(unroutable).collect()
+        });
+        self.install(next, router, changed).await?;
         Ok(refused)
+    }
+
+    /// [`Self::prepare`], with the function's id.
+    async fn prepare_named(&self, function: &Function, source: &dyn ArtifactSource) -> (String, anyhow::Result<()>) {
+        (function.id.clone(), self.prepare(function, source).await)
     }
 
     /// Makes every version of `function` ready to run: in the artifact cache, verified,

@@ -122,7 +122,8 @@ impl ArtifactCache {
     pub fn put(&self, sha256: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let actual = digest(bytes);
         anyhow::ensure!(actual == sha256, "digest mismatch: expected {sha256}, the bytes received hash to {actual}");
-        let partial = self.dir.join(format!("{sha256}{PARTIAL}-{}", std::process::id()));
+        // A name of its own: the same artifact may be written by two functions at once.
+        let partial = self.dir.join(format!("{sha256}{PARTIAL}-{}", uuid::Uuid::new_v4()));
         let mut file = std::fs::File::create(&partial)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -147,10 +148,15 @@ impl ArtifactCache {
     }
 
     /// Removes least recently used artifacts until the cache is within its bounds, never
-    /// one in `keep`. Returns how many were removed.
-    pub fn evict(&self, keep: &BTreeSet<&str>) -> usize {
+    /// one in `keep` (asked for only when the cache is over them). Returns how many were
+    /// removed.
+    pub fn evict<'a>(&self, keep: impl FnOnce() -> BTreeSet<&'a str>) -> usize {
         let victims: Vec<String> = {
             let index = self.index.lock().expect("cache index");
+            if index.entries.len() <= self.max_entries && index.bytes <= self.max_bytes {
+                return 0;
+            }
+            let keep = keep();
             let mut candidates: Vec<(u64, &String, u64)> =
                 index.entries.iter().filter(|(sha, _)| !keep.contains(sha.as_str())).map(|(sha, e)| (e.used, sha, e.size)).collect();
             candidates.sort();
@@ -205,7 +211,7 @@ mod tests {
         cache.put(&c, b"cccc").unwrap();
         cache.read(&a).unwrap();
         // Three entries over a bound of two: `b` is the least recently used, but kept.
-        assert_eq!(cache.evict(&[b.as_str()].into()), 1);
+        assert_eq!(cache.evict(|| [b.as_str()].into()), 1);
         assert!(cache.contains(&a) && cache.contains(&b) && !cache.contains(&c));
         assert_eq!(cache.usage(), (2, 8));
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edgefn_model::{Function, Kind, Lookup, Router, Snapshot, Status, Target, Version};
+use edgefn_model::{Function, Kind, Lookup, ResourceName, Router, Snapshot, Status, Target, Version};
 use edgefn_runtime::{
     CallContext, Classes, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES,
     DEFAULT_RESPONSE_CAP, HttpBody, HttpError, HttpLimits, HttpRequest, PoolSettings, Pools, Runtime,
@@ -98,6 +98,8 @@ struct State {
     serving: RwLock<Arc<Serving>>,
     /// Tells watchers the applied revision.
     revision: tokio::sync::watch::Sender<u64>,
+    /// The applied state on disk.
+    saved: crate::persist::Saved,
     cache: ArtifactCache,
     pools: Pools,
     metrics: Arc<Metrics>,
@@ -127,7 +129,7 @@ impl Node {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&config.data_dir)?;
         }
         let cache = ArtifactCache::open(&config.data_dir.join("artifacts"), config.cache_max_bytes, config.cache_max_entries)?;
-        let snapshot = crate::persist::load(&config.data_dir);
+        let (saved, snapshot) = crate::persist::Saved::open(&config.data_dir)?;
         let router = snapshot.router().unwrap_or_else(|e| {
             tracing::error!(error = %e, "the saved routes do not build a router; serving none until the control plane resyncs");
             Router::new(Vec::new()).expect("an empty router builds")
@@ -146,7 +148,7 @@ impl Node {
         let revision = tokio::sync::watch::Sender::new(snapshot.revision);
         let serving = RwLock::new(Arc::new(Serving { snapshot: Arc::new(snapshot), router }));
         let traffic = Traffic::default();
-        let state = State { runtime, config, serving, revision, cache, pools, metrics, services, traffic };
+        let state = State { runtime, config, serving, revision, saved, cache, pools, metrics, services, traffic };
         let node = Self { state: Arc::new(state) };
         node.sweep_pools();
         Ok(node)
@@ -185,16 +187,21 @@ impl Node {
         self.state.runtime.load(sha256, fetch).await
     }
 
-    /// Saves `next` to disk, then serves it with `router` (built from its routes), then
-    /// lets the cache drop what it no longer runs.
-    pub(crate) async fn install(&self, next: Snapshot, router: Router<Target>) -> anyhow::Result<()> {
+    /// Saves `next` to disk (the resources `changed` names, or everything), then serves it
+    /// with `router` (built from its routes), then lets the cache drop what it no longer
+    /// runs.
+    pub(crate) async fn install(&self, next: Snapshot, router: Router<Target>, changed: Option<Vec<ResourceName>>) -> anyhow::Result<()> {
         let next = Arc::new(next);
-        let (dir, saved) = (self.state.config.data_dir.clone(), next.clone());
-        tokio::task::spawn_blocking(move || crate::persist::save(&dir, &saved)).await??;
+        let (state, saved) = (self.state.clone(), next.clone());
+        tokio::task::spawn_blocking(move || match changed {
+            Some(names) => state.saved.update(&saved, &names),
+            None => state.saved.replace(&saved),
+        })
+        .await??;
         let revision = next.revision;
         *self.state.serving.write().expect("serving lock") = Arc::new(Serving { snapshot: next.clone(), router });
         self.state.revision.send_replace(revision);
-        let evicted = self.state.cache.evict(&next.digests());
+        let evicted = self.state.cache.evict(|| next.digests());
         if evicted > 0 {
             tracing::info!(evicted, "artifacts evicted from the cache");
         }

@@ -199,6 +199,9 @@ impl Node {
         let mut usage = ProcessUsage::new();
         let every = self.config().report_every;
         let mut reports = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // A report held up by a long delivery is sent late, and the next a whole interval
+        // after it: two back to back would be refused as a flood.
+        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut window_started = Instant::now();
         loop {
             tokio::select! {

@@ -32,9 +32,60 @@ pub(crate) fn worker_args(config: &RuntimeConfig) -> Vec<String> {
     ]
 }
 
-/// Compiles `bytes` in a child process of `worker`, killing it at `deadline`.
+/// Workers started ahead of need, each waiting with its engine built for the one module
+/// it will compile: an upload does not wait for a process to start. Each still compiles a
+/// single module and exits, so nothing of one upload is left in the process of the next.
+#[derive(Default)]
+pub(crate) struct Spares {
+    idle: std::sync::Mutex<Vec<tokio::process::Child>>,
+}
+
+impl Spares {
+    /// A worker ready for a module: a spare that is still alive, or a new one; spares are
+    /// refilled to `keep` behind it.
+    fn take(&self, worker: &Path, config: &RuntimeConfig, keep: usize) -> std::io::Result<tokio::process::Child> {
+        let mut idle = self.idle.lock().expect("spares lock");
+        let mut taken = None;
+        while let Some(mut child) = idle.pop() {
+            if matches!(child.try_wait(), Ok(None)) {
+                taken = Some(child);
+                break;
+            }
+        }
+        let taken = match taken {
+            Some(child) => child,
+            None => start(worker, config)?,
+        };
+        while idle.len() < keep {
+            match start(worker, config) {
+                Ok(child) => idle.push(child),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start a spare compile worker");
+                    break;
+                }
+            }
+        }
+        Ok(taken)
+    }
+}
+
+fn start(worker: &Path, config: &RuntimeConfig) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(worker)
+        .args(worker_args(config))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// Compiles `bytes` in a child process of `worker` (a spare from `spares`, which keeps
+/// `keep` more ready), killing it at `deadline`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn compile(
     worker: &Path,
+    spares: &Spares,
+    keep: usize,
     config: &RuntimeConfig,
     engine: &Engine,
     bytes: &[u8],
@@ -43,14 +94,7 @@ pub(crate) async fn compile(
 ) -> Result<Artifact, PrepareError> {
     let internal =
         |what: &str, e: std::io::Error| PrepareError::Internal(anyhow::anyhow!("{what} the compile worker {}: {e}", worker.display()));
-    let mut child = tokio::process::Command::new(worker)
-        .args(worker_args(config))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| internal("starting", e))?;
+    let mut child = spares.take(worker, config, keep).map_err(|e| internal("starting", e))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = bytes.to_vec();
     let feeding = tokio::spawn(async move { stdin.write_all(&input).await });
@@ -85,14 +129,10 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Artifact, PrepareError> 
     loaded.map_err(|e| PrepareError::Internal(anyhow::Error::from(e).context("loading the compile worker's artifact")))
 }
 
-/// The worker's side: reads a module on stdin, compiles it with an engine of `config`'s
-/// settings and writes the artifact on stdout. Returns the process's exit status.
+/// The worker's side: builds an engine of `config`'s settings, reads a module on stdin,
+/// compiles it and writes the artifact on stdout. Returns the process's exit status.
 pub fn serve_compile_worker(config: RuntimeConfig) -> u8 {
-    let mut bytes = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-        eprintln!("reading the module: {e}");
-        return 1;
-    }
+    // The engine first: a spare worker builds it while it waits for its module.
     let runtime = match Runtime::new(RuntimeConfig { cache_dir: None, compile_worker: None, ..config }) {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -100,6 +140,11 @@ pub fn serve_compile_worker(config: RuntimeConfig) -> u8 {
             return 1;
         }
     };
+    let mut bytes = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
+        eprintln!("reading the module: {e}");
+        return 1;
+    }
     let serialized = match runtime.compile_here(&bytes) {
         Ok(Artifact::Core(m)) => m.serialize(),
         Ok(Artifact::Component(c)) => c.serialize(),

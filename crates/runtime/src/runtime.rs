@@ -25,6 +25,8 @@ pub(crate) const NOT_HTTP: &str = "the component exports neither wasi:http/incom
 
 /// The WebAssembly magic number every binary starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
+/// Compile workers kept started and waiting (at most the concurrent compiles allowed).
+const SPARE_COMPILE_WORKERS: usize = 2;
 
 /// Compiled code before it is linked.
 pub(crate) enum Artifact {
@@ -113,6 +115,8 @@ pub(crate) struct Inner {
     guest_log: Arc<GuestLog>,
     /// Turns to compile: held until a compilation's thread is done, even past its timeout.
     compiles: Arc<tokio::sync::Semaphore>,
+    /// Compile workers started ahead of need.
+    spares: crate::compile_worker::Spares,
 }
 
 impl Drop for Inner {
@@ -178,6 +182,7 @@ impl Runtime {
                 lanes: Lanes::start()?,
                 guest_log: Arc::default(),
                 compiles,
+                spares: Default::default(),
             }),
         })
     }
@@ -301,7 +306,10 @@ impl Runtime {
             .map_err(|e| PrepareError::Internal(e.into()))?;
         let config = &self.inner.config;
         if let Some(worker) = &config.compile_worker {
-            let artifact = crate::compile_worker::compile(worker, config, &self.inner.engine, bytes, started + limit, limit).await;
+            let keep = config.max_concurrent_compiles.min(SPARE_COMPILE_WORKERS);
+            let spares = &self.inner.spares;
+            let artifact =
+                crate::compile_worker::compile(worker, spares, keep, config, &self.inner.engine, bytes, started + limit, limit).await;
             drop(turn);
             self.inner.compilations.fetch_add(1, Ordering::Relaxed);
             return artifact;

@@ -38,5 +38,5 @@ pub use models::{
     Actor, ApiToken, AuditEntry, AuditFilter, Execution, ExecutionStats, Member, Module, ModuleFilter, ModulePatch, ModuleVersion,
     NewExecution, NewModule, NewRoute, NewVersion, Project, Route, TokenOwner, User,
 };
-pub use nodes::{LegacyKv, NodeRow, NodeSeen, Routed, TrafficRow, TrafficTotals};
+pub use nodes::{Changed, ChangedModule, LegacyKv, NodeRow, NodeSeen, Routed, TrafficRow, TrafficTotals};
 pub use time::now_ms;

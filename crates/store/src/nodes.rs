@@ -1,6 +1,8 @@
 //! What the node stream keeps in the metadata database: the change log that numbers the
 //! revisions nodes apply, the node registry, and the HTTP traffic nodes report.
 
+use std::collections::{BTreeSet, HashMap};
+
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
@@ -168,6 +170,37 @@ pub struct Routed {
     pub versions: Vec<ModuleVersion>,
 }
 
+/// The resources changed after a revision, re-read at the newest one: what the control
+/// plane needs to bring its in-memory world forward without reading everything again.
+#[derive(Debug, Clone, Default)]
+pub struct Changed {
+    /// The change log's revision these rows are at.
+    pub revision: u64,
+    /// Whether the log still holds every change after the revision asked for (if not,
+    /// the caller must read everything).
+    pub complete: bool,
+    /// Whether a route claim changed (claims held for review decide which routes serve).
+    pub claims: bool,
+    /// Each changed route by id, `None` when it is gone.
+    pub routes: Vec<(String, Option<Route>)>,
+    /// Each changed module by id with its routes now (a module's deletion takes its
+    /// routes with it) and, unless it is gone, its row and versions (newest first).
+    pub modules: Vec<ChangedModule>,
+}
+
+/// A module [`Changed`] re-read.
+#[derive(Debug, Clone)]
+pub struct ChangedModule {
+    /// Its id.
+    pub id: String,
+    /// Its row, `None` when it is gone.
+    pub row: Option<Module>,
+    /// Its versions, newest first.
+    pub versions: Vec<ModuleVersion>,
+    /// The routes pointing at it.
+    pub routes: Vec<Route>,
+}
+
 impl Database {
     /// The routes, the modules they point at and those modules' versions, with the
     /// revision, all from one read transaction (one consistent snapshot of the database).
@@ -186,6 +219,84 @@ impl Database {
         .await?;
         tx.commit().await?;
         Ok(Routed { revision: revision.unwrap_or(0) as u64, routes, modules, versions })
+    }
+
+    /// What changed after revision `since`, in one read transaction: the routes and
+    /// modules the change log names (a version's change counts as its module's), re-read,
+    /// and every module a changed route now points at. Its cost follows the number of
+    /// changes, not of resources.
+    pub async fn changed_since(&self, since: u64) -> Result<Changed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (oldest, revision): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(revision), MAX(revision) FROM changes").fetch_one(&mut *tx).await?;
+        let revision = revision.unwrap_or(0) as u64;
+        let complete = oldest.is_none_or(|oldest| since + 1 >= oldest as u64);
+        let mut changed = Changed { revision, complete, ..Default::default() };
+        if !complete || since >= revision {
+            tx.commit().await?;
+            return Ok(changed);
+        }
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT DISTINCT resource_type, resource_id FROM changes WHERE revision > ?")
+            .bind(since as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        let ids = |kind: &str| -> String {
+            let ids: Vec<&str> = rows.iter().filter(|(t, _)| t == kind).map(|(_, id)| id.as_str()).collect();
+            serde_json::to_string(&ids).expect("strings serialize")
+        };
+        changed.claims = rows.iter().any(|(t, _)| t == "route_claim");
+        let route_ids: Vec<String> = rows.iter().filter(|(t, _)| t == "route").map(|(_, id)| id.clone()).collect();
+        let routes: Vec<Route> = sqlx::query_as("SELECT * FROM routes WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(ids("route"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut module_ids: BTreeSet<String> = rows.iter().filter(|(t, _)| t == "module").map(|(_, id)| id.clone()).collect();
+        let of_versions: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT module_id FROM module_versions WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(ids("version"))
+                .fetch_all(&mut *tx)
+                .await?;
+        module_ids.extend(of_versions);
+        module_ids.extend(routes.iter().map(|r| r.module_id.clone()));
+        let wanted = serde_json::to_string(&module_ids).expect("strings serialize");
+        let modules: Vec<Module> =
+            sqlx::query_as(&format!("SELECT {MODULE_COLUMNS} FROM modules m WHERE m.id IN (SELECT value FROM json_each(?))"))
+                .bind(&wanted)
+                .fetch_all(&mut *tx)
+                .await?;
+        let versions: Vec<ModuleVersion> = sqlx::query_as(
+            "SELECT * FROM module_versions WHERE module_id IN (SELECT value FROM json_each(?)) ORDER BY module_id, created_at DESC, id DESC",
+        )
+        .bind(&wanted)
+        .fetch_all(&mut *tx)
+        .await?;
+        let module_routes: Vec<Route> =
+            sqlx::query_as("SELECT * FROM routes WHERE module_id IN (SELECT value FROM json_each(?)) ORDER BY seq")
+                .bind(&wanted)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let mut by_id: HashMap<String, Route> = routes.into_iter().map(|r| (r.id.clone(), r)).collect();
+        changed.routes = route_ids.into_iter().map(|id| (id.clone(), by_id.remove(&id))).collect();
+        let mut rows: HashMap<String, Module> = modules.into_iter().map(|m| (m.id.clone(), m)).collect();
+        let mut versions_of: HashMap<String, Vec<ModuleVersion>> = HashMap::new();
+        for v in versions {
+            versions_of.entry(v.module_id.clone()).or_default().push(v);
+        }
+        let mut routes_of: HashMap<String, Vec<Route>> = HashMap::new();
+        for r in module_routes {
+            routes_of.entry(r.module_id.clone()).or_default().push(r);
+        }
+        changed.modules = module_ids
+            .into_iter()
+            .map(|id| ChangedModule {
+                row: rows.remove(&id),
+                versions: versions_of.remove(&id).unwrap_or_default(),
+                routes: routes_of.remove(&id).unwrap_or_default(),
+                id,
+            })
+            .collect();
+        Ok(changed)
     }
 
     /// Key-value entries left in the metadata database by an older edgefn, live ones only,

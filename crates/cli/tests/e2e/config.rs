@@ -65,7 +65,7 @@ async fn the_data_directory_and_everything_in_it_is_its_owners_only() {
         seen.push(path.strip_prefix(&data).unwrap().display().to_string());
         assert_eq!(mode(&path) & 0o077, 0, "{} is {:o}", path.display(), mode(&path));
     }
-    for expected in ["edgefn.db", "admin-token", "node/state.json", "node/notes.txt"] {
+    for expected in ["edgefn.db", "admin-token", "node/state.redb", "node/notes.txt"] {
         assert!(seen.iter().any(|s| s == expected), "{expected} in {seen:?}");
     }
     assert_eq!(mode(&data), 0o700);

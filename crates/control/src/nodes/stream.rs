@@ -1,14 +1,15 @@
 //! The node stream server (`edgefn.node.v1.NodeStream`): one session per connected
-//! node. A session sends the node's view of the [`World`] as deltas against what the node
+//! node. A session sends the node's view of the [`World`](super::world::World) as deltas against what the node
 //! holds — a full snapshot when it resumes from a revision the change log no longer
-//! covers, or from none — then a delta per new revision; it takes Acks, Nacks and
+//! covers, or from none — then a delta per new revision, at most [`IN_FLIGHT`] of them
+//! unanswered (revisions meanwhile go out together); it takes Acks, Nacks and
 //! Reports; and it serves artifacts the node's view runs, in chunks.
 //!
 //! A node is who its certificate names ([`Identity::Certificate`]); `edgefn up`'s own
 //! node, connected in-process, is [`Identity::Local`]. Each session's send queue is
 //! bounded: a node that falls that far behind is disconnected and resumes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,10 +22,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::world::{View, World};
+use super::world::Current;
 
 /// Messages queued to one node before it counts as lagging and is disconnected.
 const SEND_QUEUE: usize = 64;
+/// Deltas sent to a node and not yet answered (Ack or Nack): changes made meanwhile wait
+/// and go out together in the next, so a node busy applying a burst gets few deliveries.
+const IN_FLIGHT: usize = 2;
 /// The longest report interval a node may say it keeps (an hour): its status is judged by it.
 const MAX_REPORT_EVERY_MS: u64 = 3_600_000;
 /// More CPU than any machine has, in percent of one core.
@@ -62,7 +66,7 @@ pub struct Live {
 pub struct Hub {
     db: Database,
     artifacts: Artifacts,
-    world: Arc<watch::Sender<Arc<World>>>,
+    world: Arc<Current>,
     nonce: AtomicU64,
     live: Mutex<HashMap<String, Live>>,
     /// Sessions of a removed node end when this names it.
@@ -74,8 +78,7 @@ impl Hub {
     pub async fn start(db: Database, artifacts: Artifacts) -> anyhow::Result<Arc<Self>> {
         // Streams of a previous run (a crash leaves them marked open) are gone.
         db.nodes_all_disconnected().await?;
-        let first = World::read(&db).await?;
-        let world = Arc::new(watch::Sender::new(Arc::new(first)));
+        let world = Current::read(&db).await?;
         tokio::spawn(super::world::follow(db.clone(), Arc::downgrade(&world)));
         let (removed, _) = watch::channel(None);
         Ok(Arc::new(Self { db, artifacts, world, nonce: AtomicU64::new(1), live: Mutex::default(), removed }))
@@ -84,7 +87,7 @@ impl Hub {
     /// Brings what nodes are sent up to the database's revision now, rather than after
     /// the coalescing pause (at start, so the first node gets the current state).
     pub async fn catch_up(&self) -> Result<(), StoreError> {
-        super::world::catch_up(&self.db, &self.world).await
+        self.world.catch_up(&self.db).await
     }
 
     /// Live state of the connected nodes, by name.
@@ -172,7 +175,7 @@ impl NodeStream for NodeService {
             pop: peer.pop.clone(),
             agent_version: hello.agent_version.clone(),
             address: peer.address.map(|a| a.to_string()),
-            revision: super::report::plausible_revision(hello.revision, self.hub.world.borrow().revision),
+            revision: super::report::plausible_revision(hello.revision, self.hub.world.revision()),
             report_every_ms: hello.report_every_ms.clamp(1, MAX_REPORT_EVERY_MS) as i64,
             ..Default::default()
         };
@@ -188,7 +191,19 @@ impl NodeStream for NodeService {
         tracing::info!(node = %peer.name, pop = peer.pop.as_deref().unwrap_or(""), revision = hello.revision, "node connected");
         let (outbox, queued) = mpsc::channel(SEND_QUEUE);
         let every = Duration::from_millis(seen.report_every_ms as u64);
-        let session = Session { hub: self.hub.clone(), peer, seen, outbox, sent: HashMap::new(), every, last_report: None };
+        let session = Session {
+            hub: self.hub.clone(),
+            peer,
+            seen,
+            outbox,
+            sent: HashMap::new(),
+            at: 0,
+            retry: BTreeSet::new(),
+            unanswered: 0,
+            waiting: false,
+            every,
+            last_report: None,
+        };
         tokio::spawn(session.run(hello, inbound));
         Ok(Response::new(ReceiverStream::new(queued)))
     }
@@ -197,8 +212,7 @@ impl NodeStream for NodeService {
         let peer = self.identify(&request)?;
         self.admit(&peer).await?;
         let sha256 = request.into_inner().sha256;
-        let world = self.hub.world.borrow().clone();
-        if !world.runs(peer.pop.as_deref(), &sha256) {
+        if !self.hub.world.world().runs(peer.pop.as_deref(), &sha256) {
             return Err(Status::not_found(format!("artifact {sha256} is not one this node runs")));
         }
         let bytes = self.hub.artifacts.get(&sha256).await.map_err(|e| match e {
@@ -219,6 +233,18 @@ impl NodeStream for NodeService {
     }
 }
 
+/// What a delta carries.
+#[derive(Debug, Clone, Copy)]
+enum Delivery {
+    /// Everything the node should hold, replacing what it has.
+    Snapshot,
+    /// The difference between what the node should hold and what it says it holds.
+    Difference,
+    /// The resources changed since the node was last sent (the difference, when the
+    /// journal no longer goes back that far).
+    Changes,
+}
+
 /// One node's stream.
 struct Session {
     hub: Arc<Hub>,
@@ -227,6 +253,14 @@ struct Session {
     outbox: Outbox,
     /// What the node holds (as far as this session knows): name → version.
     sent: HashMap<String, String>,
+    /// The revision it was last sent.
+    at: u64,
+    /// Resources it rejected, sent again with the next delta.
+    retry: BTreeSet<String>,
+    /// Deltas sent and not yet answered.
+    unanswered: usize,
+    /// Whether revisions came while [`IN_FLIGHT`] deltas were unanswered.
+    waiting: bool,
     /// How often the node said it reports.
     every: Duration,
     /// When its last report came.
@@ -235,28 +269,41 @@ struct Session {
 
 impl Session {
     async fn run(mut self, hello: v1::Hello, mut inbound: Streaming<v1::NodeMessage>) {
-        let mut world = self.hub.world.subscribe();
+        let mut revisions = self.hub.world.subscribe();
         let mut removed = self.hub.removed.subscribe();
-        let current = world.borrow_and_update().clone();
+        let current = *revisions.borrow_and_update();
         let oldest = self.hub.db.oldest_resumable_revision().await.unwrap_or(u64::MAX);
         // A node with nothing, from before what the log covers, or from a revision this
-        // control plane never had, gets everything.
-        let snapshot = hello.revision == 0 || hello.revision < oldest || hello.revision > current.revision;
-        if !snapshot {
+        // control plane never had, gets everything; one that resumes gets the difference
+        // from what it says it holds.
+        let snapshot = hello.revision == 0 || hello.revision < oldest || hello.revision > current;
+        let mut open = if snapshot {
+            self.send(Delivery::Snapshot)
+        } else {
             self.sent = hello.held.into_iter().collect();
-        }
-        let mut open = self.send(&current, snapshot);
+            self.send(Delivery::Difference)
+        };
         while open {
             tokio::select! {
-                changed = world.changed() => {
+                changed = revisions.changed() => {
                     if changed.is_err() {
                         break;
                     }
-                    let current = world.borrow_and_update().clone();
-                    open = self.send(&current, false);
+                    revisions.borrow_and_update();
+                    if self.unanswered < IN_FLIGHT {
+                        open = self.send(Delivery::Changes);
+                    } else {
+                        self.waiting = true;
+                    }
                 }
                 message = inbound.message() => match message {
-                    Ok(Some(message)) => self.receive(message).await,
+                    Ok(Some(message)) => {
+                        self.receive(message).await;
+                        if self.waiting && self.unanswered < IN_FLIGHT {
+                            self.waiting = false;
+                            open = self.send(Delivery::Changes);
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::debug!(node = %self.peer.name, error = %e, "node stream failed");
@@ -271,20 +318,64 @@ impl Session {
         self.close().await;
     }
 
-    /// Sends the difference between the node's view and what it holds. Returns false when
+    /// Sends what the node should hold and does not: everything, the difference from
+    /// what it holds, or the resources changed since it was last sent. Returns false when
     /// the node is too far behind to queue more (the stream is then dropped).
-    fn send(&mut self, world: &World, snapshot: bool) -> bool {
-        let view: Arc<View> = world.view(self.peer.pop.as_deref());
-        let upserts: Vec<v1::Resource> =
-            view.values().filter(|r| snapshot || self.sent.get(&r.name) != Some(&r.version)).cloned().collect();
-        let removals: Vec<String> =
-            if snapshot { Vec::new() } else { self.sent.keys().filter(|n| !view.contains_key(*n)).cloned().collect() };
-        self.sent = view.iter().map(|(name, r)| (name.clone(), r.version.clone())).collect();
+    fn send(&mut self, how: Delivery) -> bool {
+        let pop = self.peer.pop.clone();
+        let pop = pop.as_deref();
+        let mut upserts = Vec::new();
+        let mut removals = Vec::new();
+        let world = self.hub.world.world();
+        let changes = match how {
+            Delivery::Changes => world.changed_after(self.at),
+            Delivery::Snapshot | Delivery::Difference => None,
+        };
+        match changes {
+            Some(names) => {
+                for name in names.into_iter().chain(self.retry.iter().map(String::as_str)) {
+                    match world.visible(name, pop) {
+                        Some(r) if self.sent.get(name) != Some(&r.version) => {
+                            self.sent.insert(name.to_string(), r.version.clone());
+                            upserts.push(v1::Resource::clone(r));
+                        }
+                        Some(_) => {}
+                        None => {
+                            if self.sent.remove(name).is_some() {
+                                removals.push(name.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                let snapshot = matches!(how, Delivery::Snapshot);
+                let mut held = HashMap::new();
+                for (name, r) in world.view(pop) {
+                    if snapshot || self.sent.get(name) != Some(&r.version) {
+                        upserts.push(v1::Resource::clone(r));
+                    }
+                    held.insert(name.clone(), r.version.clone());
+                }
+                if !snapshot {
+                    removals = self.sent.keys().filter(|n| !held.contains_key(*n)).cloned().collect();
+                }
+                self.sent = held;
+            }
+        }
+        self.at = world.revision;
+        drop(world);
+        self.retry.clear();
+        upserts.sort_by(|a, b| a.name.cmp(&b.name));
+        removals.sort();
         let nonce = self.hub.nonce.fetch_add(1, Ordering::Relaxed).to_string();
-        let delta = v1::Delta { revision: world.revision, nonce, snapshot, upserts, removals };
+        let delta = v1::Delta { revision: self.at, nonce, snapshot: matches!(how, Delivery::Snapshot), upserts, removals };
         let message = v1::ControlMessage { kind: Some(v1::control_message::Kind::Delta(delta)) };
         match self.outbox.try_send(Ok(message)) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.unanswered += 1;
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(node = %self.peer.name, queued = SEND_QUEUE, "node is too far behind; disconnecting it so it resumes");
                 false
@@ -297,7 +388,8 @@ impl Session {
         let name = self.peer.name.clone();
         match message.kind {
             Some(v1::node_message::Kind::Ack(ack)) => {
-                let current = self.hub.world.borrow().revision;
+                self.unanswered = self.unanswered.saturating_sub(1);
+                let current = self.hub.world.revision();
                 let had_rejections = self.hub.update(&name, |live| {
                     live.revision = ack.revision.min(current);
                     !std::mem::take(&mut live.rejected).is_empty()
@@ -307,15 +399,17 @@ impl Session {
                 }
             }
             Some(v1::node_message::Kind::Nack(nack)) => {
+                self.unanswered = self.unanswered.saturating_sub(1);
                 for r in &nack.rejected {
                     tracing::warn!(node = %name, resource = %r.resource, reason = %r.reason, "node rejected a resource; it keeps its last good copy");
                     // Sent again with the next revision or connection.
                     self.sent.remove(&r.resource);
+                    self.retry.insert(r.resource.clone());
                 }
                 let rejected: Vec<(String, String)> = nack.rejected.iter().map(|r| (r.resource.clone(), r.reason.clone())).collect();
                 let json: Vec<_> =
                     rejected.iter().map(|(resource, reason)| serde_json::json!({"resource": resource, "reason": reason})).collect();
-                let current = self.hub.world.borrow().revision;
+                let current = self.hub.world.revision();
                 self.hub.update(&name, |live| {
                     live.revision = nack.revision.min(current);
                     live.rejected = rejected;
@@ -335,13 +429,14 @@ impl Session {
                     return;
                 }
                 self.last_report = Some(now);
-                let world = self.hub.world.borrow().clone();
-                self.seen.revision = super::report::plausible_revision(report.revision, world.revision);
+                self.seen.revision = super::report::plausible_revision(report.revision, self.hub.world.revision());
                 self.seen.agent_version = report.agent_version.chars().take(64).collect();
                 self.seen.cpu_percent = if report.cpu_percent.is_finite() { report.cpu_percent.clamp(0.0, MAX_CPU_PERCENT) } else { 0.0 };
                 self.seen.memory_bytes = i64::try_from(report.memory_bytes).unwrap_or(i64::MAX);
-                let view = world.view(self.peer.pop.as_deref());
-                let checked = super::report::check(&report, self.every, |id| view.contains_key(&format!("function/{id}")));
+                let checked = {
+                    let world = self.hub.world.world();
+                    super::report::check(&report, self.every, |id| world.function_visible(id, self.peer.pop.as_deref()))
+                };
                 if checked.refused != super::report::Refused::default() {
                     let total = self.hub.update(&name, |live| {
                         live.refused.rows += checked.refused.rows;
