@@ -55,6 +55,14 @@ pub enum Compiled {
 }
 
 impl Compiled {
+    /// The compiled code it links.
+    fn artifact(&self) -> ArtifactRef<'_> {
+        match self {
+            Compiled::Core { pre } => ArtifactRef::Core(pre.module()),
+            Compiled::Component { component, .. } => ArtifactRef::Component(component),
+        }
+    }
+
     /// What the module imports, as checked against grants: `module.name` of a core
     /// module's functions, the interface names of a component.
     pub fn imports(&self) -> Vec<String> {
@@ -208,6 +216,7 @@ impl Runtime {
 
     /// Validates an upload fully (size, magic number, engine validation, imports), learns
     /// its kind and exports, and leaves it compiled in the cache so the first call is hot.
+    /// Bytes compiled before (the same SHA-256, in memory or on disk) are not compiled again.
     pub async fn prepare(&self, bytes: &[u8]) -> Result<Prepared, PrepareError> {
         let limit = self.inner.config.max_module_bytes;
         if bytes.len() > limit {
@@ -217,10 +226,23 @@ impl Runtime {
             return Err(PrepareError::Invalid("not a WebAssembly binary (it does not start with the \\0asm magic number)".into()));
         }
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let artifact = self.compile(bytes).await?;
-        let compiled = self.link(artifact_ref(&artifact))?;
-        let info = match &artifact {
-            Artifact::Core(module) => {
+        let info = match self.cached(&sha256).await? {
+            Some(compiled) => self.info(compiled.artifact()),
+            None => {
+                let artifact = self.compile(bytes).await?;
+                let compiled = self.link(artifact_ref(&artifact))?;
+                let info = self.info(artifact_ref(&artifact));
+                self.remember(&sha256, &artifact, Arc::new(compiled)).await;
+                info
+            }
+        };
+        Ok(Prepared { sha256, size: bytes.len(), info })
+    }
+
+    /// What an upload is: its kind, world, exports, imports and memory.
+    fn info(&self, artifact: ArtifactRef<'_>) -> ModuleInfo {
+        match artifact {
+            ArtifactRef::Core(module) => {
                 let (memory_pages, max_memory_pages) = inspect::core_memory(module);
                 ModuleInfo {
                     kind: ModuleKind::Core,
@@ -231,7 +253,7 @@ impl Runtime {
                     max_memory_pages,
                 }
             }
-            Artifact::Component(c) => ModuleInfo {
+            ArtifactRef::Component(c) => ModuleInfo {
                 kind: ModuleKind::Component,
                 world: Some(inspect::component_world(&self.inner.engine, c)),
                 exports: inspect::component_exports(&self.inner.engine, c),
@@ -239,9 +261,30 @@ impl Runtime {
                 memory_pages: None,
                 max_memory_pages: None,
             },
-        };
-        self.remember(&sha256, &artifact, Arc::new(compiled)).await;
-        Ok(Prepared { sha256, size: bytes.len(), info })
+        }
+    }
+
+    /// The compiled module for `sha256` if this runtime has it: in memory, or on disk (then
+    /// kept in memory too).
+    async fn cached(&self, sha256: &str) -> Result<Option<Arc<Compiled>>, PrepareError> {
+        if let Some(hit) = self.inner.memory.lock().expect("cache lock").get(sha256).cloned() {
+            return Ok(Some(hit));
+        }
+        if self.inner.disk.is_none() {
+            return Ok(None);
+        }
+        let this = self.clone();
+        let key = sha256.to_string();
+        let from_disk = tokio::task::spawn_blocking(move || {
+            let disk = this.inner.disk.as_ref().expect("checked above");
+            disk.load(&this.inner.engine, &key).map(|a| this.link(artifact_ref(&a)))
+        })
+        .await
+        .map_err(|e| PrepareError::Internal(e.into()))?;
+        let Some(compiled) = from_disk else { return Ok(None) };
+        let compiled = Arc::new(compiled?);
+        self.inner.memory.lock().expect("cache lock").put(sha256.to_string(), compiled.clone());
+        Ok(Some(compiled))
     }
 
     /// The compiled module for `sha256`: from memory, from the disk cache, or compiled
@@ -251,22 +294,8 @@ impl Runtime {
         F: FnOnce() -> Fut,
         Fut: Future<Output = anyhow::Result<Vec<u8>>>,
     {
-        if let Some(hit) = self.inner.memory.lock().expect("cache lock").get(sha256).cloned() {
-            return Ok(Loaded { module: hit, cache_hit: true });
-        }
-        if self.inner.disk.is_some() {
-            let this = self.clone();
-            let key = sha256.to_string();
-            let from_disk = tokio::task::spawn_blocking(move || {
-                let disk = this.inner.disk.as_ref().expect("checked above");
-                disk.load(&this.inner.engine, &key).map(|a| this.link(artifact_ref(&a)))
-            })
-            .await?;
-            if let Some(compiled) = from_disk {
-                let compiled = Arc::new(compiled?);
-                self.inner.memory.lock().expect("cache lock").put(sha256.to_string(), compiled.clone());
-                return Ok(Loaded { module: compiled, cache_hit: true });
-            }
+        if let Some(module) = self.cached(sha256).await? {
+            return Ok(Loaded { module, cache_hit: true });
         }
         let bytes = fetch().await?;
         let actual = hex::encode(Sha256::digest(&bytes));

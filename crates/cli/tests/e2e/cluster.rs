@@ -98,7 +98,7 @@ impl Control {
     }
 
     fn client(&self) -> Api {
-        Api { http: reqwest::Client::new(), url: self.api.clone(), token: self.token.clone() }
+        Api::new(&self.api, &self.token)
     }
 
     /// `kill -9`, then the same control plane again on the same addresses.

@@ -90,12 +90,7 @@ impl Server {
 
     /// An HTTP client for this server.
     pub fn client(&self) -> Api {
-        // A server closes a kept-alive connection that sends no request head for 10 s. A
-        // test blocked on a child process does not run its runtime, so the client never
-        // sees that close and would send its next request on the dead connection: idle
-        // connections are not reused past 5 s.
-        let http = reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(5)).build().expect("client");
-        Api { http, url: self.url.clone(), token: self.token.clone() }
+        Api::new(&self.url, &self.token)
     }
 
     /// Stops the server with SIGKILL, as a crash would.
@@ -144,6 +139,16 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client of the API at `url` with `token`.
+    pub fn new(url: &str, token: &str) -> Self {
+        // A server closes a kept-alive connection that sends no request head for 10 s. A
+        // test blocked on a child process does not run its runtime, so the client never
+        // sees that close and would send its next request on the dead connection: idle
+        // connections are not reused past 5 s.
+        let http = reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(5)).build().expect("client");
+        Self { http, url: url.to_string(), token: token.to_string() }
+    }
+
     /// Sends a request with the token and returns (status, JSON body or Null).
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
         let res = req.bearer_auth(&self.token).send().await.expect("request");

@@ -94,3 +94,26 @@ async fn a_file_copied_from_another_module_is_not_loaded_as_it() {
     assert_eq!(std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(std::fs::metadata(file_of(&add_sha)).unwrap().permissions().mode() & 0o777, 0o600);
 }
+
+#[tokio::test]
+async fn the_same_bytes_uploaded_again_are_not_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = example("add.wat");
+    let rt = with_disk(dir.path());
+    let first = rt.prepare(&bytes).await.unwrap();
+    let again = rt.prepare(&bytes).await.unwrap();
+    assert_eq!(rt.compilations(), 1);
+    assert_eq!(again.info, first.info);
+    // After a restart the disk cache answers, with the same description of the module.
+    let restarted = with_disk(dir.path());
+    let after = restarted.prepare(&bytes).await.unwrap();
+    assert_eq!((restarted.compilations(), after.sha256.as_str()), (0, first.sha256.as_str()));
+    assert_eq!(after.info, first.info);
+    // Bytes that fail are never cached: they fail every time, with the compiler's reason.
+    let mut broken = bytes.clone();
+    broken.truncate(bytes.len() - 3);
+    for _ in 0..2 {
+        assert!(restarted.prepare(&broken).await.is_err());
+    }
+    assert_eq!(restarted.compilations(), 2);
+}
