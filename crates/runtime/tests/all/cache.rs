@@ -113,7 +113,8 @@ async fn the_same_bytes_uploaded_again_are_not_compiled_again() {
     let mut broken = bytes.clone();
     broken.truncate(bytes.len() - 3);
     for _ in 0..2 {
-        assert!(restarted.prepare(&broken).await.is_err());
+        let err = restarted.prepare(&broken).await.err().unwrap();
+        assert!(matches!(err, edgefn_runtime::PrepareError::Invalid(_)), "{err}");
     }
     assert_eq!(restarted.compilations(), 2);
 }
