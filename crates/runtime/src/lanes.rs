@@ -19,7 +19,7 @@
 //! calls starved on a busy machine and timed out.)
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::thread::ThreadId;
@@ -50,6 +50,8 @@ const SHARE_WINDOW: Duration = Duration::from_millis(20);
 /// The slow lanes: a multi-threaded runtime of their own.
 pub(crate) struct Lanes {
     runtime: Option<tokio::runtime::Runtime>,
+    /// Calls that started on the lanes rather than on their caller's task.
+    started_here: Arc<AtomicU64>,
 }
 
 impl Lanes {
@@ -63,7 +65,12 @@ impl Lanes {
             .on_thread_unpark(share::restart)
             .enable_all()
             .build()?;
-        Ok(Self { runtime: Some(runtime) })
+        Ok(Self { runtime: Some(runtime), started_here: Arc::default() })
+    }
+
+    /// How many calls have started on the lanes (their function's last call ran long).
+    pub(crate) fn started_here(&self) -> u64 {
+        self.started_here.load(Ordering::Relaxed)
     }
 
     /// Drives `call` here until it finishes or `lane` says it has run long (at once if it
@@ -75,6 +82,9 @@ impl Lanes {
         F::Output: Send + 'static,
     {
         let slow = self.runtime.as_ref().expect("the slow lanes run until dropped").handle().clone();
+        if lane.place() == Place::Lanes {
+            self.started_here.fetch_add(1, Ordering::Relaxed);
+        }
         async move {
             let mut call = Box::pin(call);
             if lane.place() == Place::Caller

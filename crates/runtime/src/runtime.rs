@@ -214,6 +214,12 @@ impl Runtime {
         self.inner.compilations.load(Ordering::Relaxed)
     }
 
+    /// How many calls have started on the slow lanes because their function's last call
+    /// ran long, for tests and metrics.
+    pub fn slow_lane_starts(&self) -> u64 {
+        self.inner.lanes.started_here()
+    }
+
     /// Validates an upload fully (size, magic number, engine validation, imports), learns
     /// its kind and exports, and leaves it compiled in the cache so the first call is hot.
     /// Bytes compiled before (the same SHA-256, in memory or on disk) are not compiled again.

@@ -129,8 +129,13 @@ impl Browser {
         self.click("form[action='/sign-in'] button").await;
     }
 
+    /// Ends the browser. Every assertion has run by then: a session that does not end
+    /// cleanly (chromedriver slow to answer on a loaded machine) is said, not failed, and
+    /// the driver is killed either way.
     async fn close(mut self) {
-        self.client.clone().close().await.unwrap();
+        if let Err(e) = self.client.clone().close().await {
+            eprintln!("the browser session did not end cleanly: {e}");
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -92,14 +92,18 @@ async fn the_next_call_of_a_function_that_ran_long_starts_on_the_slow_lanes() {
     let pools = Pools::new(rt.clone(), DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_IDLE_TIMEOUT);
     let spin = pools.get("spin", "eve", &spin.module, PoolSettings::default());
     let mut used = Vec::new();
+    let mut started_on_lanes = Vec::new();
     for _ in 0..2 {
         let lease = spin.acquire(Duration::from_secs(1)).await.unwrap();
         let before = thread_cpu();
         let err = lease.handle_http(get(), limits(100), CallContext::default()).await.unwrap_err();
         used.push(thread_cpu() - before);
+        started_on_lanes.push(rt.slow_lane_starts());
         assert!(matches!(err, HttpError::Timeout { timeout_ms: 100 }), "{err}");
     }
-    // The first call spins here for its fast run (2 ms of CPU) before it moves.
+    // The first call spins here for its fast run (2 ms of CPU) before it moves; the second
+    // starts on the lanes. (It may still come back here and spin if the lanes starve, as
+    // they do when other processes load the machine, so its CPU here is not a measure.)
     assert!(used[0] >= Duration::from_millis(2), "the first call ran here first: {used:?}");
-    assert!(used[1] < Duration::from_millis(1), "the second call never ran here: {used:?}");
+    assert_eq!(started_on_lanes, [0, 1], "only the second call started on the slow lanes");
 }
