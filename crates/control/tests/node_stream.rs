@@ -251,6 +251,43 @@ impl Follower {
     }
 }
 
+/// A node that went away before more changes than the control plane remembers names for
+/// (4,096 revisions) comes back with what it held: it is sent the difference between that
+/// and the current view, which leaves it holding what a snapshot holds.
+#[tokio::test]
+async fn a_node_from_before_the_retained_changes_is_resynced() {
+    let (_dir, state) = control().await;
+    let db = &state.db;
+    let actor = edgefn_store::Actor::system();
+    let welcome = db.modules_by_id_or_name("welcome").await.unwrap().remove(0);
+    let owner = welcome.project_id.clone();
+    let space = |path: &str| edgefn_store::RouteSpace::new(None, path);
+    let gone = db.create_route(&actor, &exact("/gone", &welcome.id, None, None), &space("/gone"), owner.as_deref(), false).await.unwrap();
+    state.hub.catch_up().await.unwrap();
+    let (away, _) = Follower::connect(&state, "eu-1", BTreeMap::new(), 0).await;
+    let (held, at) = (away.held.clone(), away.at);
+    assert!(held.contains_key(&format!("route/{}", gone.id)));
+    drop(away);
+
+    db.delete_route(&actor, &gone.id).await.unwrap();
+    let new = db.create_route(&actor, &exact("/new", &welcome.id, None, None), &space("/new"), owner.as_deref(), false).await.unwrap();
+    for n in 0..4_100 {
+        let patch = edgefn_store::ModulePatch { timeout_ms: Some(1_000 + n % 2), ..Default::default() };
+        db.update_module(&actor, &welcome.id, &patch).await.unwrap();
+    }
+    state.hub.catch_up().await.unwrap();
+    let revision = db.revision().await.unwrap();
+    assert!(revision - at > 4_096, "only {} revisions since", revision - at);
+
+    let (back, delta) = Follower::connect(&state, "eu-1", held, at).await;
+    assert!(!delta.snapshot, "a revision the control plane had: a difference, not a snapshot");
+    assert_eq!(delta.revision, revision);
+    assert!(delta.removals.contains(&format!("route/{}", gone.id)), "{:?}", delta.removals);
+    assert!(delta.upserts.iter().any(|r| r.name == format!("route/{}", new.id)));
+    let (whole, _) = Follower::connect(&state, "eu-1", BTreeMap::new(), 0).await;
+    assert_eq!(back.held, whole.held, "the resynced node and a snapshot differ");
+}
+
 /// A node that followed every delta of a random run of changes (uploads, routes made and
 /// deleted, settings changed, modules deleted, claims held and released, applied in
 /// batches of one to four changes) holds what one snapshot of the final revision holds;

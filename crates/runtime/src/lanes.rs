@@ -50,8 +50,27 @@ const SHARE_WINDOW: Duration = Duration::from_millis(20);
 /// The slow lanes: a multi-threaded runtime of their own.
 pub(crate) struct Lanes {
     runtime: Option<tokio::runtime::Runtime>,
-    /// Calls that started on the lanes rather than on their caller's task.
-    started_here: Arc<AtomicU64>,
+    counts: Arc<Counters>,
+}
+
+/// What the lanes have seen, for tests and metrics.
+#[derive(Default)]
+struct Counters {
+    started: AtomicU64,
+    moved: AtomicU64,
+    returned: AtomicU64,
+}
+
+/// How many calls the slow lanes have taken, and how many went back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneCounts {
+    /// Calls that started on the lanes (their function's last call ran long).
+    pub started: u64,
+    /// Calls that moved to the lanes after their fast run on their caller's task.
+    pub moved: u64,
+    /// Calls that went back to their caller's task because the lanes starved (other
+    /// processes took the cores).
+    pub returned: u64,
 }
 
 impl Lanes {
@@ -65,12 +84,14 @@ impl Lanes {
             .on_thread_unpark(share::restart)
             .enable_all()
             .build()?;
-        Ok(Self { runtime: Some(runtime), started_here: Arc::default() })
+        Ok(Self { runtime: Some(runtime), counts: Arc::default() })
     }
 
-    /// How many calls have started on the lanes (their function's last call ran long).
-    pub(crate) fn started_here(&self) -> u64 {
-        self.started_here.load(Ordering::Relaxed)
+    /// How many calls the lanes have taken, and how many went back.
+    pub(crate) fn counts(&self) -> LaneCounts {
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let Counters { started, moved, returned } = &*self.counts;
+        LaneCounts { started: count(started), moved: count(moved), returned: count(returned) }
     }
 
     /// Drives `call` here until it finishes or `lane` says it has run long (at once if it
@@ -82,15 +103,16 @@ impl Lanes {
         F::Output: Send + 'static,
     {
         let slow = self.runtime.as_ref().expect("the slow lanes run until dropped").handle().clone();
-        if lane.place() == Place::Lanes {
-            self.started_here.fetch_add(1, Ordering::Relaxed);
-        }
+        let counts = self.counts.clone();
         async move {
             let mut call = Box::pin(call);
-            if lane.place() == Place::Caller
-                && let Some(out) = poll_while(&mut call, &lane, Place::Caller).await
-            {
-                return out;
+            if lane.place() == Place::Caller {
+                if let Some(out) = poll_while(&mut call, &lane, Place::Caller).await {
+                    return out;
+                }
+                counts.moved.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counts.started.fetch_add(1, Ordering::Relaxed);
             }
             let moved_lane = lane.clone();
             let mut moved = Moved(slow.spawn(async move {
@@ -102,7 +124,10 @@ impl Lanes {
             match Pin::new(&mut moved.0).await {
                 Ok(Ok(out)) => out,
                 // Starved on the lanes: it finishes here.
-                Ok(Err(call)) => call.await,
+                Ok(Err(call)) => {
+                    counts.returned.fetch_add(1, Ordering::Relaxed);
+                    call.await
+                }
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 // Aborted only by dropping `moved`, or by the lanes shutting down with the runtime.
                 Err(e) => panic!("a slow-lane call was cancelled while awaited: {e}"),

@@ -50,6 +50,7 @@ pub use host::{CallContext, FetchRequest, Grants, HOST_FUNCTIONS, HostFuture, Ho
 pub use http_abi::{DEFAULT_RESPONSE_CAP, HttpError, HttpLimits, HttpRequest, HttpResponse, host_owned_header, parse_response};
 pub use inspect::{ExportedFunction, ModuleInfo, ModuleKind, Param};
 pub use invoke::{InvokeOutput, InvokeRequest, ResultEncoding, wasi_env};
+pub use lanes::LaneCounts;
 pub use pool::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_QUEUE, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MIN_INSTANCES, Lease, Pool,
     PoolSettings, PoolStats, Pools, Saturated,

@@ -20,13 +20,15 @@ use crate::inspect::{self, ModuleInfo, ModuleKind};
 use crate::invoke::{self, ComponentHost, CoreHost, InvokeOutput, InvokeRequest};
 use crate::lanes::Lanes;
 
+/// Compile workers kept waiting for the next module (at most the concurrent compiles
+/// allowed): each holds an engine, a few megabytes.
+const WARM_COMPILE_WORKERS: usize = 4;
+
 /// Why a component cannot serve HTTP.
 pub(crate) const NOT_HTTP: &str = "the component exports neither wasi:http/incoming-handler (WASI 0.2) nor wasi:http/handler (WASI 0.3)";
 
 /// The WebAssembly magic number every binary starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
-/// Compile workers kept started and waiting (at most the concurrent compiles allowed).
-const SPARE_COMPILE_WORKERS: usize = 2;
 
 /// Compiled code before it is linked.
 pub(crate) enum Artifact {
@@ -123,8 +125,8 @@ pub(crate) struct Inner {
     guest_log: Arc<GuestLog>,
     /// Turns to compile: held until a compilation's thread is done, even past its timeout.
     compiles: Arc<tokio::sync::Semaphore>,
-    /// Compile workers started ahead of need.
-    spares: crate::compile_worker::Spares,
+    /// Compile workers waiting for a module.
+    workers: crate::compile_worker::Workers,
 }
 
 impl Drop for Inner {
@@ -136,31 +138,7 @@ impl Drop for Inner {
 impl Runtime {
     /// Builds the engine, linkers and caches, and starts the epoch ticker thread.
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
-        let mut pool = PoolingAllocationConfig::default();
-        let instances = config.max_concurrent_instances;
-        // A component holds several core instances and tables (its module, adapter shims).
-        pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(4))
-            .total_memories(instances)
-            .total_tables(instances.saturating_mul(4))
-            .total_stacks(instances)
-            .max_memory_size(config.max_instance_memory_bytes)
-            // Every freed slot stays warm for the module that used it, so a node serving many
-            // functions does not re-map module images when their instances come and go.
-            .max_unused_warm_slots(instances)
-            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
-            .table_keep_resident(MEMORY_KEEP_RESIDENT_BYTES / 4);
-        let mut wasm = wasmtime::Config::new();
-        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            // Instantiation maps the module's data image copy-on-write instead of copying it.
-            .memory_init_cow(true)
-            // Timeouts: a 1 ms ticker bumps the epoch; each store checks its own deadline.
-            .epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack)
-            .wasm_component_model(true)
-            // WASI 0.3 components (`wasi:http/handler@0.3`) are async: streams, futures, tasks.
-            .wasm_component_model_async(true);
-        let engine = Engine::new(&wasm).map_err(anyhow::Error::from)?;
+        let engine = engine(&config)?;
 
         let mut core_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |h: &mut CoreHost| &mut h.wasi).map_err(anyhow::Error::from)?;
@@ -190,7 +168,7 @@ impl Runtime {
                 lanes: Lanes::start()?,
                 guest_log: Arc::default(),
                 compiles,
-                spares: Default::default(),
+                workers: Default::default(),
             }),
         })
     }
@@ -214,10 +192,10 @@ impl Runtime {
         self.inner.compilations.load(Ordering::Relaxed)
     }
 
-    /// How many calls have started on the slow lanes because their function's last call
-    /// ran long, for tests and metrics.
-    pub fn slow_lane_starts(&self) -> u64 {
-        self.inner.lanes.started_here()
+    /// How many calls the slow lanes have taken, and how many went back, for tests and
+    /// metrics.
+    pub fn lane_counts(&self) -> crate::LaneCounts {
+        self.inner.lanes.counts()
     }
 
     /// Validates an upload fully (size, magic number, engine validation, imports), learns
@@ -341,10 +319,10 @@ impl Runtime {
             .map_err(|e| PrepareError::Internal(e.into()))?;
         let config = &self.inner.config;
         if let Some(worker) = &config.compile_worker {
-            let keep = config.max_concurrent_compiles.min(SPARE_COMPILE_WORKERS);
-            let spares = &self.inner.spares;
+            let keep = config.max_concurrent_compiles.min(WARM_COMPILE_WORKERS);
+            let workers = &self.inner.workers;
             let artifact =
-                crate::compile_worker::compile(worker, spares, keep, config, &self.inner.engine, bytes, started + limit, limit).await;
+                crate::compile_worker::compile(worker, workers, keep, config, &self.inner.engine, bytes, started + limit, limit).await;
             drop(turn);
             self.inner.compilations.fetch_add(1, Ordering::Relaxed);
             return artifact;
@@ -353,7 +331,7 @@ impl Runtime {
         let owned = bytes.to_vec();
         let task = tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            this.compile_here(&owned)
+            compile_with(&this.inner.engine, &owned)
         });
         let result = tokio::time::timeout_at(started + limit, task)
             .await
@@ -361,16 +339,6 @@ impl Runtime {
             .map_err(|e| PrepareError::Internal(e.into()))?;
         self.inner.compilations.fetch_add(1, Ordering::Relaxed);
         result.map_err(|e| PrepareError::Invalid(format!("{:#}", anyhow::Error::from(e))))
-    }
-
-    /// Compiles on the calling thread (a blocking one, or a compile worker's).
-    pub(crate) fn compile_here(&self, bytes: &[u8]) -> wasmtime::Result<Artifact> {
-        let engine = &self.inner.engine;
-        if wasmparser::Parser::is_component(bytes) {
-            Component::new(engine, bytes).map(Artifact::Component)
-        } else {
-            Module::new(engine, bytes).map(Artifact::Core)
-        }
     }
 
     /// Links against what guests may import; an unknown import is named in the error.
@@ -407,6 +375,53 @@ impl Runtime {
                 tracing::warn!(sha256, error = %e, "could not write the compiled-module cache; it will be rebuilt on restart");
             }
         }
+    }
+}
+
+/// The settings that shape compiled code, the same in every process of this binary: the
+/// runtime's engine adds its pooling allocator to them, and a compile worker's engine is
+/// these alone (it instantiates nothing), so what a worker writes loads in its parent —
+/// wasmtime checks that the settings match before it deserializes.
+pub(crate) fn compiler_settings(config: &RuntimeConfig) -> wasmtime::Config {
+    let mut wasm = wasmtime::Config::new();
+    // Instantiation maps the module's data image copy-on-write instead of copying it.
+    wasm.memory_init_cow(true)
+        // Timeouts: a 1 ms ticker bumps the epoch; each store checks its own deadline.
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .wasm_component_model(true)
+        // WASI 0.3 components (`wasi:http/handler@0.3`) are async: streams, futures, tasks.
+        .wasm_component_model_async(true);
+    wasm
+}
+
+/// The runtime's engine: [`compiler_settings`] with a pooling allocator sized by `config`.
+fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = config.max_concurrent_instances;
+    // A component holds several core instances and tables (its module, adapter shims).
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(4))
+        .total_memories(instances)
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
+        .max_memory_size(config.max_instance_memory_bytes)
+        // Every freed slot stays warm for the module that used it, so a node serving many
+        // functions does not re-map module images when their instances come and go.
+        .max_unused_warm_slots(instances)
+        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
+        .table_keep_resident(MEMORY_KEEP_RESIDENT_BYTES / 4);
+    let mut wasm = compiler_settings(config);
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&wasm).map_err(anyhow::Error::from)
+}
+
+/// Compiles `bytes` on the calling thread (a blocking one, or a compile worker's).
+pub(crate) fn compile_with(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Artifact> {
+    if wasmparser::Parser::is_component(bytes) {
+        Component::new(engine, bytes).map(Artifact::Component)
+    } else {
+        Module::new(engine, bytes).map(Artifact::Core)
     }
 }
 

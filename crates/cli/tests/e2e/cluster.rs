@@ -361,6 +361,60 @@ async fn nodes_serve_through_a_killed_control_plane_and_from_disk_then_catch_up(
     assert!(nodes[0].dir.join("artifacts").join(&fragile).exists(), "the node fetched the artifact again");
 }
 
+/// A node killed at a random point of a burst of 1,000 route changes, restarted while the
+/// control plane is down, serves exactly a state it had acknowledged: the routes of one
+/// revision (a prefix of the burst, which created them one change each in order), and at
+/// least every route of the last revision the control plane saw it acknowledge.
+#[tokio::test]
+async fn a_node_killed_during_a_burst_serves_a_state_it_acknowledged() {
+    use rand::Rng;
+    const BURST: usize = 1_000;
+    let root = tempfile::tempdir().unwrap();
+    let (mut control, mut nodes) = cluster(root.path());
+    let api = control.client();
+    assert_eq!(api.upload("burst", "1.0.0", says("in the burst")).await.0, 201);
+    route(&api, "/b0", "burst", None).await;
+    assert_eq!(until(&format!("{}/b0", nodes[0].url), Duration::from_secs(10), |s, _| s == 200).await.0, 200);
+    let first = registered(&api, "n1").await.unwrap()["currentRevision"].as_u64().unwrap();
+
+    // The node is killed once it has acknowledged a random part of the burst.
+    let kill_at = rand::rng().random_range(50..BURST as u64 - 50);
+    let pid = nodes[0].process.child.id();
+    let watcher = {
+        let api = control.client();
+        tokio::spawn(async move {
+            let seen = registry_until(&api, "n1", Duration::from_secs(120), |n| n["revision"].as_u64() >= Some(first + kill_at)).await;
+            let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+            assert!(status.success(), "kill -KILL {pid}");
+            seen["revision"].as_u64().unwrap()
+        })
+    };
+    for i in 1..BURST {
+        route(&api, &format!("/b{i}"), "burst", None).await;
+    }
+    let last = registered(&api, "n1").await.unwrap()["currentRevision"].as_u64().unwrap();
+    assert_eq!(last - first, BURST as u64 - 1, "one revision per route");
+    let acknowledged = watcher.await.unwrap();
+    control.crash();
+
+    let (name, dir) = (nodes[0].name.clone(), nodes[0].dir.clone());
+    drop(nodes.remove(0).process);
+    let (cert, key) = node_files(&control.certs, &name);
+    let restarted = start_node(&control, &name, &cert, &key, &dir);
+    let http = reqwest::Client::new();
+    let mut served = Vec::with_capacity(BURST);
+    for i in 0..BURST {
+        let res = http.get(format!("{}/b{i}", restarted.url)).send().await.unwrap();
+        served.push(res.status().as_u16() == 200);
+    }
+    let held = served.iter().take_while(|s| **s).count();
+    assert!(served[held..].iter().all(|s| !s), "after /b{held} the node serves a later route: not one revision's state");
+    // Route /bN came with revision first + N.
+    let must = (acknowledged - first) as usize + 1;
+    assert!(held >= must, "the node acknowledged revision {acknowledged} (/b0../b{}) but serves only /b0../b{}", must - 1, held.max(1) - 1);
+    eprintln!("killed after revision {acknowledged} was acknowledged (aimed at {}); serves /b0../b{}", first + kill_at, held - 1);
+}
+
 #[tokio::test]
 async fn a_tampered_artifact_is_refused_reported_and_the_old_version_keeps_serving() {
     let root = tempfile::tempdir().unwrap();

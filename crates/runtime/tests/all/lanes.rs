@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use edgefn_runtime::{
     CallContext, DEFAULT_IDLE_TIMEOUT, DEFAULT_MEMORY_BUDGET_BYTES, HttpError, HttpLimits, HttpRequest, InvokeError, InvokeRequest,
-    PoolSettings, Pools,
+    PoolSettings, Pools, Runtime,
 };
 use serde_json::json;
 
@@ -69,7 +69,7 @@ async fn an_http_call_that_runs_long_moves_off_the_callers_thread_and_still_time
     let err = spinning.await.unwrap().unwrap_err();
     assert!(matches!(err, HttpError::Timeout { timeout_ms: SPIN_MS }), "{err}");
     assert!(answered > 0, "the short function answered while the other spun");
-    assert!(used < CALLER_CPU, "the caller's thread used {used:?} of CPU while a call spun for {SPIN_MS} ms");
+    moved_off_the_caller(&rt, used);
 }
 
 #[tokio::test]
@@ -82,7 +82,18 @@ async fn an_invoke_that_runs_long_moves_off_the_callers_thread_and_still_times_o
     let err = rt.invoke(&looping.module, req).await.unwrap_err();
     let used = thread_cpu() - before;
     assert!(matches!(err, InvokeError::Timeout { timeout_ms: SPIN_MS }), "{err}");
-    assert!(used < CALLER_CPU, "the caller's thread used {used:?} of CPU while a call spun for {SPIN_MS} ms");
+    moved_off_the_caller(&rt, used);
+}
+
+/// The one spinning call moved to the lanes; unless they starved — other processes took
+/// the cores, and then the call finishes on its caller's thread by design — the caller's
+/// thread used only the call's fast run and its own work (`used`).
+fn moved_off_the_caller(rt: &Runtime, used: Duration) {
+    let counts = rt.lane_counts();
+    assert_eq!((counts.started, counts.moved), (0, 1), "{counts:?}");
+    if counts.returned == 0 {
+        assert!(used < CALLER_CPU, "the caller's thread used {used:?} of CPU while a call spun for {SPIN_MS} ms");
+    }
 }
 
 #[tokio::test]
@@ -98,7 +109,7 @@ async fn the_next_call_of_a_function_that_ran_long_starts_on_the_slow_lanes() {
         let before = thread_cpu();
         let err = lease.handle_http(get(), limits(100), CallContext::default()).await.unwrap_err();
         used.push(thread_cpu() - before);
-        started_on_lanes.push(rt.slow_lane_starts());
+        started_on_lanes.push(rt.lane_counts().started);
         assert!(matches!(err, HttpError::Timeout { timeout_ms: 100 }), "{err}");
     }
     // The first call spins here for its fast run (2 ms of CPU) before it moves; the second

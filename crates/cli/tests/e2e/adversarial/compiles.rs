@@ -135,8 +135,8 @@ async fn a_compilation_past_its_timeout_is_stopped_not_left_running() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("compile_timeout")), "{body}");
     assert!(started.elapsed() < Duration::from_secs(3), "answered after {:?}", started.elapsed());
-    // The compiler is gone: the workers left are the (at most two) spares waiting for a
-    // module, which have not compiled anything, and neither they nor the server do more work.
+    // The compiler is gone with its worker: any worker left waits for a module (there was
+    // no other upload, so it has compiled nothing), and neither it nor the server does more work.
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let left = children_running(pid, "compile-worker");
