@@ -134,24 +134,31 @@ pub(crate) async fn compile(
     deadline: tokio::time::Instant,
     limit: Duration,
 ) -> Result<Artifact, PrepareError> {
-    let mut worker = workers
-        .take(path, config)
-        .map_err(|e| PrepareError::Internal(anyhow::anyhow!("starting the compile worker {}: {e}", path.display())))?;
-    // On timeout the worker is dropped, and so killed.
-    let reply = tokio::time::timeout_at(deadline, worker.compile(bytes)).await.map_err(|_| PrepareError::CompileTimeout { limit })?;
-    match reply {
-        Ok(Reply::Compiled(artifact)) => {
-            workers.give_back(worker, keep);
-            deserialize(engine, &artifact)
-        }
-        Ok(Reply::Invalid(message)) => {
-            workers.give_back(worker, keep);
-            Err(PrepareError::Invalid(message))
-        }
-        Err(e) => {
-            let status = worker.child.wait().await.map_or_else(|e| e.to_string(), |s| s.to_string());
-            Err(PrepareError::Internal(anyhow::anyhow!("the compile worker failed ({status}): {e}")))
-        }
+    let start_failed = |e: std::io::Error| PrepareError::Internal(anyhow::anyhow!("starting the compile worker {}: {e}", path.display()));
+    let mut worker = workers.take(path, config).map_err(start_failed)?;
+    loop {
+        // On timeout the worker is dropped, and so killed.
+        let reply = tokio::time::timeout_at(deadline, worker.compile(bytes)).await.map_err(|_| PrepareError::CompileTimeout { limit })?;
+        return match reply {
+            Ok(Reply::Compiled(artifact)) => {
+                workers.give_back(worker, keep);
+                deserialize(engine, &artifact)
+            }
+            Ok(Reply::Invalid(message)) => {
+                workers.give_back(worker, keep);
+                Err(PrepareError::Invalid(message))
+            }
+            // A waiting worker that died (or was still dying when it was taken) fails at
+            // once: the module goes to a new one.
+            Err(_) if worker.compiled > 0 => {
+                worker = Worker::start(path, config).map_err(start_failed)?;
+                continue;
+            }
+            Err(e) => {
+                let status = worker.child.wait().await.map_or_else(|e| e.to_string(), |s| s.to_string());
+                Err(PrepareError::Internal(anyhow::anyhow!("the compile worker failed ({status}): {e}")))
+            }
+        };
     }
 }
 

@@ -1,7 +1,9 @@
 //! Point 7 of the hardening issue, compile bombs: one user's parallel uploads of modules
 //! that take long to compile are bounded (429 with `Retry-After` past its share), the
-//! server's memory stays bounded, and another user can still upload.
+//! server's memory stays bounded, and another user can still upload; a compilation past
+//! its timeout is killed with its worker, and a worker that answered is kept for the next.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::{Api, Server};
@@ -104,10 +106,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
-/// Live children of `pid` whose command line mentions `what`.
+/// Live children of `pid` whose command line mentions `what`, whichever of its threads
+/// started them.
 fn children_running(pid: u32, what: &str) -> Vec<u32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    let children = std::fs::read_to_string(path).unwrap_or_default();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let children: String =
+        threads.filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("children")).ok()).collect::<Vec<_>>().join(" ");
     children
         .split_whitespace()
         .filter(|child| std::fs::read(format!("/proc/{child}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(what)))
@@ -153,4 +157,28 @@ async fn a_compilation_past_its_timeout_is_stopped_not_left_running() {
     // Nothing was stored, and an ordinary upload still works.
     assert_eq!(api.get("/api/v1/modules/bomb").await.0, 404);
     assert_eq!(upload(&api, "fine", crate::example("add.wat")).await.0, 201);
+}
+
+#[tokio::test]
+async fn a_compile_worker_stays_warm_for_the_next_upload_and_a_dead_one_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = server.client();
+    let pid = server.child.id();
+    assert_eq!(upload(&api, "add", crate::example("add.wat")).await.0, 201);
+    let warm = children_running(pid, "compile-worker");
+    assert_eq!(warm.len(), 1, "one worker compiled and waits: {warm:?}");
+    // Other bytes (the same would not be compiled again) go to the same worker.
+    assert_eq!(upload(&api, "multiply", crate::example("multiply.wat")).await.0, 201);
+    assert_eq!(children_running(pid, "compile-worker"), warm, "the waiting worker compiled the second module");
+
+    // A worker killed while it waits (the upload right after may find it dead or still
+    // exiting) is not the end of the next upload: that goes to a new worker.
+    let status = Command::new("kill").args(["-KILL", &warm[0].to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(upload(&api, "fibonacci", crate::example("fibonacci.wat")).await.0, 201);
+    let replaced = children_running(pid, "compile-worker");
+    assert!(replaced.len() == 1 && replaced != warm, "{replaced:?} after {warm:?}");
+    let (status, body) = api.invoke("multiply", serde_json::json!({"function": "multiply", "args": [6, 7]})).await;
+    assert_eq!((status, body["result"].clone()), (200, serde_json::json!(42)), "{body}");
 }
