@@ -61,7 +61,9 @@ impl DiskCache {
         format!("edgefn-compiled-v2\0{sha256}\0{}\0", self.engine_hash)
     }
 
-    /// Writes a precompiled module atomically (temp file, fsync, rename).
+    /// Writes a precompiled module atomically (temp file, rename). Not synced to disk: it
+    /// is a cache, and a file a crash lost or tore fails its checksum and is rebuilt, so an
+    /// upload or a delivery does not wait for the disk.
     pub(crate) fn store(&self, sha256: &str, artifact: &Artifact) -> anyhow::Result<()> {
         let mut data = match artifact {
             Artifact::Core(m) => m.serialize()?,
@@ -76,7 +78,6 @@ impl DiskCache {
             use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&data)?;
-            f.sync_all()?;
         }
         std::fs::rename(&tmp, &path)?;
         Ok(())
