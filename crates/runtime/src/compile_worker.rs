@@ -37,7 +37,12 @@ pub(crate) const COMPILES_PER_WORKER: u32 = 256;
 
 /// The arguments that give a worker the engine settings of `config`.
 pub(crate) fn worker_args(config: &RuntimeConfig) -> Vec<String> {
-    vec!["compile-worker".into(), format!("--max-wasm-stack={}", config.max_wasm_stack)]
+    vec![
+        "compile-worker".into(),
+        format!("--max-instance-memory-bytes={}", config.max_instance_memory_bytes),
+        format!("--max-concurrent-instances={}", config.max_concurrent_instances),
+        format!("--max-wasm-stack={}", config.max_wasm_stack),
+    ]
 }
 
 /// A running worker and its pipes.
@@ -178,14 +183,14 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Artifact, PrepareError> 
 
 /// The worker's side: builds an engine of `config`'s settings, then compiles each module
 /// read on stdin and writes its artifact on stdout, until stdin closes. Returns the
-/// process's exit status. It builds a bare engine (no instance pool, linkers, ticker or
+/// process's exit status. It builds the runtime's engine alone (no linkers, ticker or
 /// lanes): compiling needs nothing else.
 pub fn serve_compile_worker(config: RuntimeConfig) -> u8 {
     // The engine first: a worker builds it before its first module arrives.
-    let engine = match Engine::new(&crate::runtime::compiler_settings(&config)) {
+    let engine = match crate::runtime::engine(&config) {
         Ok(engine) => engine,
         Err(e) => {
-            eprintln!("building the engine: {:#}", anyhow::Error::from(e));
+            eprintln!("building the engine: {e:#}");
             return 1;
         }
     };

@@ -378,11 +378,8 @@ impl Runtime {
     }
 }
 
-/// The settings that shape compiled code, the same in every process of this binary: the
-/// runtime's engine adds its pooling allocator to them, and a compile worker's engine is
-/// these alone (it instantiates nothing), so what a worker writes loads in its parent —
-/// wasmtime checks that the settings match before it deserializes.
-pub(crate) fn compiler_settings(config: &RuntimeConfig) -> wasmtime::Config {
+/// The settings that shape compiled code, the same in every process of this binary.
+fn compiler_settings(config: &RuntimeConfig) -> wasmtime::Config {
     let mut wasm = wasmtime::Config::new();
     // Instantiation maps the module's data image copy-on-write instead of copying it.
     wasm.memory_init_cow(true)
@@ -395,8 +392,11 @@ pub(crate) fn compiler_settings(config: &RuntimeConfig) -> wasmtime::Config {
     wasm
 }
 
-/// The runtime's engine: [`compiler_settings`] with a pooling allocator sized by `config`.
-fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
+/// The engine of `config`: [`compiler_settings`] with a pooling allocator sized by it. A
+/// compile worker builds the same one, so what it writes loads in its parent (wasmtime
+/// checks that the settings match before it deserializes) and a module the pool cannot
+/// hold (a memory over its limit) is refused by the compiler, as an invalid upload.
+pub(crate) fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     let instances = config.max_concurrent_instances;
     // A component holds several core instances and tables (its module, adapter shims).

@@ -7,13 +7,19 @@ use clap::Args;
 #[derive(Args, Debug)]
 pub struct CompileWorkerCommand {
     #[arg(long)]
+    max_instance_memory_bytes: usize,
+    #[arg(long)]
+    max_concurrent_instances: u32,
+    #[arg(long)]
     max_wasm_stack: usize,
 }
 
 impl CompileWorkerCommand {
     /// Compiles until stdin closes: 0 then, 1 if it could not go on.
     pub fn execute(self) -> std::process::ExitCode {
-        let config = edgefn_runtime::RuntimeConfig { max_wasm_stack: self.max_wasm_stack, ..Default::default() };
+        let Self { max_instance_memory_bytes, max_concurrent_instances, max_wasm_stack } = self;
+        let config =
+            edgefn_runtime::RuntimeConfig { max_instance_memory_bytes, max_concurrent_instances, max_wasm_stack, ..Default::default() };
         std::process::ExitCode::from(edgefn_runtime::serve_compile_worker(config))
     }
 }
