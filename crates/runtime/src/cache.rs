@@ -65,10 +65,7 @@ impl DiskCache {
     /// is a cache, and a file a crash lost or tore fails its checksum and is rebuilt, so an
     /// upload or a delivery does not wait for the disk.
     pub(crate) fn store(&self, sha256: &str, artifact: &Artifact) -> anyhow::Result<()> {
-        let mut data = match artifact {
-            Artifact::Core(m) => m.serialize()?,
-            Artifact::Component(c) => c.serialize()?,
-        };
+        let mut data = artifact.serialize()?;
         let checksum = checksum(&self.checksum_key(sha256), &data);
         data.extend_from_slice(&checksum);
         let path = self.path(sha256);

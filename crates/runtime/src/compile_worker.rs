@@ -33,7 +33,7 @@ const COMPILED: u8 = 0;
 const INVALID: u8 = 2;
 /// Modules a worker compiles before it is retired, so what a long run leaves in its heap
 /// (fragmentation, caches) is given back now and then.
-pub(crate) const COMPILES_PER_WORKER: u32 = 256;
+const COMPILES_PER_WORKER: u32 = 256;
 
 /// The arguments that give a worker the engine settings of `config`.
 pub(crate) fn worker_args(config: &RuntimeConfig) -> Vec<String> {
@@ -211,19 +211,13 @@ pub fn serve_compile_worker(config: RuntimeConfig) -> u8 {
             return 1;
         }
         let (status, payload) = match crate::runtime::compile_with(&engine, &bytes) {
-            Ok(artifact) => {
-                let serialized = match artifact {
-                    Artifact::Core(m) => m.serialize(),
-                    Artifact::Component(c) => c.serialize(),
-                };
-                match serialized {
-                    Ok(out) => (COMPILED, out),
-                    Err(e) => {
-                        eprintln!("serializing the artifact: {:#}", anyhow::Error::from(e));
-                        return 1;
-                    }
+            Ok(artifact) => match artifact.serialize() {
+                Ok(out) => (COMPILED, out),
+                Err(e) => {
+                    eprintln!("serializing the artifact: {:#}", anyhow::Error::from(e));
+                    return 1;
                 }
-            }
+            },
             Err(e) => (INVALID, format!("{:#}", anyhow::Error::from(e)).into_bytes()),
         };
         let len = u32::try_from(payload.len()).expect("an artifact under 4 GiB").to_le_bytes();

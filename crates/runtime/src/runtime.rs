@@ -36,6 +36,16 @@ pub(crate) enum Artifact {
     Component(Component),
 }
 
+impl Artifact {
+    /// The precompiled bytes, as the disk cache and a compile worker's parent load them.
+    pub(crate) fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Artifact::Core(m) => m.serialize(),
+            Artifact::Component(c) => c.serialize(),
+        }
+    }
+}
+
 /// A module compiled and linked, ready to instantiate in microseconds.
 pub enum Compiled {
     /// A core module.
@@ -378,21 +388,7 @@ impl Runtime {
     }
 }
 
-/// The settings that shape compiled code, the same in every process of this binary.
-fn compiler_settings(config: &RuntimeConfig) -> wasmtime::Config {
-    let mut wasm = wasmtime::Config::new();
-    // Instantiation maps the module's data image copy-on-write instead of copying it.
-    wasm.memory_init_cow(true)
-        // Timeouts: a 1 ms ticker bumps the epoch; each store checks its own deadline.
-        .epoch_interruption(true)
-        .max_wasm_stack(config.max_wasm_stack)
-        .wasm_component_model(true)
-        // WASI 0.3 components (`wasi:http/handler@0.3`) are async: streams, futures, tasks.
-        .wasm_component_model_async(true);
-    wasm
-}
-
-/// The engine of `config`: [`compiler_settings`] with a pooling allocator sized by it. A
+/// The engine of `config`, with a pooling allocator sized by it. A
 /// compile worker builds the same one, so what it writes loads in its parent (wasmtime
 /// checks that the settings match before it deserializes) and a module the pool cannot
 /// hold (a memory over its limit) is refused by the compiler, as an invalid upload.
@@ -411,8 +407,16 @@ pub(crate) fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
         .max_unused_warm_slots(instances)
         .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
         .table_keep_resident(MEMORY_KEEP_RESIDENT_BYTES / 4);
-    let mut wasm = compiler_settings(config);
-    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let mut wasm = wasmtime::Config::new();
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        // Instantiation maps the module's data image copy-on-write instead of copying it.
+        .memory_init_cow(true)
+        // Timeouts: a 1 ms ticker bumps the epoch; each store checks its own deadline.
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .wasm_component_model(true)
+        // WASI 0.3 components (`wasi:http/handler@0.3`) are async: streams, futures, tasks.
+        .wasm_component_model_async(true);
     Engine::new(&wasm).map_err(anyhow::Error::from)
 }
 
