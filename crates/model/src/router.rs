@@ -25,9 +25,11 @@
 //!
 //! **Cost.** Exact hosts and paths are hash lookups; prefixes are one lookup per path
 //! segment; the regexes of a host are one `RegexSet`. Lookup time therefore depends on the
-//! request, not on how many routes exist.
+//! request, not on how many routes exist. The index is built of persistent maps, so a
+//! node copies it and adds or removes a route in time that follows the change, not the
+//! number of routes (only the regex set of the host a regex route changes is rebuilt).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use regex::RegexSet;
 
@@ -210,44 +212,192 @@ pub enum Lookup<'a, T> {
     NotFound,
 }
 
-/// The routes of one host pattern, indexed by path.
-#[derive(Debug, Default)]
-struct Bucket {
-    exact: HashMap<String, Vec<usize>>,
-    prefix: HashMap<String, Vec<usize>>,
-    regex: Option<(RegexSet, Vec<usize>)>,
+/// A route as the index holds it: shared by every copy of the router.
+type Entry<T> = Arc<RouteSpec<T>>;
+
+/// The host pattern a route is filed under: the tier of requests it can answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tier {
+    /// No host: any host without routes of its own.
+    Any,
+    /// `*.name`: the names under `name`.
+    Wildcard(String),
+    /// Exactly this host.
+    Exact(String),
 }
 
-impl Bucket {
-    fn candidates<T>(&self, routes: &[RouteSpec<T>], path: &str, out: &mut Vec<usize>) {
-        if let Some(ids) = self.exact.get(path) {
-            out.extend(ids);
+impl Tier {
+    /// The tier of a route whose host is canonical.
+    fn of<T>(route: &RouteSpec<T>) -> Self {
+        match route.host.as_deref() {
+            None => Self::Any,
+            Some(h) => match h.strip_prefix("*.") {
+                Some(name) => Self::Wildcard(name.to_string()),
+                None => Self::Exact(h.to_string()),
+            },
+        }
+    }
+}
+
+/// The routes of one host pattern, indexed by path. Persistent maps: a copy costs
+/// nothing, and a change copies only the part it touches.
+#[derive(Debug)]
+struct Bucket<T> {
+    exact: imbl::HashMap<String, Vec<Entry<T>>>,
+    prefix: imbl::HashMap<String, Vec<Entry<T>>>,
+    /// The regex routes by id, and one set over all of them (built again when they change).
+    regexes: imbl::OrdMap<String, Entry<T>>,
+    set: Option<Arc<(RegexSet, Vec<Entry<T>>)>>,
+}
+
+impl<T> Default for Bucket<T> {
+    fn default() -> Self {
+        Self { exact: Default::default(), prefix: Default::default(), regexes: Default::default(), set: None }
+    }
+}
+
+impl<T> Clone for Bucket<T> {
+    fn clone(&self) -> Self {
+        Self { exact: self.exact.clone(), prefix: self.prefix.clone(), regexes: self.regexes.clone(), set: self.set.clone() }
+    }
+}
+
+/// Adds `entry` to the routes filed under `key`.
+fn file<T>(map: &mut imbl::HashMap<String, Vec<Entry<T>>>, key: String, entry: Entry<T>) {
+    map.entry(key).or_default().push(entry);
+}
+
+/// Takes the route `id` from those filed under `key`, dropping the key when none is left.
+fn unfile<T>(map: &mut imbl::HashMap<String, Vec<Entry<T>>>, key: &str, id: &str) {
+    if let Some(entries) = map.get_mut(key) {
+        entries.retain(|e| e.id != id);
+        if entries.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl<T> Bucket<T> {
+    fn candidates<'a>(&'a self, path: &str, out: &mut Vec<&'a RouteSpec<T>>) {
+        if let Some(entries) = self.exact.get(path) {
+            out.extend(entries.iter().map(|e| &**e));
         }
         // Every segment boundary of the path: "/a/b" → "/a/b", "/a", "".
         let mut end = path.len();
         loop {
             let key = &path[..end];
-            if let Some(ids) = self.prefix.get(key) {
-                out.extend(ids);
+            if let Some(entries) = self.prefix.get(key) {
+                out.extend(entries.iter().map(|e| &**e));
             }
             match key.rfind('/') {
                 Some(i) => end = i,
                 None => break,
             }
         }
-        if let Some((set, ids)) = &self.regex {
-            out.extend(set.matches(path).iter().map(|i| ids[i]).filter(|&r| within(path, route_scope(&routes[r].path, PathMatch::Regex))));
+        if let Some(indexed) = &self.set {
+            let (set, entries) = &**indexed;
+            let inside =
+                set.matches(path).into_iter().map(|i| &*entries[i]).filter(|r| within(path, route_scope(&r.path, PathMatch::Regex)));
+            out.extend(inside);
+        }
+    }
+
+    /// Files a route (its regex set is built by [`Self::index_regexes`]).
+    fn add(&mut self, entry: Entry<T>) {
+        match entry.kind {
+            PathMatch::Exact => file(&mut self.exact, entry.path.clone(), entry),
+            PathMatch::Prefix => file(&mut self.prefix, entry.path.trim_end_matches('/').to_string(), entry),
+            PathMatch::Regex => drop(self.regexes.insert(entry.id.clone(), entry)),
+        }
+    }
+
+    /// Takes a route out; true when it was a regex, so the set must be built again.
+    fn take(&mut self, route: &RouteSpec<T>) -> bool {
+        match route.kind {
+            PathMatch::Exact => unfile(&mut self.exact, &route.path, &route.id),
+            PathMatch::Prefix => unfile(&mut self.prefix, route.path.trim_end_matches('/'), &route.id),
+            PathMatch::Regex => return self.regexes.remove(&route.id).is_some(),
+        }
+        false
+    }
+
+    /// Builds the one set over this bucket's regex routes.
+    fn index_regexes(&mut self) -> Result<(), RouteError> {
+        if self.regexes.is_empty() {
+            self.set = None;
+            return Ok(());
+        }
+        let entries: Vec<Entry<T>> = self.regexes.values().cloned().collect();
+        let set = RegexSet::new(entries.iter().map(|e| anchored(&e.path))).map_err(|e| {
+            let last = entries.last().expect("not empty");
+            RouteError::BadRegex { id: last.id.clone(), pattern: last.path.clone(), message: e.to_string() }
+        })?;
+        self.set = Some(Arc::new((set, entries)));
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefix.is_empty() && self.regexes.is_empty()
+    }
+}
+
+/// A regex path as it must match: the whole path.
+fn anchored(pattern: &str) -> String {
+    format!("^(?:{pattern})$")
+}
+
+/// A route made ready for the index: methods in upper case, its host canonical, its path
+/// checked (a regex must compile).
+fn checked<T>(mut r: RouteSpec<T>) -> Result<RouteSpec<T>, RouteError> {
+    r.methods.iter_mut().for_each(|m| *m = m.to_ascii_uppercase());
+    if r.kind != PathMatch::Regex && !r.path.starts_with('/') {
+        return Err(RouteError::BadPath { id: r.id.clone(), path: r.path.clone() });
+    }
+    if let Some(h) = r.host.as_deref() {
+        let canonical = canonical_host_pattern(h).map_err(|_| RouteError::BadHost { id: r.id.clone(), host: h.to_string() })?;
+        r.host = Some(canonical);
+    }
+    if r.kind == PathMatch::Regex {
+        regex::Regex::new(&anchored(&r.path)).map_err(|e| RouteError::BadRegex {
+            id: r.id.clone(),
+            pattern: r.path.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(r)
+}
+
+/// An indexed set of routes for one node, by id. Copying it costs nothing, and a copy
+/// changed by [`Router::insert`] or [`Router::remove`] costs what the change touches, not
+/// the number of routes: a node applies a delivery to a copy and swaps the copy in.
+#[derive(Debug)]
+pub struct Router<T> {
+    routes: imbl::HashMap<String, Entry<T>>,
+    exact_hosts: imbl::HashMap<String, Bucket<T>>,
+    wildcard_hosts: imbl::HashMap<String, Bucket<T>>,
+    any_host: Bucket<T>,
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Self {
+            routes: Default::default(),
+            exact_hosts: Default::default(),
+            wildcard_hosts: Default::default(),
+            any_host: Bucket::default(),
         }
     }
 }
 
-/// An immutable, indexed set of routes for one node.
-#[derive(Debug)]
-pub struct Router<T> {
-    routes: Vec<RouteSpec<T>>,
-    exact_hosts: HashMap<String, Bucket>,
-    wildcard_hosts: HashMap<String, Bucket>,
-    any_host: Bucket,
+impl<T> Clone for Router<T> {
+    fn clone(&self) -> Self {
+        Self {
+            routes: self.routes.clone(),
+            exact_hosts: self.exact_hosts.clone(),
+            wildcard_hosts: self.wildcard_hosts.clone(),
+            any_host: self.any_host.clone(),
+        }
+    }
 }
 
 /// A request's host in canonical form ([`canonical_host`]); one that is not a host keeps
@@ -257,55 +407,68 @@ fn normalize_host(host: &str) -> String {
 }
 
 impl<T> Router<T> {
-    /// Indexes `routes` (those a node runs: the control plane chose them by POP).
-    pub fn new(mut routes: Vec<RouteSpec<T>>) -> Result<Self, RouteError> {
-        let mut exact_hosts: HashMap<String, Bucket> = HashMap::new();
-        let mut wildcard_hosts: HashMap<String, Bucket> = HashMap::new();
-        let mut any_host = Bucket::default();
-        let mut regexes: HashMap<(u8, String), Vec<(String, usize)>> = HashMap::new();
-        for (i, r) in routes.iter_mut().enumerate() {
-            r.methods.iter_mut().for_each(|m| *m = m.to_ascii_uppercase());
-            if r.kind != PathMatch::Regex && !r.path.starts_with('/') {
-                return Err(RouteError::BadPath { id: r.id.clone(), path: r.path.clone() });
-            }
-            let (class, key) = match r.host.as_deref() {
-                None => (0, String::new()),
-                Some(h) => {
-                    let h = canonical_host_pattern(h).map_err(|_| RouteError::BadHost { id: r.id.clone(), host: h.to_string() })?;
-                    let name = h.strip_prefix("*.").unwrap_or(&h);
-                    r.host = Some(h.clone());
-                    if h.starts_with("*.") { (1, name.to_string()) } else { (2, name.to_string()) }
-                }
-            };
-            let bucket = match class {
-                0 => &mut any_host,
-                1 => wildcard_hosts.entry(key.clone()).or_default(),
-                _ => exact_hosts.entry(key.clone()).or_default(),
-            };
-            match r.kind {
-                PathMatch::Exact => bucket.exact.entry(r.path.clone()).or_default().push(i),
-                PathMatch::Prefix => bucket.prefix.entry(r.path.trim_end_matches('/').to_string()).or_default().push(i),
-                PathMatch::Regex => {
-                    regex::Regex::new(&format!("^(?:{})$", r.path)).map_err(|e| RouteError::BadRegex {
-                        id: r.id.clone(),
-                        pattern: r.path.clone(),
-                        message: e.to_string(),
-                    })?;
-                    regexes.entry((class, key)).or_default().push((format!("^(?:{})$", r.path), i));
-                }
+    /// Indexes `routes` (those a node runs: the control plane chose them by POP); a
+    /// route with the id of one before it replaces that one.
+    pub fn new(routes: Vec<RouteSpec<T>>) -> Result<Self, RouteError> {
+        let mut router = Self::default();
+        for route in routes {
+            router.place(checked(route)?);
+        }
+        // Each host's regex set is built once, over all of its regex routes.
+        router.any_host.index_regexes()?;
+        for (_, bucket) in router.exact_hosts.iter_mut().chain(router.wildcard_hosts.iter_mut()) {
+            bucket.index_regexes()?;
+        }
+        Ok(router)
+    }
+
+    /// Adds a route, or replaces the one with its id. A route the router cannot take is
+    /// refused with the reason, and the router is left as it was.
+    pub fn insert(&mut self, route: RouteSpec<T>) -> Result<(), RouteError> {
+        let route = checked(route)?;
+        let mut next = self.clone();
+        let (tier, regex) = (Tier::of(&route), route.kind == PathMatch::Regex);
+        next.place(route);
+        if regex {
+            next.bucket_mut(&tier).index_regexes()?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// Takes out the route `id`; false when there is none.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let Some(old) = self.routes.remove(id) else { return false };
+        let tier = Tier::of(&old);
+        let bucket = self.bucket_mut(&tier);
+        if bucket.take(&old) {
+            bucket.index_regexes().expect("the rest of a regex set that was built builds");
+        }
+        // A host left without routes must not keep its tier: its requests fall through.
+        if bucket.is_empty() {
+            match tier {
+                Tier::Any => {}
+                Tier::Wildcard(name) => drop(self.wildcard_hosts.remove(&name)),
+                Tier::Exact(name) => drop(self.exact_hosts.remove(&name)),
             }
         }
-        for ((class, key), entries) in regexes {
-            let set = RegexSet::new(entries.iter().map(|(p, _)| p)).expect("each pattern compiled above");
-            let ids = entries.into_iter().map(|(_, i)| i).collect();
-            let bucket = match class {
-                0 => &mut any_host,
-                1 => wildcard_hosts.get_mut(&key).expect("bucket created above"),
-                _ => exact_hosts.get_mut(&key).expect("bucket created above"),
-            };
-            bucket.regex = Some((set, ids));
+        true
+    }
+
+    /// Files a checked route under its host and path, in place of one with its id.
+    fn place(&mut self, route: RouteSpec<T>) {
+        self.remove(&route.id);
+        let entry = Arc::new(route);
+        self.bucket_mut(&Tier::of(&entry)).add(entry.clone());
+        self.routes.insert(entry.id.clone(), entry);
+    }
+
+    fn bucket_mut(&mut self, tier: &Tier) -> &mut Bucket<T> {
+        match tier {
+            Tier::Any => &mut self.any_host,
+            Tier::Wildcard(name) => self.wildcard_hosts.entry(name.clone()).or_default(),
+            Tier::Exact(name) => self.exact_hosts.entry(name.clone()).or_default(),
         }
-        Ok(Self { routes, exact_hosts, wildcard_hosts, any_host })
     }
 
     /// Number of routes that apply to this node.
@@ -320,7 +483,7 @@ impl<T> Router<T> {
 
     /// The routes a request for `host` is matched against: its exact host's if it has
     /// any, else the most specific wildcard's, else those for any host.
-    fn tier(&self, host: &str) -> &Bucket {
+    fn tier(&self, host: &str) -> &Bucket<T> {
         if let Some(b) = self.exact_hosts.get(host) {
             return b;
         }
@@ -346,14 +509,14 @@ impl<T> Router<T> {
             normal.as_str()
         };
         let mut candidates = Vec::new();
-        self.tier(&host).candidates(&self.routes, path, &mut candidates);
+        self.tier(&host).candidates(path, &mut candidates);
 
-        let best = candidates.iter().map(|&i| &self.routes[i]).filter(|r| r.allows(method)).max_by(|a, b| a.rank().cmp(&b.rank()));
+        let best = candidates.iter().copied().filter(|r| r.allows(method)).max_by(|a, b| a.rank().cmp(&b.rank()));
         match best {
             Some(r) => Lookup::Found(r),
             None if candidates.is_empty() => Lookup::NotFound,
             None => {
-                let mut allowed: Vec<String> = candidates.iter().flat_map(|&i| self.routes[i].methods.iter().cloned()).collect();
+                let mut allowed: Vec<String> = candidates.iter().flat_map(|r| r.methods.iter().cloned()).collect();
                 allowed.sort();
                 allowed.dedup();
                 Lookup::MethodNotAllowed(allowed)

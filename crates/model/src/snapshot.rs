@@ -1,13 +1,13 @@
 //! Everything a node applies at one revision of the control plane.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::function::{Function, Target, UnknownValue, Version};
-use crate::router::{RouteError, RouteSpec, Router};
+use crate::router::RouteSpec;
 
 /// A route as nodes serve it.
 pub type Route = RouteSpec<Target>;
@@ -61,24 +61,21 @@ impl Resource {
 }
 
 /// The functions and routes of one revision. Nodes keep the one they applied on disk and
-/// serve from it until the control plane says otherwise.
+/// serve from it until the control plane says otherwise. Its maps are persistent: a copy
+/// costs nothing, so a node applies a delivery to a copy of what it serves in time that
+/// follows the delivery, not the number of functions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     /// The control plane's revision this state is at.
     pub revision: u64,
     /// Functions by id.
-    pub functions: BTreeMap<String, Function>,
+    pub functions: imbl::OrdMap<String, Function>,
     /// Routes by id.
-    pub routes: BTreeMap<String, Route>,
+    pub routes: imbl::OrdMap<String, Route>,
 }
 
 impl Snapshot {
-    /// The router over these routes.
-    pub fn router(&self) -> Result<Router<Target>, RouteError> {
-        Router::new(self.routes.values().cloned().collect())
-    }
-
     /// The version a route's target runs, with its function.
     pub fn resolve(&self, target: &Target) -> Option<(&Function, &Version)> {
         let function = self.functions.get(&target.function_id)?;

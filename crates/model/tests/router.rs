@@ -186,6 +186,68 @@ proptest! {
     }
 }
 
+/// What a router answers to every request of `reqs`: the winner's id, or the methods
+/// that would be allowed.
+fn answers(router: &Router<String>, reqs: &[(&'static str, String, &'static str)]) -> Vec<Result<String, Vec<String>>> {
+    reqs.iter()
+        .map(|(host, path, method)| match router.lookup(host, path, method) {
+            Lookup::Found(r) => Ok(r.id.clone()),
+            Lookup::MethodNotAllowed(allowed) => Err(allowed),
+            Lookup::NotFound => Err(vec![]),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A router changed route by route — routes added, replaced under their id and
+    /// removed, each change on a copy of the one before — answers every request as a
+    /// router built at once from the routes left; and the copies before each change still
+    /// answer as they did (a node serves from one while it changes the next).
+    #[test]
+    fn a_router_changed_in_place_agrees_with_one_built_whole(
+        changes in proptest::collection::vec((0usize..12, proptest::option::of(arb_route())), 1..60),
+        reqs in proptest::collection::vec(arb_request(), 1..20),
+    ) {
+        let mut live = Router::new(vec![]).unwrap();
+        let mut held: std::collections::BTreeMap<usize, RouteSpec<String>> = Default::default();
+        for (step, (slot, change)) in changes.into_iter().enumerate() {
+            let before = live.clone();
+            let before_answers = answers(&before, &reqs);
+            match change {
+                Some((h, p, k, m, pr)) => {
+                    let mut r = route(&format!("r{slot}"), h, &p, k, &m, pr);
+                    r.seq = step as i64;
+                    live.insert(r.clone()).unwrap();
+                    held.insert(slot, r);
+                }
+                None => {
+                    prop_assert_eq!(live.remove(&format!("r{slot}")), held.remove(&slot).is_some());
+                }
+            }
+            prop_assert_eq!(answers(&before, &reqs), before_answers, "a copy changed with its original");
+            prop_assert_eq!(live.len(), held.len());
+        }
+        let whole = Router::new(held.into_values().collect()).unwrap();
+        prop_assert_eq!(answers(&live, &reqs), answers(&whole, &reqs));
+    }
+}
+
+#[test]
+fn a_route_the_router_refuses_leaves_it_as_it_was() {
+    let mut router = Router::new(vec![route("r1", None, "/a", PathMatch::Exact, &[], 0)]).unwrap();
+    let err = router.insert(route("r1", None, "/(", PathMatch::Regex, &[], 0)).unwrap_err();
+    assert!(err.to_string().contains("invalid regex"), "{err}");
+    assert_eq!(winner(&router, "x.org", "/a", "GET").as_deref(), Some("r1"));
+    // The last route of a host gone: its requests fall through to the routes for any host.
+    router.insert(route("r2", Some("shop.example.com"), "/b", PathMatch::Exact, &[], 0)).unwrap();
+    assert_eq!(winner(&router, "shop.example.com", "/a", "GET"), None);
+    assert!(router.remove("r2"));
+    assert_eq!(winner(&router, "shop.example.com", "/a", "GET").as_deref(), Some("r1"));
+    assert!(!router.remove("r2"));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

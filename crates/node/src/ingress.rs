@@ -89,7 +89,7 @@ impl Default for NodeConfig {
 /// What the ingress answers with: a snapshot and its router, swapped together.
 pub(crate) struct Serving {
     pub(crate) snapshot: Arc<Snapshot>,
-    router: Router<Target>,
+    pub(crate) router: Router<Target>,
 }
 
 struct State {
@@ -130,10 +130,12 @@ impl Node {
         }
         let cache = ArtifactCache::open(&config.data_dir.join("artifacts"), config.cache_max_bytes, config.cache_max_entries)?;
         let (saved, snapshot) = crate::persist::Saved::open(&config.data_dir)?;
-        let router = snapshot.router().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the saved routes do not build a router; serving none until the control plane resyncs");
-            Router::new(Vec::new()).expect("an empty router builds")
-        });
+        let mut router = Router::default();
+        for route in snapshot.routes.values() {
+            if let Err(e) = router.insert(route.clone()) {
+                tracing::error!(error = %e, "a saved route does not build; serving without it until the control plane resyncs");
+            }
+        }
         if snapshot.revision > 0 {
             tracing::info!(
                 revision = snapshot.revision,
@@ -156,7 +158,12 @@ impl Node {
 
     /// The applied snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.state.serving.read().expect("serving lock").snapshot.clone()
+        self.serving().snapshot.clone()
+    }
+
+    /// The applied snapshot with its router.
+    pub(crate) fn serving(&self) -> Arc<Serving> {
+        self.state.serving.read().expect("serving lock").clone()
     }
 
     /// The applied revision, as it changes.
@@ -295,7 +302,7 @@ impl Node {
     }
 
     async fn run(&self, req: Request<TimedBody>, host: &str, method: &str, path: &str, request_id: &str) -> Result<Reply, Failure> {
-        let serving = self.state.serving.read().expect("serving lock").clone();
+        let serving = self.serving();
         let target = match serving.router.lookup(host, path, method) {
             Lookup::Found(route) => &route.target,
             Lookup::NotFound => return Err((StatusCode::NOT_FOUND, format!("no route for {host}{path}"), None)),
