@@ -27,7 +27,7 @@ async fn first_delta(
     hello: v1::Hello,
 ) -> (v1::Delta, mpsc::Sender<v1::NodeMessage>, tonic::Streaming<v1::ControlMessage>) {
     let channel = in_process_channel(state.hub.clone(), "test-node", pop.map(str::to_string));
-    let mut client = NodeStreamClient::new(channel);
+    let mut client = edgefn_proto::node_stream_client(channel);
     let (outbox, queued) = mpsc::channel(4);
     outbox.send(v1::NodeMessage { kind: Some(v1::node_message::Kind::Hello(hello)) }).await.unwrap();
     let mut inbound = client.stream(ReceiverStream::new(queued)).await.unwrap().into_inner();
@@ -120,7 +120,7 @@ async fn changes_arrive_as_deltas_and_pops_get_only_their_routes() {
 async fn artifacts_are_pulled_whole_and_only_those_a_node_runs() {
     let (_dir, state) = control().await;
     let channel = in_process_channel(state.hub.clone(), "puller", None);
-    let mut client = NodeStreamClient::new(channel);
+    let mut client = edgefn_proto::node_stream_client(channel);
     let module = state.db.modules_by_id_or_name("welcome").await.unwrap().remove(0);
     let sha = state.db.version(&module.id, None).await.unwrap().sha256;
     let mut chunks = client.fetch_artifact(v1::ArtifactRequest { sha256: sha.clone() }).await.unwrap().into_inner();
@@ -396,4 +396,59 @@ async fn incremental_deltas_add_up_to_a_snapshot_of_the_final_revision() {
             assert_eq!(follower.held, whole.held, "seed {seed}, POP {}: the deltas and the snapshot differ", follower.pop);
         }
     }
+}
+
+/// A snapshot over gRPC's default 4 MB message limit — 80 functions with 64 KB of
+/// settings each here; about 10,000 small functions make as much — reaches a new node
+/// whole, and a node that holds that much can say so in its Hello.
+#[tokio::test]
+async fn a_snapshot_over_four_megabytes_reaches_a_new_node() {
+    let (_dir, state) = control().await;
+    let db = &state.db;
+    let actor = edgefn_store::Actor::system();
+    let welcome = db.modules_by_id_or_name("welcome").await.unwrap().remove(0);
+    let sha = db.version(&welcome.id, None).await.unwrap().sha256;
+    let env: std::collections::BTreeMap<String, String> = (0..64).map(|i| (format!("V{i}"), "x".repeat(1024))).collect();
+    for i in 0..80 {
+        let module = edgefn_store::NewModule {
+            owner_id: welcome.owner_id.clone(),
+            project_id: welcome.project_id.clone().unwrap_or_default(),
+            owner_type: welcome.owner_type.clone(),
+            name: format!("big{i}"),
+            description: None,
+            timeout_ms: 1000,
+            max_memory_pages: 16,
+        };
+        let version = edgefn_store::NewVersion {
+            version: "1.0.0".into(),
+            sha256: sha.clone(),
+            size_bytes: 100,
+            kind: "core".into(),
+            world: None,
+            exports: serde_json::json!([]),
+            memory_pages: None,
+            max_memory_pages: None,
+        };
+        let (m, _) = db.create_version(&actor, &module, &version).await.unwrap();
+        let patch = edgefn_store::ModulePatch { env: Some(env.clone()), ..Default::default() };
+        db.update_module(&actor, &m.id, &patch).await.unwrap();
+        let path = format!("/big{i}");
+        let space = edgefn_store::RouteSpace::new(None, &path);
+        db.create_route(&actor, &exact(&path, &m.id, None, None), &space, m.project_id.as_deref(), false).await.unwrap();
+    }
+    state.hub.catch_up().await.unwrap();
+    let (snapshot, _out, _in) = first_delta(&state, None, hello(0, BTreeMap::new())).await;
+    assert!(snapshot.snapshot);
+    let bytes = prost::Message::encoded_len(&snapshot);
+    assert!(bytes > 5 * 1024 * 1024, "only {bytes} bytes");
+    let big =
+        snapshot.upserts.iter().filter(|r| matches!(&r.body, Some(v1::resource::Body::Function(f)) if f.name.starts_with("big"))).count();
+    assert_eq!(big, 80);
+
+    // A Hello naming 100,000 resources (about 8 MB) is read too.
+    let mut held: BTreeMap<String, String> = snapshot.upserts.iter().map(|r| (r.name.clone(), r.version.clone())).collect();
+    held.extend((0..100_000).map(|i| (format!("route/{i:036}"), "0".repeat(32))));
+    let (difference, _out, _in) = first_delta(&state, None, hello(snapshot.revision, held)).await;
+    assert!(!difference.snapshot);
+    assert_eq!(difference.removals.len(), 100_000, "the routes it does not have are removed");
 }

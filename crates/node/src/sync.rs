@@ -157,7 +157,7 @@ impl Node {
 
     /// One stream, until it fails.
     async fn session(&self, channel: Channel, failing: &mut bool) -> anyhow::Result<()> {
-        let mut client = NodeStreamClient::new(channel);
+        let mut client = edgefn_proto::node_stream_client(channel);
         let (outbox, queued) = tokio::sync::mpsc::channel(OUTBOX);
         let snapshot = self.snapshot();
         // What the node holds is what it can run: a function whose artifact left the cache

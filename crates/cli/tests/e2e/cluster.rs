@@ -544,7 +544,7 @@ async fn forged_and_flooding_reports_are_refused_or_clamped_and_counted() {
     let (cert, key) = node_files(&certs, "forger");
     let read = |p: &Path| std::fs::read(p).unwrap();
     let channel = edgefn_node::channel(&control.stream, &read(&certs.join("ca.pem")), &read(&cert), &read(&key)).unwrap();
-    let mut client = v1::node_stream_client::NodeStreamClient::new(channel);
+    let mut client = edgefn_proto::node_stream_client(channel);
     let (outbox, queued) = tokio::sync::mpsc::channel(128);
     let hello = v1::Hello {
         protocol: edgefn_proto::PROTOCOL,

@@ -123,7 +123,7 @@ struct Peer {
 impl NodeService {
     /// The service for peers identified by `identity`.
     pub fn new(hub: Arc<Hub>, identity: Identity) -> v1::node_stream_server::NodeStreamServer<Self> {
-        v1::node_stream_server::NodeStreamServer::new(Self { hub, identity })
+        v1::node_stream_server::NodeStreamServer::new(Self { hub, identity }).max_decoding_message_size(edgefn_proto::MAX_MESSAGE_BYTES)
     }
 
     fn identify<T>(&self, request: &Request<T>) -> Result<Peer, Status> {
