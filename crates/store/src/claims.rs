@@ -91,22 +91,41 @@ impl RouteClaim {
     }
 }
 
-/// Claims overlapping `space`, oldest first. The query reads only candidates — on the
-/// default host the prefixes above `space` and those below it, on a named host that host
-/// and the wildcards — so its cost does not grow with the number of claims.
+/// Claims overlapping `space`, oldest first. The query reads only candidates, each found
+/// in the (host, path) index: the space's host and the wildcards over it, each with the
+/// path prefixes above the space's and those below it — so its cost does not grow with the
+/// number of claims. Only a wildcard space also looks for the names under it, by suffix.
 pub(crate) async fn overlapping(conn: &mut SqliteConnection, space: &RouteSpace) -> Result<Vec<RouteClaim>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM route_claims WHERE ");
-    if space.host.is_empty() {
-        q.push("host = '' AND (path_prefix IN (''");
-        for (at, _) in space.prefix.match_indices('/').filter(|(at, _)| *at > 0) {
-            q.push(", ").push_bind(space.prefix[..at].to_string());
+    let mut hosts = vec![space.host.clone()];
+    let name = space.host.strip_prefix("*.").unwrap_or(&space.host);
+    hosts.extend(name.match_indices('.').map(|(at, _)| format!("*{}", &name[at..])));
+    let mut above = vec![String::new()];
+    above.extend(space.prefix.match_indices('/').filter(|(at, _)| *at > 0).map(|(at, _)| space.prefix[..at].to_string()));
+    above.push(space.prefix.clone());
+    let in_hosts = |q: &mut QueryBuilder<Sqlite>| {
+        let mut list = q.separated(", ");
+        for host in &hosts {
+            list.push_bind(host.clone());
         }
-        q.push(", ").push_bind(space.prefix.clone());
-        let escaped = space.prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        q.push(") OR path_prefix LIKE ").push_bind(format!("{escaped}/%")).push(" ESCAPE '\\')");
-    } else {
-        let suffix = space.host.strip_prefix("*.").unwrap_or(&space.host);
-        q.push("host = ").push_bind(space.host.clone()).push(" OR host LIKE '*.%' OR host LIKE ").push_bind(format!("%.{suffix}"));
+    };
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM route_claims WHERE host IN (");
+    in_hosts(&mut q);
+    q.push(") AND path_prefix IN (");
+    let mut list = q.separated(", ");
+    for prefix in above {
+        list.push_bind(prefix);
+    }
+    // Below the prefix: the paths that continue it with `/`, a range in the index ('0' is
+    // the character after '/').
+    q.push(") UNION SELECT * FROM route_claims WHERE host IN (");
+    in_hosts(&mut q);
+    q.push(") AND path_prefix >= ")
+        .push_bind(format!("{}/", space.prefix))
+        .push(" AND path_prefix < ")
+        .push_bind(format!("{}0", space.prefix));
+    if space.host.starts_with("*.") {
+        let escaped = name.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        q.push(" UNION SELECT * FROM route_claims WHERE host LIKE ").push_bind(format!("%.{escaped}")).push(" ESCAPE '\\'");
     }
     q.push(" ORDER BY created_at, id");
     let candidates: Vec<RouteClaim> = q.build_query_as().fetch_all(&mut *conn).await?;
