@@ -452,3 +452,19 @@ async fn a_snapshot_over_four_megabytes_reaches_a_new_node() {
     assert!(!difference.snapshot);
     assert_eq!(difference.removals.len(), 100_000, "the routes it does not have are removed");
 }
+
+/// Fifty nodes connecting at once, more than take their turn building a snapshot
+/// together, each get the whole snapshot.
+#[tokio::test]
+async fn nodes_connecting_together_each_get_a_snapshot_in_turn() {
+    let (_dir, state) = control().await;
+    state.hub.catch_up().await.unwrap();
+    let (alone, _out, _in) = first_delta(&state, None, hello(0, BTreeMap::new())).await;
+    let connecting = (0..50).map(|_| first_delta(&state, None, hello(0, BTreeMap::new())));
+    let firsts = tokio::time::timeout(std::time::Duration::from_secs(60), futures::future::join_all(connecting)).await.unwrap();
+    for (delta, _out, _in) in firsts {
+        assert!(delta.snapshot);
+        assert_eq!(delta.revision, alone.revision);
+        assert_eq!(delta.upserts, alone.upserts);
+    }
+}

@@ -7,10 +7,13 @@
 //!
 //! A node is who its certificate names ([`Identity::Certificate`]); `edgefn up`'s own
 //! node, connected in-process, is [`Identity::Local`]. Each session's send queue is
-//! bounded: a node that falls that far behind is disconnected and resumes.
+//! bounded: a node that falls that far behind is disconnected and resumes. Deliveries
+//! built from a node's whole view (its first) take turns, [`WHOLE_VIEWS_AT_ONCE`] at a
+//! time, each turn given back when the transport takes the message.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +21,9 @@ use std::time::Duration;
 use edgefn_proto::v1;
 use edgefn_proto::v1::node_stream_server::NodeStream;
 use edgefn_store::{Artifacts, Database, NodeSeen, StoreError, now_ms};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::world::Current;
@@ -29,6 +33,12 @@ const SEND_QUEUE: usize = 64;
 /// Deltas sent to a node and not yet answered (Ack or Nack): changes made meanwhile wait
 /// and go out together in the next, so a node busy applying a burst gets few deliveries.
 const IN_FLIGHT: usize = 2;
+/// Sessions building a delivery from a node's whole view (a snapshot, or the difference
+/// from what a resuming node holds) at once. Each is proportional to the functions
+/// deployed — at 10,000, some 8 MB to build, queue and encode — so when many nodes connect
+/// together (a control plane restarted under 1,000 nodes) the rest wait their turn: memory
+/// stays bounded, and the runtime's threads stay free to answer the connections' pings.
+const WHOLE_VIEWS_AT_ONCE: usize = 2;
 /// The longest report interval a node may say it keeps (an hour): its status is judged by it.
 const MAX_REPORT_EVERY_MS: u64 = 3_600_000;
 /// More CPU than any machine has, in percent of one core.
@@ -71,6 +81,8 @@ pub struct Hub {
     live: Mutex<HashMap<String, Live>>,
     /// Sessions of a removed node end when this names it.
     removed: watch::Sender<Option<String>>,
+    /// Turns to build a delivery from a whole view ([`WHOLE_VIEWS_AT_ONCE`]).
+    whole_views: Arc<Semaphore>,
 }
 
 impl Hub {
@@ -81,7 +93,8 @@ impl Hub {
         let world = Current::read(&db).await?;
         tokio::spawn(super::world::follow(db.clone(), Arc::downgrade(&world)));
         let (removed, _) = watch::channel(None);
-        Ok(Arc::new(Self { db, artifacts, world, nonce: AtomicU64::new(1), live: Mutex::default(), removed }))
+        let whole_views = Arc::new(Semaphore::new(WHOLE_VIEWS_AT_ONCE));
+        Ok(Arc::new(Self { db, artifacts, world, nonce: AtomicU64::new(1), live: Mutex::default(), removed, whole_views }))
     }
 
     /// Brings what nodes are sent up to the database's revision now, rather than after
@@ -150,11 +163,18 @@ impl NodeService {
     }
 }
 
-type Outbox = mpsc::Sender<Result<v1::ControlMessage, Status>>;
+/// A message queued to a node, with the turn it was built in (given back when the
+/// transport takes the message).
+struct Outgoing {
+    message: Result<v1::ControlMessage, Status>,
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+type Outbox = mpsc::Sender<Outgoing>;
 
 #[tonic::async_trait]
 impl NodeStream for NodeService {
-    type StreamStream = ReceiverStream<Result<v1::ControlMessage, Status>>;
+    type StreamStream = Pin<Box<dyn Stream<Item = Result<v1::ControlMessage, Status>> + Send>>;
     type FetchArtifactStream = ReceiverStream<Result<v1::ArtifactChunk, Status>>;
 
     async fn stream(&self, request: Request<Streaming<v1::NodeMessage>>) -> Result<Response<Self::StreamStream>, Status> {
@@ -205,7 +225,7 @@ impl NodeStream for NodeService {
             last_report: None,
         };
         tokio::spawn(session.run(hello, inbound));
-        Ok(Response::new(ReceiverStream::new(queued)))
+        Ok(Response::new(Box::pin(ReceiverStream::new(queued).map(|outgoing: Outgoing| outgoing.message))))
     }
 
     async fn fetch_artifact(&self, request: Request<v1::ArtifactRequest>) -> Result<Response<Self::FetchArtifactStream>, Status> {
@@ -277,11 +297,12 @@ impl Session {
         // control plane never had, gets everything; one that resumes gets the difference
         // from what it says it holds.
         let snapshot = hello.revision == 0 || hello.revision < oldest || hello.revision > current;
+        let turn = self.hub.whole_views.clone().acquire_owned().await.ok();
         let mut open = if snapshot {
-            self.send(Delivery::Snapshot)
+            self.send(Delivery::Snapshot, turn)
         } else {
             self.sent = hello.held.into_iter().collect();
-            self.send(Delivery::Difference)
+            self.send(Delivery::Difference, turn)
         };
         while open {
             tokio::select! {
@@ -291,7 +312,7 @@ impl Session {
                     }
                     revisions.borrow_and_update();
                     if self.unanswered < IN_FLIGHT {
-                        open = self.send(Delivery::Changes);
+                        open = self.send(Delivery::Changes, None);
                     } else {
                         self.waiting = true;
                     }
@@ -301,7 +322,7 @@ impl Session {
                         self.receive(message).await;
                         if self.waiting && self.unanswered < IN_FLIGHT {
                             self.waiting = false;
-                            open = self.send(Delivery::Changes);
+                            open = self.send(Delivery::Changes, None);
                         }
                     }
                     Ok(None) => break,
@@ -320,8 +341,9 @@ impl Session {
 
     /// Sends what the node should hold and does not: everything, the difference from
     /// what it holds, or the resources changed since it was last sent. Returns false when
-    /// the node is too far behind to queue more (the stream is then dropped).
-    fn send(&mut self, how: Delivery) -> bool {
+    /// the node is too far behind to queue more (the stream is then dropped). `turn` is
+    /// held until the transport takes the message.
+    fn send(&mut self, how: Delivery, turn: Option<OwnedSemaphorePermit>) -> bool {
         let pop = self.peer.pop.clone();
         let pop = pop.as_deref();
         let mut upserts = Vec::new();
@@ -371,7 +393,7 @@ impl Session {
         let nonce = self.hub.nonce.fetch_add(1, Ordering::Relaxed).to_string();
         let delta = v1::Delta { revision: self.at, nonce, snapshot: matches!(how, Delivery::Snapshot), upserts, removals };
         let message = v1::ControlMessage { kind: Some(v1::control_message::Kind::Delta(delta)) };
-        match self.outbox.try_send(Ok(message)) {
+        match self.outbox.try_send(Outgoing { message: Ok(message), _turn: turn }) {
             Ok(()) => {
                 self.unanswered += 1;
                 true
