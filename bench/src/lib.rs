@@ -106,10 +106,21 @@ impl Cluster {
         (files.ca, files.cert, files.key)
     }
 
+    /// The data directory of node `name`.
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
     /// Starts `edgefn node NAME` and returns it with its ingress URL.
     pub fn start_node(&self, name: &str, cpu: Option<usize>) -> (Process, String) {
+        let (process, urls) = self.start_node_with_metrics(name, cpu);
+        (process, urls.0)
+    }
+
+    /// Starts `edgefn node NAME` and returns it with its ingress and metrics URLs.
+    pub fn start_node_with_metrics(&self, name: &str, cpu: Option<usize>) -> (Process, (String, String)) {
         let (ca, cert, key) = self.node_files(name);
-        let dir = self.root.path().join(name);
+        let dir = self.node_dir(name);
         let args = [
             "node",
             "--control",
@@ -127,8 +138,8 @@ impl Cluster {
             "--metrics-listen",
             "127.0.0.1:0",
         ];
-        let (process, found) = spawn(&args, cpu, &["node listening on "]);
-        (process, found[0].clone())
+        let (process, found) = spawn(&args, cpu, &["node listening on ", "metrics listening on "]);
+        (process, (found[0].clone(), found[1].clone()))
     }
 }
 
@@ -151,10 +162,29 @@ impl Api {
         body
     }
 
-    /// Uploads a module version.
+    /// Uploads a module version; an upload the per-user compile share refuses (429) is
+    /// sent again 20 ms later.
     pub async fn upload(&self, name: &str, version: &str, wasm: Vec<u8>) -> Value {
         let url = format!("{}/api/v1/modules?name={name}&version={version}", self.url);
-        self.send(self.http.post(url).header("content-type", "application/wasm").body(wasm)).await
+        loop {
+            let req = self.http.post(&url).bearer_auth(&self.token).header("content-type", "application/wasm").body(wasm.clone());
+            let res = req.send().await.expect("API reachable");
+            if res.status() == 429 {
+                // Retry-After is in whole seconds; the compile ahead takes milliseconds.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            assert!(status.is_success(), "upload {name}: {status}: {body}");
+            return body;
+        }
+    }
+
+    /// Uploads `name` 1.0.0 and routes `/name` to it.
+    pub async fn deploy(&self, name: &str, wasm: Vec<u8>) {
+        self.upload(name, "1.0.0", wasm).await;
+        self.route(&format!("/{name}"), name).await;
     }
 
     /// PATCHes `path` (a module's settings) with `body`.
@@ -204,17 +234,32 @@ pub async fn everywhere(nodes: &[String], path: &str, want: Option<&str>, start:
 
 /// A handle-ABI module answering 200 with `text`.
 pub fn says(text: &str) -> Vec<u8> {
+    wat::parse_str(says_wat(text, "")).expect("valid WAT")
+}
+
+/// [`says`] with about `code_bytes` more of code in functions it never calls (wasmtime
+/// compiles them all): a larger module, for cold starts.
+pub fn says_with_code(text: &str, code_bytes: usize) -> Vec<u8> {
+    let body: String = (0..40).map(|j| format!("(i32.const {j}) (i32.add) (i32.const 3) (i32.mul) ")).collect();
+    let filler = format!("(func (param i32) (result i32) (local.get 0) {body})");
+    let bytes = wat::parse_str(says_wat(text, &filler.repeat(code_bytes / 250))).expect("valid WAT");
+    assert!(bytes.len() > code_bytes * 9 / 10, "{} bytes", bytes.len());
+    bytes
+}
+
+/// The text of [`says`], with `functions` added to the module.
+fn says_wat(text: &str, functions: &str) -> String {
     let body = format!("200\n\n{text}");
     let data = body.replace('\n', "\\n");
-    wat::parse_str(format!(
+    format!(
         r#"(module (memory (export "memory") 1) (data (i32.const 0) "{data}")
             (global $h (mut i32) (i32.const 4096))
             (func (export "alloc") (param i32) (result i32) (global.get $h) (global.set $h (i32.add (global.get $h) (local.get 0))))
             (func (export "handle") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
-              (memory.copy (local.get 8) (i32.const 0) (i32.const {len})) (i32.const {len})))"#,
+              (memory.copy (local.get 8) (i32.const 0) (i32.const {len})) (i32.const {len}))
+            {functions})"#,
         len = body.len()
-    ))
-    .expect("valid WAT")
+    )
 }
 
 /// The `q` quantile (0..=1) of `sorted` values.

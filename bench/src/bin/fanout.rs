@@ -2,7 +2,9 @@
 //! its own mTLS connection and stream from this process, which say Hello, take the
 //! snapshot and acknowledge every delta. For each of CHANGES new routes, the time from the
 //! API's answer to the moment the last stream received the delta; and the control
-//! plane's CPU and memory. `fanout [STREAMS] [CHANGES]` (1000 and 50); build `edgefn` with
+//! plane's CPU and memory. With FUNCTIONS, that many distinct functions (each its own
+//! module and route) are deployed first, so each stream's snapshot holds them all.
+//! `fanout [STREAMS] [CHANGES] [FUNCTIONS]` (1000, 50 and 0); build `edgefn` with
 //! `cargo build --release` first. The control plane runs on CPU 0, this process on CPU 1.
 
 use std::sync::{Arc, Mutex};
@@ -10,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use edgefn_bench::{Cluster, quantile, says, usage};
 use edgefn_proto::v1;
-use edgefn_proto::v1::node_stream_client::NodeStreamClient;
+use futures::StreamExt;
 
 /// Per stream: (revision, when it arrived) of each delta.
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 async fn simulated(channel: tonic::transport::Channel, arrivals: Arrivals) {
-    let mut client = NodeStreamClient::new(channel);
+    let mut client = edgefn_proto::node_stream_client(channel);
     let (outbox, queued) = tokio::sync::mpsc::channel(16);
     let hello =
         v1::Hello { protocol: edgefn_proto::PROTOCOL, agent_version: "bench".into(), report_every_ms: 60_000, ..Default::default() };
@@ -34,9 +36,10 @@ async fn simulated(channel: tonic::transport::Channel, arrivals: Arrivals) {
     }
 }
 
-/// When every stream has a delta at `revision` or later: the latest first arrival.
-async fn all_reached(streams: &[Arrivals], revision: u64) -> Instant {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// When every stream has a delta at `revision` or later: the latest first arrival. Panics
+/// after `patience`.
+async fn all_reached(streams: &[Arrivals], revision: u64, patience: Duration) -> Instant {
+    let deadline = Instant::now() + patience;
     loop {
         let firsts: Vec<Option<Instant>> =
             streams.iter().map(|a| a.lock().unwrap().iter().find(|(r, _)| *r >= revision).map(|(_, at)| *at)).collect();
@@ -53,11 +56,21 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
     let changes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(50);
+    let functions: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     edgefn_serve::raise_open_files_limit();
     let cluster = Cluster::start(&["sim"], Some(0));
     let pid = cluster.control.0.id();
     cluster.api.upload("fan", "1.0.0", says("fan")).await;
     cluster.api.route("/fan", "fan").await;
+    futures::stream::iter(0..functions)
+        .for_each_concurrent(4, |i| {
+            let api = &cluster.api;
+            async move {
+                let name = format!("f{i}");
+                api.deploy(&name, says(&name)).await
+            }
+        })
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (cpu_idle, rss_idle) = usage(pid);
 
@@ -70,7 +83,7 @@ async fn main() {
         tokio::spawn(simulated(channel, arrivals.clone()));
     }
     let revision = cluster.api.revision().await;
-    all_reached(&streams, revision).await;
+    all_reached(&streams, revision, Duration::from_secs(900)).await;
     let connected = connecting.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (cpu_connected, rss_connected) = usage(pid);
@@ -80,7 +93,7 @@ async fn main() {
         cluster.api.route(&format!("/fan{i}"), "fan").await;
         let start = Instant::now();
         let target = revision + 1 + i as u64;
-        let last = all_reached(&streams, target).await;
+        let last = all_reached(&streams, target, Duration::from_secs(60)).await;
         ms.push(last.saturating_duration_since(start).as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -88,11 +101,11 @@ async fn main() {
     ms.sort_by(f64::total_cmp);
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
-        "| streams | connect + snapshot to all | change to all: p50 | p99 | max | CP CPU per change | CP RSS idle → {count} streams → after |"
+        "| streams | functions | connect + snapshot to all | change to all: p50 | p99 | max | CP CPU per change | CP RSS idle → {count} streams → after |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| {count} | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} → {:.0} → {:.0} MB |",
+        "| {count} | {functions} | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} → {:.0} → {:.0} MB |",
         connected.as_secs_f64(),
         quantile(&ms, 0.5),
         quantile(&ms, 0.99),

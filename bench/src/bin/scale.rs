@@ -16,32 +16,8 @@ use futures::StreamExt;
 
 /// Clients deploying at once.
 const CLIENTS: usize = 4;
-/// Pause before an upload refused 429 is sent again.
-const RETRY: Duration = Duration::from_millis(20);
 /// Longest wait for any one answer: the run stops with what it found rather than hang.
 const PATIENCE: Duration = Duration::from_secs(600);
-
-/// Uploads `bytes` as `name` 1.0.0, waiting out 429s.
-async fn upload(api: &Api, name: &str, bytes: Vec<u8>) {
-    let url = format!("{}/api/v1/modules?name={name}&version=1.0.0", api.url);
-    loop {
-        let res = api.http.post(&url).bearer_auth(&api.token).header("content-type", "application/wasm").body(bytes.clone()).send().await;
-        let res = res.expect("API reachable");
-        if res.status() == 429 {
-            // Retry-After is in whole seconds; the compile ahead takes milliseconds.
-            tokio::time::sleep(RETRY).await;
-            continue;
-        }
-        assert!(res.status().is_success(), "upload {name}: {}", res.status());
-        return;
-    }
-}
-
-/// Uploads `name` 1.0.0 and routes `/name` to it.
-async fn deploy(api: &Api, name: &str) {
-    upload(api, name, says(name)).await;
-    api.route(&format!("/{name}"), name).await;
-}
 
 /// A module of about 1 KB that answers with `name`.
 fn kilobyte(name: &str) -> Vec<u8> {
@@ -55,7 +31,7 @@ async fn timed_uploads(api: &Api, modules: Vec<(String, Vec<u8>)>) -> Vec<f64> {
     let mut ms = Vec::new();
     for (name, bytes) in modules {
         let started = Instant::now();
-        upload(api, &name, bytes).await;
+        api.upload(&name, "1.0.0", bytes).await;
         ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     ms.sort_by(f64::total_cmp);
@@ -75,7 +51,10 @@ async fn main() {
     futures::stream::iter(0..functions)
         .for_each_concurrent(CLIENTS, |i| {
             let api = &cluster.api;
-            async move { deploy(api, &format!("f{i}")).await }
+            async move {
+                let name = format!("f{i}");
+                api.deploy(&name, says(&name)).await
+            }
         })
         .await;
     let deployed = start.elapsed();
