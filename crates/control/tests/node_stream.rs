@@ -215,6 +215,37 @@ fn apply(held: &mut BTreeMap<String, String>, delta: &v1::Delta) {
     }
 }
 
+/// A version `label` of module `name` (made if new) with `like`'s owner and the artifact
+/// `sha`, stored directly (nothing compiled).
+async fn version_like(
+    state: &edgefn_control::AppState,
+    like: &edgefn_store::Module,
+    name: &str,
+    label: &str,
+    sha: &str,
+) -> edgefn_store::Module {
+    let module = edgefn_store::NewModule {
+        owner_id: like.owner_id.clone(),
+        project_id: like.project_id.clone().unwrap_or_default(),
+        owner_type: like.owner_type.clone(),
+        name: name.to_string(),
+        description: None,
+        timeout_ms: 1000,
+        max_memory_pages: 16,
+    };
+    let version = edgefn_store::NewVersion {
+        version: label.to_string(),
+        sha256: sha.to_string(),
+        size_bytes: 100,
+        kind: "core".into(),
+        world: None,
+        exports: serde_json::json!([]),
+        memory_pages: None,
+        max_memory_pages: None,
+    };
+    state.db.create_version(&edgefn_store::Actor::system(), &module, &version).await.unwrap().0
+}
+
 /// A node's side of a stream: what it holds and at which revision.
 struct Follower {
     pop: &'static str,
@@ -317,26 +348,7 @@ async fn incremental_deltas_add_up_to_a_snapshot_of_the_final_revision() {
                     } else {
                         format!("m{step}")
                     };
-                    let module = edgefn_store::NewModule {
-                        owner_id: welcome.owner_id.clone(),
-                        project_id: welcome.project_id.clone().unwrap_or_default(),
-                        owner_type: welcome.owner_type.clone(),
-                        name,
-                        description: None,
-                        timeout_ms: 1000,
-                        max_memory_pages: 16,
-                    };
-                    let version = edgefn_store::NewVersion {
-                        version: format!("1.0.{step}"),
-                        sha256: sha.clone(),
-                        size_bytes: 100,
-                        kind: "core".into(),
-                        world: None,
-                        exports: serde_json::json!([]),
-                        memory_pages: None,
-                        max_memory_pages: None,
-                    };
-                    let (m, _) = db.create_version(&actor, &module, &version).await.unwrap();
+                    let m = version_like(&state, &welcome, &name, &format!("1.0.{step}"), &sha).await;
                     modules.retain(|k| k.id != m.id);
                     modules.push(m);
                 }
@@ -410,26 +422,7 @@ async fn a_snapshot_over_four_megabytes_reaches_a_new_node() {
     let sha = db.version(&welcome.id, None).await.unwrap().sha256;
     let env: std::collections::BTreeMap<String, String> = (0..64).map(|i| (format!("V{i}"), "x".repeat(1024))).collect();
     for i in 0..80 {
-        let module = edgefn_store::NewModule {
-            owner_id: welcome.owner_id.clone(),
-            project_id: welcome.project_id.clone().unwrap_or_default(),
-            owner_type: welcome.owner_type.clone(),
-            name: format!("big{i}"),
-            description: None,
-            timeout_ms: 1000,
-            max_memory_pages: 16,
-        };
-        let version = edgefn_store::NewVersion {
-            version: "1.0.0".into(),
-            sha256: sha.clone(),
-            size_bytes: 100,
-            kind: "core".into(),
-            world: None,
-            exports: serde_json::json!([]),
-            memory_pages: None,
-            max_memory_pages: None,
-        };
-        let (m, _) = db.create_version(&actor, &module, &version).await.unwrap();
+        let m = version_like(&state, &welcome, &format!("big{i}"), "1.0.0", &sha).await;
         let patch = edgefn_store::ModulePatch { env: Some(env.clone()), ..Default::default() };
         db.update_module(&actor, &m.id, &patch).await.unwrap();
         let path = format!("/big{i}");
