@@ -187,6 +187,18 @@ impl Api {
         self.route(&format!("/{name}"), name).await;
     }
 
+    /// Deploys `f0`..`f{count-1}`, each a [`says`] module answering its name, `clients`
+    /// at a time.
+    pub async fn deploy_functions(&self, count: usize, clients: usize) {
+        use futures::StreamExt;
+        futures::stream::iter(0..count)
+            .for_each_concurrent(clients, |i| async move {
+                let name = format!("f{i}");
+                self.deploy(&name, says(&name)).await
+            })
+            .await;
+    }
+
     /// PATCHes `path` (a module's settings) with `body`.
     pub async fn patch(&self, path: &str, body: Value) -> Value {
         self.send(self.http.patch(format!("{}{path}", self.url)).json(&body)).await

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use edgefn_bench::{Cluster, quantile, says, usage};
 use edgefn_proto::v1;
-use futures::StreamExt;
 
 /// Per stream: (revision, when it arrived) of each delta.
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
@@ -62,15 +61,7 @@ async fn main() {
     let pid = cluster.control.0.id();
     cluster.api.upload("fan", "1.0.0", says("fan")).await;
     cluster.api.route("/fan", "fan").await;
-    futures::stream::iter(0..functions)
-        .for_each_concurrent(4, |i| {
-            let api = &cluster.api;
-            async move {
-                let name = format!("f{i}");
-                api.deploy(&name, says(&name)).await
-            }
-        })
-        .await;
+    cluster.api.deploy_functions(functions, 4).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (cpu_idle, rss_idle) = usage(pid);
 

@@ -12,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use edgefn_bench::{Api, Cluster, everywhere, quantile, says, usage};
-use futures::StreamExt;
 
 /// Clients deploying at once.
 const CLIENTS: usize = 4;
@@ -48,15 +47,7 @@ async fn main() {
     let urls: Vec<String> = nodes.iter().map(|(_, u)| u.clone()).collect();
 
     let start = Instant::now();
-    futures::stream::iter(0..functions)
-        .for_each_concurrent(CLIENTS, |i| {
-            let api = &cluster.api;
-            async move {
-                let name = format!("f{i}");
-                api.deploy(&name, says(&name)).await
-            }
-        })
-        .await;
+    cluster.api.deploy_functions(functions, CLIENTS).await;
     let deployed = start.elapsed();
     let caught_up = everywhere(&urls, &format!("/f{}", functions - 1), None, Instant::now(), PATIENCE).await;
 

@@ -43,12 +43,7 @@ impl Node {
         let mut refused = Vec::new();
         for name in &delta.removals {
             match name.parse::<ResourceName>() {
-                Ok(name) => {
-                    if let ResourceName::Route(id) = &name {
-                        router.remove(id);
-                    }
-                    next.remove(&name);
-                }
+                Ok(name) => forget(&mut next, &mut router, &name),
                 Err(e) => refused.push(rejected(name, e)),
             }
         }
@@ -130,14 +125,19 @@ impl Node {
     }
 }
 
+/// Takes a resource out of the next state, and a route out of its router too.
+fn forget(next: &mut Snapshot, router: &mut Router<Target>, name: &ResourceName) {
+    if let ResourceName::Route(id) = name {
+        router.remove(id);
+    }
+    next.remove(name);
+}
+
 /// Puts the current copy of a rejected resource back into the next state (and a route
 /// into its router), or leaves it out when there is none.
 fn keep_last_good(current: &Snapshot, next: &mut Snapshot, router: &mut Router<Target>, name: Option<ResourceName>) {
     let Some(name) = name else { return };
-    next.remove(&name);
-    if let ResourceName::Route(id) = &name {
-        router.remove(id);
-    }
+    forget(next, router, &name);
     match current.get(&name) {
         // It was served, so the router took it before.
         Some(Resource::Route(route)) if router.insert(route.clone()).is_ok() => next.upsert(Resource::Route(route)),
